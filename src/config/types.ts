@@ -1,0 +1,267 @@
+/**
+ * The validated, defaults-applied, frozen configuration. Produced by `loadConfig*` in
+ * `src/config/load.ts` from a TOML file or a raw object; consumed by `compilePlan`.
+ *
+ * Names are camelCase versions of the TOML keys (`strip_prefix` → `stripPrefix`). Durations are
+ * seconds (number), sizes are bytes (number), paths are absolute (resolved against the config
+ * file's directory).
+ *
+ * @module
+ */
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
+export type LbMethod =
+  | "round_robin"
+  | "weighted"
+  | "least_connections"
+  | "ip_hash"
+  | "random_two"
+  | "first";
+
+export const LB_METHODS: readonly LbMethod[] = [
+  "round_robin",
+  "weighted",
+  "least_connections",
+  "ip_hash",
+  "random_two",
+  "first",
+];
+
+export interface ServerConfig {
+  /** Shown in logs and status output. @default "BWS Proxy Server" */
+  readonly name: string;
+  /** Seconds to drain on shutdown and reload. @default 10 */
+  readonly gracePeriod: number;
+  /** CIDRs (or single addresses) whose X-Forwarded-For / Forwarded we extend. @default [] */
+  readonly trustedProxies: readonly string[];
+  /** Request bodies above this many bytes get 413. @default 100_000_000 */
+  readonly maxBodySize: number;
+}
+
+export interface ManagementConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** @default "127.0.0.1" */
+  readonly host: string;
+  /** @default 7654 */
+  readonly port: number;
+  /** When non-empty every request needs `X-API-Key` with this value. @default "" */
+  readonly apiKey: string;
+}
+
+export interface LoggingConfig {
+  /** @default "info" */
+  readonly level: LogLevel;
+  /** @default "text" */
+  readonly format: "text" | "json";
+  /** @default true */
+  readonly accessLog: boolean;
+  /** @default "stdout" */
+  readonly output: "stdout" | "stderr" | "file";
+  /** Absolute path; required (non-empty) when output = "file". @default "" */
+  readonly filePath: string;
+}
+
+export interface UpstreamConfig {
+  /** Group name: entries with the same name form one group. */
+  readonly name: string;
+  /** Original URL string as written (`http://host:port/prefix`). */
+  readonly url: string;
+  /** Integer ≥ 1. @default 1 */
+  readonly weight: number;
+}
+
+export interface RouteConfig {
+  readonly path: string;
+  /** Name of an upstream group of the same site. */
+  readonly upstream: string;
+  /** @default false */
+  readonly stripPrefix: boolean;
+  /** @default false */
+  readonly websocket: boolean;
+}
+
+export interface HeaderRules {
+  /** Header name → value. Value "auto" on X-Request-ID means keep-or-generate. */
+  readonly add: Readonly<Record<string, string>>;
+  /** Header names (original case) to remove. */
+  readonly remove: readonly string[];
+}
+
+export interface ProxyHeadersConfig {
+  /** @default true */
+  readonly addXForwarded: boolean;
+  /** @default true */
+  readonly addForwarded: boolean;
+  /** @default true */
+  readonly preserveHost: boolean;
+  /** Both directions: `[sites.proxy.headers.add]` / `.remove`. */
+  readonly both: HeaderRules;
+  /** `[sites.proxy.headers.request.*]`: the upstream request only. */
+  readonly request: HeaderRules;
+  /** `[sites.proxy.headers.response.*]`: the client response only. */
+  readonly response: HeaderRules;
+}
+
+export interface TimeoutConfig {
+  /** @default 5 */
+  readonly connect: number;
+  /** @default 30 */
+  readonly read: number;
+  /** @default 30 */
+  readonly write: number;
+}
+
+export interface HealthCheckConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** @default "/health" */
+  readonly path: string;
+  /** Seconds. Alias key `interval_seconds`. @default 30 */
+  readonly interval: number;
+  /** Seconds. @default 5 */
+  readonly timeout: number;
+  /** Consecutive failures to mark down. @default 3 */
+  readonly retries: number;
+  /** Consecutive passes to mark up. @default 2 */
+  readonly rise: number;
+  /** "2xx", "200", "200-299", "2xx,3xx" … @default "2xx" */
+  readonly expectStatus: string;
+}
+
+export interface PassiveHealthConfig {
+  /** @default true */
+  readonly enabled: boolean;
+  /** @default 3 */
+  readonly maxFails: number;
+  /** Seconds. @default 10 */
+  readonly failTimeout: number;
+}
+
+export interface RetryConfig {
+  /** Further tries on other members after the first attempt fails; 0 disables. @default 2 */
+  readonly attempts: number;
+  /** Seconds to keep trying while every member is down. @default 0 */
+  readonly tryDuration: number;
+}
+
+export interface WebSocketConfig {
+  /** Bytes buffered towards one side before that side is closed (1009). @default 16 MiB */
+  readonly maxBuffered: number;
+  /** Seconds without a message in either direction before closing; 0 = never. @default 0 */
+  readonly idleTimeout: number;
+  /** Seconds between keep-alive pings to the client; 0 = off. @default 0 */
+  readonly pingInterval: number;
+}
+
+export interface ProxyConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly routes: readonly RouteConfig[];
+  readonly loadBalancing: { readonly method: LbMethod };
+  readonly headers: ProxyHeadersConfig;
+  readonly timeout: TimeoutConfig;
+  readonly healthCheck: HealthCheckConfig;
+  readonly passiveHealth: PassiveHealthConfig;
+  readonly retry: RetryConfig;
+  readonly websocket: WebSocketConfig;
+}
+
+export interface AcmeConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** @default "" */
+  readonly email: string;
+  /** @default false */
+  readonly staging: boolean;
+  /** Absolute path or "" (challenges are answered from memory). @default "" */
+  readonly challengeDir: string;
+  /** Default: Let's Encrypt production, or staging when `staging`. */
+  readonly directoryUrl: string;
+  /** Absolute path. @default "<configdir>/certs" */
+  readonly storageDir: string;
+  /** Days before expiry to renew. Key `renew_before_days`. @default 30 */
+  readonly renewBeforeDays: number;
+}
+
+export interface SslConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** Absolute path or "". */
+  readonly certFile: string;
+  /** Absolute path or "". */
+  readonly keyFile: string;
+  /** @default false */
+  readonly autoCert: boolean;
+  /** Extra names for the certificate. @default [] */
+  readonly domains: readonly string[];
+  /** Plain HTTP port for ACME HTTP-01 and redirects. @default 80 */
+  readonly httpPort: number;
+  /** 308 to https on `httpPort`. @default autoCert */
+  readonly redirectHttp: boolean;
+  readonly acme: AcmeConfig;
+}
+
+export interface SiteConfig {
+  readonly name: string;
+  /** Lower-cased. */
+  readonly hostname: string;
+  /** Lower-cased; may contain "*.example.org" wildcards. */
+  readonly hostnames: readonly string[];
+  readonly port: number;
+  /** @default "0.0.0.0" */
+  readonly bind: string;
+  /** Absolute path, or "" when the site has none. */
+  readonly staticDir: string;
+  /** @default "index.html" */
+  readonly indexFile: string;
+  /** @default false */
+  readonly default: boolean;
+  /** Bytes; defaults to server.maxBodySize. */
+  readonly maxBodySize: number;
+  /** `[sites.headers]`: added to every response of this site. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly proxy: ProxyConfig;
+  readonly ssl: SslConfig;
+}
+
+export interface Config {
+  /** Absolute path of the file this came from, or "" for an object config. */
+  readonly source: string;
+  readonly server: ServerConfig;
+  readonly management: ManagementConfig;
+  readonly logging: LoggingConfig;
+  readonly sites: readonly SiteConfig[];
+}
+
+/** One problem found while loading a config. */
+export interface ConfigIssue {
+  /** Key path counted from 0: `sites[1].proxy.routes[0].upstream`; "" for file-level errors. */
+  readonly path: string;
+  readonly message: string;
+  /** 1-based, when known. */
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** Thrown by the loaders when a config has one or more issues; lists all of them. */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly issues: readonly ConfigIssue[];
+  constructor(file: string, issues: readonly ConfigIssue[]) {
+    super(formatIssues(file, issues));
+    this.name = "ConfigError";
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+export function formatIssues(file: string, issues: readonly ConfigIssue[]): string {
+  const where = file || "<config>";
+  return issues.map((i) => {
+    const pos = i.line ? `:${i.line}${i.column ? `:${i.column}` : ""}` : "";
+    const key = i.path ? ` ${i.path}:` : "";
+    return `${where}${pos}:${key} ${i.message}`;
+  }).join("\n");
+}

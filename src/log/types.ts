@@ -1,0 +1,50 @@
+/**
+ * The logging contract used by every other module. Implementations live beside this file.
+ *
+ * @module
+ */
+
+import type { LogLevel } from "../config/types.ts";
+
+export type { LogLevel };
+
+/** Structured extra fields of a log line. */
+export type LogFields = Readonly<Record<string, unknown>>;
+
+/** One access-log record: one per request (or WebSocket session) handled by a site. */
+export interface AccessEntry {
+  /** Epoch milliseconds when the request arrived. */
+  readonly time: number;
+  readonly site: string;
+  /** Client address as resolved through trusted_proxies. */
+  readonly client: string;
+  readonly method: string;
+  /** Path and query as received. */
+  readonly path: string;
+  readonly status: number;
+  /** Response body bytes sent (Content-Length when known). */
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  /** Upstream URL that served it, or "" (static, error before choosing). */
+  readonly upstream: string;
+  readonly requestId: string;
+  /** Matched route path, or "" for static / no route. */
+  readonly route: string;
+  /** Detail for errors (never shown to clients). */
+  readonly error?: string;
+}
+
+export interface Logger {
+  enabled(level: LogLevel): boolean;
+  trace(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** Writes an access-log line when access logging is on (no-op otherwise). */
+  access(entry: AccessEntry): void;
+  /** Re-opens the log file (after external rotation, SIGUSR1); no-op for stdout/stderr. */
+  reopen(): Promise<void>;
+  /** Flushes and closes. */
+  close(): Promise<void>;
+}
