@@ -1,0 +1,75 @@
+/**
+ * The single place where proxy failures become client responses. Bodies name the status and the
+ * request id, never an upstream address; the access log carries the detail.
+ *
+ * @module
+ */
+
+import { UpstreamError } from "../upstream/errors.ts";
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  413: "Content Too Large",
+  421: "Misdirected Request",
+  499: "Client Closed Request",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? "Error";
+}
+
+/** A short plain-text error response naming the status and the request id. */
+export function errorResponse(
+  status: number,
+  requestId: string,
+  extra?: Record<string, string>,
+): Response {
+  const body = `${status} ${reasonPhrase(status)}\nrequest id: ${requestId}\n`;
+  const headers = new Headers({
+    "content-type": "text/plain; charset=utf-8",
+    "x-request-id": requestId,
+    "cache-control": "no-store",
+  });
+  if (extra) for (const [k, v] of Object.entries(extra)) headers.set(k, v);
+  return new Response(body, { status, headers });
+}
+
+/** The request body exceeded the site's max_body_size while streaming. */
+export class BodyTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`Cannot accept request body: larger than ${limit} bytes`);
+    this.name = "BodyTooLargeError";
+  }
+}
+
+/** Maps a failure while proxying to the status the client gets. */
+export function statusForError(err: unknown): number {
+  if (err instanceof BodyTooLargeError) return 413;
+  if (err instanceof UpstreamError) {
+    switch (err.kind) {
+      case "connect_timeout":
+      case "read_timeout":
+      case "write_timeout":
+        return 504;
+      case "aborted":
+        return 499;
+      default:
+        return 502;
+    }
+  }
+  if (err instanceof Error && err.cause instanceof BodyTooLargeError) return 413;
+  return 502;
+}
+
+/** A short description for logs. */
+export function describeError(err: unknown): string {
+  if (err instanceof UpstreamError) return `${err.kind}: ${err.message}`;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

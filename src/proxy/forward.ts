@@ -1,0 +1,188 @@
+/**
+ * The proxy flow for one request on a matched route: choose a member, rewrite headers, send
+ * through the upstream client, retry when it is provably safe, map failures to statuses.
+ *
+ * Phases: body limit → pick member → request upstream → (retry decision) → response rewrite.
+ *
+ * @module
+ */
+
+import type { Member } from "../balancer/group.ts";
+import type { UpstreamClient, UpstreamResponse } from "../upstream/client.ts";
+import { UpstreamError } from "../upstream/errors.ts";
+import type { ProxyPlan, RoutePlan, SitePlan } from "../server/plan_types.ts";
+import { buildResponseHeaders, buildUpstreamHeaders, type ForwardContext } from "./header_plan.ts";
+import { stripPrefix } from "./route_table.ts";
+import { BodyTooLargeError, describeError, errorResponse, statusForError } from "./error_response.ts";
+
+/** Per-request facts gathered by the server before routing; `upstream`/`error` are filled in. */
+export interface RequestContext extends ForwardContext {
+  /** Client address as resolved through trusted_proxies (for ip_hash and logs). */
+  readonly clientIp: string;
+  /** Raw path (undecoded) and query ("" or "?…"). */
+  readonly pathname: string;
+  readonly search: string;
+  readonly signal: AbortSignal;
+  upstream: string;
+  error: string;
+  /** Set when a member was chosen: released when the response is complete. */
+  member: Member | null;
+}
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+const TRY_INTERVAL_MS = 250;
+
+function limitBody(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+): ReadableStream<Uint8Array> {
+  let seen = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > limit) controller.error(new BodyTooLargeError(limit));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
+/** The path sent upstream: the member's base path, then the (maybe stripped) request path. */
+export function upstreamPath(route: RoutePlan, basePath: string, pathname: string): string {
+  const base = route.path.endsWith("/") ? route.path.slice(0, -1) : route.path;
+  const p = route.stripPrefix ? stripPrefix(pathname, base) : pathname;
+  return basePath ? basePath + p : p;
+}
+
+/**
+ * Forwards `req` to the route's group. Never throws: every failure becomes a response.
+ */
+export async function forward(
+  req: Request,
+  ctx: RequestContext,
+  site: SitePlan,
+  proxy: ProxyPlan,
+  route: RoutePlan,
+  client: UpstreamClient,
+): Promise<Response> {
+  const method = req.method;
+  // Body framing and limit.
+  let body: ReadableStream<Uint8Array> | null = req.body;
+  let bodyLength: number | null = null;
+  const cl = req.headers.get("content-length");
+  if (cl !== null) {
+    bodyLength = Number(cl);
+    if (bodyLength > site.maxBodySize) {
+      ctx.error = `request body of ${bodyLength} bytes over limit ${site.maxBodySize}`;
+      return errorResponse(413, ctx.requestId, { connection: "close" });
+    }
+    if (bodyLength === 0) body = null;
+  } else if (body !== null && Number.isFinite(site.maxBodySize)) {
+    body = limitBody(body, site.maxBodySize);
+  }
+  const hasBody = body !== null;
+  const group = route.group;
+  const retry = proxy.retry;
+  const deadline = retry.tryDuration > 0 ? Date.now() + retry.tryDuration * 1000 : 0;
+  const tried = new Set<Member>();
+  let attempts = 0;
+  let lastError: unknown = null;
+
+  while (true) {
+    let member = group.pick(ctx.clientIp, tried);
+    if (member === null && deadline > 0) {
+      // Everyone is down or tried: keep trying (the backend may be restarting) until the
+      // deadline, probing members even while passively ejected.
+      if (Date.now() + TRY_INTERVAL_MS > deadline) break;
+      await sleep(TRY_INTERVAL_MS, ctx.signal);
+      if (ctx.signal.aborted) break;
+      tried.clear();
+      member = group.pick(ctx.clientIp, tried) ?? group.members[attempts % group.members.length] ??
+        null;
+    }
+    if (member === null) break;
+    attempts++;
+    tried.add(member);
+    const target = member.target;
+    ctx.upstream = target.url;
+    const headers = buildUpstreamHeaders(req.headers, proxy.headers, {
+      peer: ctx.peer,
+      peerTrusted: ctx.peerTrusted,
+      proto: ctx.proto,
+      host: ctx.host,
+      requestId: ctx.requestId,
+      upstreamHost: target.hostHeader,
+    });
+    const state = member.state;
+    state.inFlight++;
+    let res: UpstreamResponse;
+    try {
+      res = await client.request(target, {
+        method,
+        target: upstreamPath(route, target.basePath, ctx.pathname) + ctx.search,
+        headers,
+        body,
+        bodyLength,
+        signal: ctx.signal,
+        timeouts: proxy.timeouts,
+      });
+    } catch (err) {
+      state.inFlight--;
+      lastError = err;
+      if (err instanceof UpstreamError && err.kind !== "aborted") {
+        state.recordFailure(err.kind);
+      }
+      if (!mayRetry(err, method, hasBody)) break;
+      const withinDuration = deadline > 0 && Date.now() < deadline;
+      if (attempts > retry.attempts && !withinDuration) break;
+      continue;
+    }
+    state.recordSuccess();
+    ctx.member = member;
+    return toClientResponse(res, ctx, site, proxy);
+  }
+
+  if (lastError === null) {
+    ctx.error = "no live upstream";
+    return errorResponse(503, ctx.requestId, { "retry-after": "5" });
+  }
+  ctx.error = describeError(lastError);
+  return errorResponse(statusForError(lastError), ctx.requestId);
+}
+
+function mayRetry(err: unknown, method: string, hasBody: boolean): boolean {
+  if (!(err instanceof UpstreamError)) return false;
+  if (err.kind === "aborted") return false;
+  if (err.dial) return true; // never reached the upstream: safe for any method
+  return IDEMPOTENT.has(method) && !hasBody && !err.requestSent;
+}
+
+function toClientResponse(
+  res: UpstreamResponse,
+  ctx: RequestContext,
+  site: SitePlan,
+  proxy: ProxyPlan,
+): Response {
+  const headers = buildResponseHeaders(res.headers, proxy.headers, site.siteHeaders, ctx.requestId);
+  try {
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  } catch (err) {
+    // A status the platform cannot send (e.g. a stray 101): treat as a bad upstream.
+    res.body?.cancel().catch(() => {});
+    ctx.error = describeError(err);
+    return errorResponse(502, ctx.requestId);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

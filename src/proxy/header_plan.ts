@@ -1,0 +1,222 @@
+/**
+ * Header rewriting for proxied requests and responses (SPEC section 4), compiled once per site
+ * from `[sites.proxy.headers]` and `[sites.headers]`.
+ *
+ * @module
+ */
+
+import type { ProxyHeadersConfig } from "../config/types.ts";
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones), never forwarded either way. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+]);
+
+/** Headers the proxy sets itself; a client naming them in `Connection` cannot remove them. */
+const PROTECTED: ReadonlySet<string> = new Set([
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "forwarded",
+  "x-request-id",
+  "host",
+]);
+
+/** Request headers the client transport decides itself (framing, Host, 100-continue). */
+const REQUEST_SKIP: ReadonlySet<string> = new Set(["host", "content-length", "expect"]);
+
+export interface HeaderPlan {
+  readonly addXForwarded: boolean;
+  readonly addForwarded: boolean;
+  readonly preserveHost: boolean;
+  /** Lower-cased names removed from the upstream request. */
+  readonly requestRemove: ReadonlySet<string>;
+  /** Set (replacing) on the upstream request; X-Request-ID "auto" is excluded. */
+  readonly requestAdd: readonly (readonly [string, string])[];
+  /** Lower-cased names removed from the client response. */
+  readonly responseRemove: ReadonlySet<string>;
+  /** Set (replacing) on the client response, then the site's headers. */
+  readonly responseAdd: readonly (readonly [string, string])[];
+  /** X-Request-ID = "auto": send the request id upstream / return it to the client. */
+  readonly requestIdUpstream: boolean;
+  readonly requestIdResponse: boolean;
+}
+
+function isAutoRequestId(name: string, value: string): boolean {
+  return name.toLowerCase() === "x-request-id" && value === "auto";
+}
+
+/** Compiles the header rules of one site. */
+export function compileHeaderPlan(cfg: ProxyHeadersConfig): HeaderPlan {
+  const lower = (names: readonly string[]) => names.map((n) => n.toLowerCase());
+  const requestAdd: [string, string][] = [];
+  const responseAdd: [string, string][] = [];
+  let requestIdUpstream = false;
+  let requestIdResponse = false;
+  for (const [table, toReq, toRes] of [
+    [cfg.both.add, true, true],
+    [cfg.request.add, true, false],
+    [cfg.response.add, false, true],
+  ] as const) {
+    for (const [name, value] of Object.entries(table)) {
+      if (isAutoRequestId(name, value)) {
+        requestIdUpstream ||= toReq;
+        requestIdResponse ||= toRes;
+        continue;
+      }
+      if (toReq) requestAdd.push([name, value]);
+      if (toRes) responseAdd.push([name, value]);
+    }
+  }
+  return Object.freeze({
+    addXForwarded: cfg.addXForwarded,
+    addForwarded: cfg.addForwarded,
+    preserveHost: cfg.preserveHost,
+    requestRemove: new Set([...lower(cfg.both.remove), ...lower(cfg.request.remove)]),
+    requestAdd,
+    responseRemove: new Set([...lower(cfg.both.remove), ...lower(cfg.response.remove)]),
+    responseAdd,
+    requestIdUpstream,
+    requestIdResponse,
+  });
+}
+
+/** Lower-cased header names listed in a Connection header value, minus the protected ones. */
+function connectionNamed(value: string | null): Set<string> | null {
+  if (!value) return null;
+  const names = new Set<string>();
+  for (const part of value.split(",")) {
+    const n = part.trim().toLowerCase();
+    if (n && !PROTECTED.has(n)) names.add(n);
+  }
+  return names;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
+
+/** Keeps a well-formed incoming request id, else generates one. */
+export function resolveRequestId(incoming: string | null): string {
+  if (incoming !== null && REQUEST_ID_RE.test(incoming)) return incoming;
+  return crypto.randomUUID();
+}
+
+/** The per-request facts the header rewrite needs. */
+export interface ForwardContext {
+  /** The socket peer. */
+  readonly peer: string;
+  /** Whether the peer is in trusted_proxies. */
+  readonly peerTrusted: boolean;
+  /** "http" or "https": how the client reached us. */
+  readonly proto: string;
+  /** The client's Host header value. */
+  readonly host: string;
+  readonly requestId: string;
+  /** Host header to send when preserve_host is false. */
+  readonly upstreamHost: string;
+}
+
+function forwardedFor(ip: string): string {
+  // RFC 7239 §6: IPv6 in brackets and quoted.
+  return ip.includes(":") ? `"[${ip}]"` : ip;
+}
+
+function quoteIfNeeded(v: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v) ? v : `"${v.replace(/["\\]/g, "\\$&")}"`;
+}
+
+/**
+ * Builds the upstream request header list: hop-by-hop and Connection-named headers dropped,
+ * removals applied, forwarding headers set, Host chosen, configured headers set.
+ */
+export function buildUpstreamHeaders(
+  src: Headers,
+  plan: HeaderPlan,
+  ctx: ForwardContext,
+): [string, string][] {
+  const out: [string, string][] = [];
+  const named = connectionNamed(src.get("connection"));
+  let xff: string | null = null;
+  let xfProto: string | null = null;
+  let xfHost: string | null = null;
+  let fwd: string | null = null;
+  for (const [name, value] of src) {
+    if (HOP_BY_HOP.has(name) || REQUEST_SKIP.has(name)) continue;
+    if (named !== null && named.has(name)) continue;
+    if (plan.requestRemove.has(name)) continue;
+    switch (name) {
+      case "x-forwarded-for":
+        xff = value;
+        if (plan.addXForwarded) continue;
+        break;
+      case "x-forwarded-proto":
+        xfProto = value;
+        if (plan.addXForwarded) continue;
+        break;
+      case "x-forwarded-host":
+        xfHost = value;
+        if (plan.addXForwarded) continue;
+        break;
+      case "forwarded":
+        fwd = value;
+        if (plan.addForwarded) continue;
+        break;
+      case "x-request-id":
+        if (plan.requestIdUpstream) continue;
+        break;
+    }
+    out.push([name, value]);
+  }
+  out.push(["host", plan.preserveHost ? ctx.host : ctx.upstreamHost]);
+  const trusted = ctx.peerTrusted;
+  if (plan.addXForwarded) {
+    out.push(["x-forwarded-for", trusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer]);
+    out.push(["x-forwarded-proto", trusted && xfProto ? xfProto : ctx.proto]);
+    out.push(["x-forwarded-host", trusted && xfHost ? xfHost : ctx.host]);
+  }
+  if (plan.addForwarded) {
+    const el = `for=${forwardedFor(ctx.peer)};proto=${ctx.proto};host=${quoteIfNeeded(ctx.host)}`;
+    out.push(["forwarded", trusted && fwd ? `${fwd}, ${el}` : el]);
+  }
+  if (plan.requestIdUpstream) out.push(["x-request-id", ctx.requestId]);
+  for (const [name, value] of plan.requestAdd) {
+    const lname = name.toLowerCase();
+    for (let i = out.length - 1; i >= 0; i--) if (out[i][0] === lname) out.splice(i, 1);
+    out.push([lname, value]);
+  }
+  return out;
+}
+
+/**
+ * Builds the client response headers from the upstream's list: hop-by-hop and Connection-named
+ * headers dropped, removals applied, configured and site headers set.
+ */
+export function buildResponseHeaders(
+  upstream: readonly [string, string][],
+  plan: HeaderPlan,
+  siteHeaders: readonly (readonly [string, string])[],
+  requestId: string,
+): Headers {
+  const h = new Headers();
+  let named: Set<string> | null = null;
+  for (const [name, value] of upstream) {
+    if (name === "connection") named = connectionNamed(value);
+  }
+  for (const [name, value] of upstream) {
+    if (HOP_BY_HOP.has(name)) continue;
+    if (named !== null && named.has(name)) continue;
+    if (plan.responseRemove.has(name)) continue;
+    h.append(name, value);
+  }
+  for (const [name, value] of plan.responseAdd) h.set(name, value);
+  if (plan.requestIdResponse) h.set("x-request-id", requestId);
+  for (const [name, value] of siteHeaders) h.set(name, value);
+  return h;
+}

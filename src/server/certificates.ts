@@ -1,0 +1,176 @@
+/**
+ * Certificates for the TLS listeners: PEM files (loaded once per path pair and kept across
+ * reloads while the paths stay the same) and ACME-managed names (one manager per site).
+ *
+ * @module
+ */
+
+import type { SiteConfig } from "../config/types.ts";
+import type { Logger } from "../log/types.ts";
+import { type CertificatePair, loadCertificateFiles } from "../tls/certs.ts";
+import type { TlsListener } from "../tls/listener.ts";
+import { AcmeManager } from "../acme/manager.ts";
+import { siteNames } from "./compile_plan.ts";
+import type { ListenerPlan, Plan } from "./plan_types.ts";
+
+interface Managed {
+  readonly key: string;
+  readonly manager: AcmeManager;
+  readonly names: string[];
+  current: CertificatePair | null;
+  /** Listener keys serving this site. */
+  listeners: Set<string>;
+}
+
+function fileKey(site: SiteConfig): string {
+  return `${site.ssl.certFile}\n${site.ssl.keyFile}`;
+}
+
+function acmeKey(site: SiteConfig): string {
+  const a = site.ssl.acme;
+  return JSON.stringify([site.name, siteNames(site), a.directoryUrl, a.storageDir, a.email]);
+}
+
+/** ACME can only validate concrete names over HTTP-01. */
+function acmeNames(site: SiteConfig): string[] {
+  return siteNames(site).filter((n) => !n.startsWith("*."));
+}
+
+export class CertificateSet {
+  readonly #logger: () => Logger;
+  readonly #files = new Map<string, CertificatePair>();
+  readonly #listeners = new Map<string, TlsListener>();
+  readonly #managed = new Map<string, Managed>();
+
+  constructor(logger: () => Logger) {
+    this.#logger = logger;
+  }
+
+  /** Loads every certificate file the plan needs (cached by path); throws a clear error. */
+  async prepare(plan: Plan): Promise<void> {
+    for (const site of plan.sites) {
+      const ssl = site.config.ssl;
+      if (!site.tls || ssl.autoCert || !ssl.certFile) continue;
+      const key = fileKey(site.config);
+      if (!this.#files.has(key)) {
+        this.#files.set(key, await loadCertificateFiles(ssl.certFile, ssl.keyFile));
+      }
+    }
+  }
+
+  async #pairsFor(lp: ListenerPlan): Promise<Map<string, CertificatePair>> {
+    const map = new Map<string, CertificatePair>();
+    for (const site of lp.sites) {
+      const cfg = site.config;
+      let pair: CertificatePair | null = null;
+      if (cfg.ssl.autoCert) {
+        const m = this.#managerFor(cfg);
+        pair = m.current ?? await m.manager.loadStored(m.names).catch(() => null);
+        m.current = pair;
+      } else {
+        pair = this.#files.get(fileKey(cfg)) ?? null;
+      }
+      if (pair === null) continue;
+      for (const name of siteNames(cfg)) if (!map.has(name)) map.set(name, pair);
+    }
+    return map;
+  }
+
+  /** The certificates and default name for a listener about to start. */
+  async forListener(
+    lp: ListenerPlan,
+    plan: Plan,
+  ): Promise<{ map: Map<string, CertificatePair>; defaultName: string | undefined }> {
+    await this.prepare(plan);
+    const map = await this.#pairsFor(lp);
+    const fallback = lp.fallback.kind === "site" ? lp.fallback.site : lp.sites[0];
+    return { map, defaultName: fallback ? siteNames(fallback.config)[0] : undefined };
+  }
+
+  attach(listenerKey: string, tl: TlsListener): void {
+    this.#listeners.set(listenerKey, tl);
+  }
+
+  detach(listenerKey: string): void {
+    this.#listeners.delete(listenerKey);
+  }
+
+  /** After a reload: set certificates whose files or names changed on a running listener. */
+  async update(lp: ListenerPlan, plan: Plan, tl: TlsListener): Promise<void> {
+    await this.prepare(plan);
+    for (const [name, pair] of await this.#pairsFor(lp)) tl.setCertificate(name, pair);
+  }
+
+  #managerFor(site: SiteConfig): Managed {
+    const key = acmeKey(site);
+    let m = this.#managed.get(key);
+    if (!m) {
+      const a = site.ssl.acme;
+      m = {
+        key,
+        manager: new AcmeManager({
+          directoryUrl: a.directoryUrl,
+          email: a.email,
+          storageDir: a.storageDir,
+          renewBeforeDays: a.renewBeforeDays,
+          logger: this.#logger(),
+        }),
+        names: acmeNames(site),
+        current: null,
+        listeners: new Set(),
+      };
+      this.#managed.set(key, m);
+    }
+    return m;
+  }
+
+  /** Starts ACME management for the plan's auto_cert sites; stops it for removed ones. */
+  manage(plan: Plan): void {
+    const wanted = new Set<string>();
+    for (const [lkey, lp] of plan.listeners) {
+      if (!lp.tls) continue;
+      for (const site of lp.sites) {
+        if (!site.config.ssl.autoCert) continue;
+        const m = this.#managerFor(site.config);
+        wanted.add(m.key);
+        if (m.listeners.has(lkey)) continue;
+        const first = m.listeners.size === 0;
+        m.listeners.add(lkey);
+        if (!first) continue;
+        const names = siteNames(site.config);
+        m.manager.manage(m.names, (pair) => {
+          m.current = pair;
+          for (const key of m.listeners) {
+            const tl = this.#listeners.get(key);
+            if (tl) for (const name of names) tl.setCertificate(name, pair);
+          }
+          this.#logger().info("certificate ready", {
+            site: site.name,
+            names: m.names.join(","),
+            notAfter: pair.notAfter.toISOString(),
+          });
+        });
+      }
+    }
+    for (const [key, m] of this.#managed) {
+      if (!wanted.has(key)) {
+        this.#managed.delete(key);
+        void m.manager.stop();
+      }
+    }
+  }
+
+  challengeResponse(token: string): string | null {
+    for (const m of this.#managed.values()) {
+      const answer = m.manager.challengeResponse(token);
+      if (answer !== null) return answer;
+    }
+    return null;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#managed.values()].map((m) => m.manager.stop()));
+    this.#managed.clear();
+    this.#listeners.clear();
+  }
+}

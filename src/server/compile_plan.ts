@@ -1,0 +1,209 @@
+/**
+ * Compiles a validated Config into the immutable Plan: listeners by (bind, port), host tables,
+ * site plans with route tables and upstream groups. Runs once per config (start and reload).
+ *
+ * @module
+ */
+
+import type { Config, SiteConfig } from "../config/types.ts";
+import { UpstreamGroup } from "../balancer/group.ts";
+import type { HostRegistry } from "../health/registry.ts";
+import { createStaticHandler } from "../static/handler.ts";
+import { compileHeaderPlan } from "../proxy/header_plan.ts";
+import { RouteTable } from "../proxy/route_table.ts";
+import { CidrSet } from "../proxy/cidr.ts";
+import type { Logger } from "../log/types.ts";
+import type {
+  HostTarget,
+  ListenerPlan,
+  Plan,
+  ProxyPlan,
+  RoutePlan,
+  SitePlan,
+} from "./plan_types.ts";
+
+export interface CompileDeps {
+  readonly registry: HostRegistry;
+  readonly logger: Logger;
+}
+
+/** Every name a site answers to (lower-case), hostname first. */
+export function siteNames(site: SiteConfig): string[] {
+  const names = [site.hostname, ...site.hostnames];
+  if (site.ssl.enabled) names.push(...site.ssl.domains.map((d) => d.toLowerCase()));
+  return [...new Set(names.filter((n) => n !== ""))];
+}
+
+/** Normalises a Host header value: lower-case, port and trailing dot removed. */
+export function normalizeHost(host: string): string {
+  let h = host;
+  if (h.startsWith("[")) {
+    const end = h.indexOf("]");
+    h = end > 0 ? h.slice(0, end + 1) : h;
+  } else {
+    const colon = h.indexOf(":");
+    if (colon >= 0) h = h.slice(0, colon);
+  }
+  if (h.endsWith(".")) h = h.slice(0, -1);
+  return h.toLowerCase();
+}
+
+/** Finds the target for a Host: exact name, then "*." wildcard (one label), then the fallback. */
+export function lookupHost(lp: ListenerPlan, host: string): HostTarget {
+  const name = normalizeHost(host);
+  const exact = lp.exact.get(name);
+  if (exact) return exact;
+  const dot = name.indexOf(".");
+  if (dot > 0) {
+    const wild = lp.wildcard.get(name.slice(dot + 1));
+    if (wild) return wild;
+  }
+  return lp.fallback;
+}
+
+function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
+  plan: SitePlan;
+  groups: UpstreamGroup[];
+} {
+  const groups: UpstreamGroup[] = [];
+  let proxy: ProxyPlan | null = null;
+  const p = site.proxy;
+  if (p.enabled) {
+    const byName = new Map<string, UpstreamGroup>();
+    const names = [...new Set(p.upstreams.map((u) => u.name))];
+    for (const name of names) {
+      const group = new UpstreamGroup({
+        site: site.name,
+        name,
+        upstreams: p.upstreams.filter((u) => u.name === name),
+        method: p.loadBalancing.method,
+        healthCheck: p.healthCheck,
+        passiveHealth: p.passiveHealth,
+        registry: deps.registry,
+        logger: deps.logger,
+      });
+      byName.set(name, group);
+      groups.push(group);
+    }
+    const routes: { path: string; value: RoutePlan }[] = [];
+    for (const r of p.routes) {
+      const group = byName.get(r.upstream);
+      if (!group) throw new TypeError(`Cannot route "${r.path}": unknown upstream "${r.upstream}"`);
+      routes.push({
+        path: r.path,
+        value: Object.freeze({
+          path: r.path,
+          stripPrefix: r.stripPrefix,
+          websocket: r.websocket,
+          group,
+        }),
+      });
+    }
+    proxy = Object.freeze({
+      routes: new RouteTable(routes),
+      headers: compileHeaderPlan(p.headers),
+      timeouts: p.timeout,
+      retry: p.retry,
+      websocket: p.websocket,
+    });
+  }
+  const plan: SitePlan = Object.freeze({
+    name: site.name,
+    config: site,
+    tls: site.ssl.enabled,
+    proxy,
+    static: site.staticDir
+      ? createStaticHandler({ root: site.staticDir, indexFile: site.indexFile })
+      : null,
+    siteHeaders: Object.entries(site.headers),
+    maxBodySize: site.maxBodySize || config.server.maxBodySize,
+  });
+  return { plan, groups };
+}
+
+interface ListenerDraft {
+  bind: string;
+  port: number;
+  tls: boolean;
+  entries: { names: string[]; target: HostTarget; isDefault: boolean }[];
+  acmeChallenges: boolean;
+}
+
+/** Builds the plan. Throws TypeError on a config the validator let through but cannot run. */
+export function compilePlan(config: Config, generation: number, deps: CompileDeps): Plan {
+  const sites: SitePlan[] = [];
+  const groups: UpstreamGroup[] = [];
+  const drafts = new Map<string, ListenerDraft>();
+  const draft = (bind: string, port: number, tls: boolean): ListenerDraft => {
+    const key = `${bind}:${port}`;
+    let d = drafts.get(key);
+    if (!d) {
+      d = { bind, port, tls, entries: [], acmeChallenges: false };
+      drafts.set(key, d);
+    }
+    return d;
+  };
+  for (const site of config.sites) {
+    const { plan, groups: g } = compileSite(site, config, deps);
+    sites.push(plan);
+    groups.push(...g);
+    draft(site.bind, site.port, site.ssl.enabled).entries.push({
+      names: siteNames(site),
+      target: { kind: "site", site: plan },
+      isDefault: site.default,
+    });
+  }
+  // TLS sites' plain HTTP ports: redirects and ACME challenges. Plain sites keep their names.
+  for (const plan of sites) {
+    const ssl = plan.config.ssl;
+    if (!plan.tls || !(ssl.redirectHttp || ssl.autoCert)) continue;
+    const d = draft(plan.config.bind, ssl.httpPort, false);
+    if (d.tls) continue; // the validator reports this clash
+    d.acmeChallenges ||= ssl.autoCert;
+    d.entries.push({
+      names: siteNames(plan.config),
+      target: {
+        kind: "redirect",
+        redirect: { site: plan, redirect: ssl.redirectHttp, httpsPort: plan.config.port },
+      },
+      isDefault: false,
+    });
+  }
+  const listeners = new Map<string, ListenerPlan>();
+  for (const [key, d] of drafts) {
+    const exact = new Map<string, HostTarget>();
+    const wildcard = new Map<string, HostTarget>();
+    for (const e of d.entries) {
+      for (const name of e.names) {
+        if (name.startsWith("*.")) {
+          if (!wildcard.has(name.slice(2))) wildcard.set(name.slice(2), e.target);
+        } else if (!exact.has(name)) exact.set(name, e.target);
+      }
+    }
+    const fallback = (d.entries.find((e) => e.isDefault) ??
+      d.entries.find((e) => e.target.kind === "site") ?? d.entries[0]).target;
+    listeners.set(
+      key,
+      Object.freeze({
+        key,
+        bind: d.bind,
+        port: d.port,
+        tls: d.tls,
+        exact,
+        wildcard,
+        fallback,
+        sites: d.entries.flatMap((e) => e.target.kind === "site" ? [e.target.site] : []),
+        acmeChallenges: d.acmeChallenges,
+      }),
+    );
+  }
+  return Object.freeze({
+    generation,
+    config,
+    listeners,
+    groups,
+    sites,
+    trusted: new CidrSet(config.server.trustedProxies),
+    logger: deps.logger,
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * The JSON document served by `GET /api/status`.
+ *
+ * @module
+ */
+
+import type { Plan } from "./plan_types.ts";
+
+export interface ListenerInfo {
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: boolean;
+  readonly key: string;
+}
+
+export function buildStatus(plan: Plan, listeners: readonly ListenerInfo[], startedAt: number) {
+  return {
+    name: plan.config.server.name,
+    generation: plan.generation,
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    listeners: listeners.map((l) => ({
+      address: `${l.hostname}:${l.port}`,
+      tls: l.tls,
+      sites: plan.listeners.get(l.key)?.sites.map((s) => s.name) ?? [],
+    })),
+    sites: plan.sites.map((s) => ({
+      name: s.name,
+      hostname: s.config.hostname,
+      hostnames: s.config.hostnames,
+      port: s.config.port,
+      tls: s.tls,
+      staticDir: s.config.staticDir || null,
+      routes: s.config.proxy.enabled
+        ? s.config.proxy.routes.map((r) => ({
+          path: r.path,
+          upstream: r.upstream,
+          stripPrefix: r.stripPrefix,
+          websocket: r.websocket,
+        }))
+        : [],
+    })),
+    upstreams: plan.groups.map((g) => ({ site: g.site, ...g.snapshot() })),
+  };
+}
