@@ -1,0 +1,137 @@
+/**
+ * Line formats for application and access records, in text and JSON. Every function returns
+ * exactly one line including its trailing `\n`.
+ *
+ * Text: `2026-11-25T19:07:52.123Z INFO message key=value key2="quoted value"`
+ * Access (text): `2026-11-25T19:07:52.123Z 127.0.0.1 site=main "GET /api/x?y=1" 200 512 1.3ms
+ * upstream=http://10.0.0.1:3000 rid=abc route=/api` (one line; `-` for an empty field).
+ * JSON: one object per line; access records carry `"type":"access"`.
+ *
+ * @module
+ */
+
+import type { AccessEntry, LogFields } from "./types.ts";
+import { LEVEL_JSON, LEVEL_TEXT } from "./levels.ts";
+import { escapeQuoted, jsonString, textValue } from "./escape.ts";
+
+let lastMs = -1;
+let lastIso = "";
+
+/** ISO-8601 UTC time of an epoch-ms instant, cached for consecutive calls in the same ms. */
+export function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+function fieldToString(v: unknown): string {
+  if (typeof v === "string") return v;
+  if (v instanceof Error) return `${v.name}: ${v.message}`;
+  if (v === undefined) return "undefined";
+  if (typeof v === "object" && v !== null) {
+    try {
+      return JSON.stringify(v);
+    } catch {
+      return String(v);
+    }
+  }
+  return String(v);
+}
+
+function fieldToJson(v: unknown): string {
+  switch (typeof v) {
+    case "string":
+      return jsonString(v);
+    case "number":
+      return Number.isFinite(v) ? String(v) : jsonString(String(v));
+    case "boolean":
+      return v ? "true" : "false";
+    case "bigint":
+      return jsonString(v.toString());
+    case "undefined":
+      return "null";
+  }
+  if (v === null) return "null";
+  if (v instanceof Error) return jsonString(`${v.name}: ${v.message}`);
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? jsonString(String(v)) : s.replace(/[\u2028\u2029]/g, escapeSep);
+  } catch {
+    return jsonString(String(v));
+  }
+}
+
+function escapeSep(c: string): string {
+  return c === "\u2028" ? "\\u2028" : "\\u2029";
+}
+
+const RESERVED_JSON_KEYS = new Set(["time", "level", "msg", "type"]);
+const KEY_SAFE = /^[A-Za-z0-9_.\-]+$/;
+
+/** An application log line in the text format. `rank` is the level's rank (0 = trace). */
+export function formatText(time: number, rank: number, msg: string, fields?: LogFields): string {
+  let line = isoTime(time) + " " + LEVEL_TEXT[rank] + " " + escapeQuoted(msg);
+  if (fields) {
+    for (const key in fields) {
+      const k = KEY_SAFE.test(key) ? key : textValue(key);
+      line += " " + k + "=" + textValue(fieldToString(fields[key]));
+    }
+  }
+  return line + "\n";
+}
+
+/** An application log line in the JSON format: `{"time","level","msg",...fields}`. */
+export function formatJson(time: number, rank: number, msg: string, fields?: LogFields): string {
+  let line = '{"time":"' + isoTime(time) + '","level":"' + LEVEL_JSON[rank] + '","msg":' +
+    jsonString(msg);
+  if (fields) {
+    for (const key in fields) {
+      // A field must not shadow the record's own keys (JSON.parse keeps the last duplicate).
+      const k = RESERVED_JSON_KEYS.has(key) ? "field_" + key : key;
+      line += "," + jsonString(k) + ":" + fieldToJson(fields[key]);
+    }
+  }
+  return line + "}\n";
+}
+
+function num(n: number): number {
+  return Number.isFinite(n) ? n : 0;
+}
+
+function dash(s: string): string {
+  return s === "" ? "-" : textValue(s);
+}
+
+function durationText(ms: number): string {
+  return (Math.round(ms * 10) / 10).toString() + "ms";
+}
+
+/** An access line in the text format (combined-log-like, every field, one line). */
+export function formatAccessText(e: AccessEntry): string {
+  let line = isoTime(e.time) + " " + dash(e.client) + " site=" + dash(e.site) + ' "' +
+    escapeQuoted(e.method) + " " + escapeQuoted(e.path) + '" ' + num(e.status) + " " +
+    num(e.bytesOut) + " " + durationText(num(e.durationMs)) + " upstream=" + dash(e.upstream) +
+    " rid=" +
+    dash(e.requestId) + " route=" + dash(e.route);
+  if (e.error) line += " error=" + textValue(e.error);
+  return line + "\n";
+}
+
+/**
+ * An access line in the JSON format:
+ * `{"type":"access","time","site","client","method","path","status","bytes_out",
+ * "duration_ms","upstream","request_id","route"[,"error"]}`.
+ */
+export function formatAccessJson(e: AccessEntry): string {
+  let line = '{"type":"access","time":"' + isoTime(e.time) + '","site":' + jsonString(e.site) +
+    ',"client":' + jsonString(e.client) + ',"method":' + jsonString(e.method) + ',"path":' +
+    jsonString(e.path) + ',"status":' + num(e.status) + ',"bytes_out":' +
+    num(e.bytesOut) + ',"duration_ms":' + Math.round(num(e.durationMs) * 1000) / 1000 +
+    ',"upstream":' +
+    jsonString(e.upstream) + ',"request_id":' + jsonString(e.requestId) + ',"route":' +
+    jsonString(e.route);
+  if (e.error) line += ',"error":' + jsonString(e.error);
+  return line + "}\n";
+}
