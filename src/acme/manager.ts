@@ -1,0 +1,292 @@
+/**
+ * Obtains and renews certificates from any RFC 8555 (ACME) CA over HTTP-01, using acme-client.
+ *
+ * @module
+ */
+
+import * as acme from "acme-client";
+import type { Logger } from "../log/types.ts";
+import { type CertificatePair, parseCertificatePair } from "./cert_pair.ts";
+import { AcmeStorage } from "./storage.ts";
+import { type AcmeTransport, createTransport, withTransport } from "./transport.ts";
+
+export type { CertificatePair };
+
+/** Options of {@link AcmeManager}. */
+export interface AcmeManagerOptions {
+  /** ACME directory URL of the CA. */
+  directoryUrl: string;
+  /** Contact address for the account; "" registers without contact. */
+  email: string;
+  /** Directory holding the account key and certificates (see `storage.ts`). */
+  storageDir: string;
+  /** Renew this many days before expiry. */
+  renewBeforeDays: number;
+  /** CA certificates (PEM) to trust for the ACME server (tests: Pebble's); default: system store. */
+  caCerts?: string[];
+  logger?: Logger;
+  /** Seconds between checks of a managed certificate. @default 43200 (12 h) */
+  checkInterval?: number;
+  /** Seconds to wait after the first failure; doubles on each further failure. @default 60 */
+  retryMin?: number;
+  /** Longest wait between failed attempts, in seconds. @default 86400 (1 day) */
+  retryMax?: number;
+  /** Timeout of one HTTP request to the CA, in seconds. @default 30 */
+  requestTimeout?: number;
+  /** First delay when polling an order or authorization, in milliseconds. @default 1000 */
+  pollMinMs?: number;
+}
+
+interface Managed {
+  readonly names: string[];
+  readonly onCertificate: (pair: CertificatePair) => void;
+  current: CertificatePair | null;
+  failures: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const DAY_MS = 86_400_000;
+/** setTimeout's largest delay; longer waits are re-checked when it fires. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Keeps certificates for sets of names issued, stored and renewed. */
+export class AcmeManager {
+  readonly #opts: Required<Omit<AcmeManagerOptions, "caCerts" | "logger">>;
+  readonly #log?: Logger;
+  readonly #storage: AcmeStorage;
+  readonly #abort = new AbortController();
+  readonly #transport: AcmeTransport;
+  readonly #tokens = new Map<string, string>();
+  readonly #inflight = new Map<string, Promise<CertificatePair>>();
+  readonly #managed: Managed[] = [];
+  #client?: Promise<acme.Client>;
+  #stopped = false;
+
+  constructor(opts: AcmeManagerOptions) {
+    this.#opts = {
+      directoryUrl: opts.directoryUrl,
+      email: opts.email,
+      storageDir: opts.storageDir,
+      renewBeforeDays: opts.renewBeforeDays,
+      checkInterval: opts.checkInterval ?? 43_200,
+      retryMin: opts.retryMin ?? 60,
+      retryMax: opts.retryMax ?? 86_400,
+      requestTimeout: opts.requestTimeout ?? 30,
+      pollMinMs: opts.pollMinMs ?? 1000,
+    };
+    this.#log = opts.logger;
+    this.#storage = new AcmeStorage(opts.storageDir);
+    this.#transport = createTransport(
+      opts.caCerts,
+      this.#abort.signal,
+      this.#opts.requestTimeout * 1000,
+    );
+  }
+
+  /** Key authorization for an HTTP-01 token, or null. The server answers
+   *  GET /.well-known/acme-challenge/<token> on the site's http_port with this (text/plain). */
+  challengeResponse(token: string): string | null {
+    return this.#tokens.get(token) ?? null;
+  }
+
+  /** Returns a stored, still-valid certificate for exactly these names (no network), or null. */
+  async loadStored(names: string[]): Promise<CertificatePair | null> {
+    const wanted = normalizeNames(names);
+    const stored = await this.#storage.readCertificate(wanted[0]);
+    if (!stored) return null;
+    let pair: CertificatePair;
+    try {
+      pair = parseCertificatePair(stored.certPem, stored.keyPem);
+    } catch (err) {
+      this.#log?.warn(`Cannot use stored certificate "${wanted[0]}": ${errorText(err)}`);
+      return null;
+    }
+    if (pair.notAfter.getTime() <= Date.now()) return null;
+    if (!sameNames(pair.names, wanted)) return null;
+    return pair;
+  }
+
+  /** Orders (HTTP-01), finalizes with a fresh key + CSR, stores key and chain under storageDir,
+   *  returns it. Account key created once and stored (`storageDir/account.key`). */
+  obtain(names: string[]): Promise<CertificatePair> {
+    const wanted = normalizeNames(names);
+    const key = wanted.join(",");
+    const running = this.#inflight.get(key);
+    if (running) return running;
+    const work = withTransport(this.#transport, () => this.#order(wanted))
+      .finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, work);
+    return work;
+  }
+
+  /** Keeps `names` certified: uses the stored cert or obtains one, calls onCertificate each time
+   *  a (new) certificate is ready, renews `renewBeforeDays` before expiry (checked every
+   *  `checkInterval` seconds and at start), and backs off exponentially after failures. */
+  manage(names: string[], onCertificate: (pair: CertificatePair) => void): void {
+    if (this.#stopped) throw new Error(`Cannot manage "${names.join(",")}": manager is stopped`);
+    const entry: Managed = {
+      names: normalizeNames(names),
+      onCertificate,
+      current: null,
+      failures: 0,
+    };
+    this.#managed.push(entry);
+    this.#schedule(entry, 0);
+  }
+
+  /** Clears timers, aborts pending requests and waits for running attempts to end. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#abort.abort(new Error("ACME manager stopped"));
+    for (const entry of this.#managed) clearTimeout(entry.timer);
+    await Promise.allSettled([...this.#inflight.values()]);
+    // An attempt that was running may have scheduled a timer before it saw the stop.
+    for (const entry of this.#managed) clearTimeout(entry.timer);
+    this.#tokens.clear();
+    this.#transport.agent?.destroy();
+  }
+
+  #schedule(entry: Managed, delayMs: number): void {
+    if (this.#stopped) return;
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      this.#check(entry);
+    }, Math.min(Math.max(0, delayMs), MAX_TIMER_MS));
+  }
+
+  async #check(entry: Managed): Promise<void> {
+    const label = entry.names.join(",");
+    try {
+      if (!entry.current) {
+        const stored = await this.loadStored(entry.names);
+        if (stored && !this.#stopped) {
+          this.#log?.info(`Using stored certificate for "${label}"`, {
+            notAfter: stored.notAfter.toISOString(),
+          });
+          entry.current = stored;
+          entry.onCertificate(stored);
+        }
+      }
+      if (!entry.current || this.#renewAt(entry.current) <= Date.now()) {
+        this.#log?.info(
+          entry.current
+            ? `Renewing certificate for "${label}"`
+            : `Obtaining certificate for "${label}"`,
+        );
+        const pair = await this.obtain(entry.names);
+        if (this.#stopped) return;
+        entry.current = pair;
+        entry.onCertificate(pair);
+      }
+      entry.failures = 0;
+      const untilRenew = this.#renewAt(entry.current).valueOf() - Date.now();
+      this.#schedule(entry, Math.min(this.#opts.checkInterval * 1000, Math.max(untilRenew, 0)));
+    } catch (err) {
+      if (this.#stopped) return;
+      entry.failures++;
+      const delay = Math.min(
+        this.#opts.retryMin * 2 ** (entry.failures - 1),
+        this.#opts.retryMax,
+      );
+      this.#log?.warn(`Cannot obtain certificate for "${label}": ${errorText(err)}`, {
+        attempt: entry.failures,
+        retryInSeconds: delay,
+      });
+      this.#schedule(entry, delay * 1000);
+    }
+  }
+
+  #renewAt(pair: CertificatePair): number {
+    return pair.notAfter.getTime() - this.#opts.renewBeforeDays * DAY_MS;
+  }
+
+  async #order(names: string[]): Promise<CertificatePair> {
+    if (this.#stopped) throw new Error(`Cannot obtain certificate "${names[0]}": manager stopped`);
+    const client = await this.#accountClient();
+    const keyPem = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
+    const [, csr] = await acme.crypto.createCsr(
+      names[0].length <= 64 ? { commonName: names[0], altNames: names } : { altNames: names },
+      keyPem,
+    );
+    const tokens: string[] = [];
+    const certPem = await client.auto({
+      csr,
+      email: this.#opts.email || undefined,
+      termsOfServiceAgreed: true,
+      challengePriority: ["http-01"],
+      // acme-client would fetch the challenge itself from port 80 of each name first; our own
+      // server's name need not resolve from here, so the CA's validation is the only check.
+      skipChallengeVerification: true,
+      challengeCreateFn: (_authz, challenge, keyAuthorization) => {
+        if (challenge.type !== "http-01") {
+          return Promise.reject(new Error(`Cannot answer challenge "${challenge.type}"`));
+        }
+        tokens.push(challenge.token);
+        this.#tokens.set(challenge.token, keyAuthorization);
+        return Promise.resolve();
+      },
+      challengeRemoveFn: (_authz, challenge) => {
+        this.#tokens.delete(challenge.token);
+        return Promise.resolve();
+      },
+    }).finally(() => {
+      for (const t of tokens) this.#tokens.delete(t);
+    });
+    const pair = parseCertificatePair(certPem, keyPem);
+    if (!names.every((n) => pair.names.includes(n))) {
+      throw new Error(
+        `Cannot use certificate for "${names.join(",")}": it names ${pair.names.join(",")}`,
+      );
+    }
+    await this.#storage.writeCertificate(names[0], { certPem, keyPem });
+    this.#log?.info(`Obtained certificate for "${names.join(",")}"`, {
+      notAfter: pair.notAfter.toISOString(),
+    });
+    return pair;
+  }
+
+  #accountClient(): Promise<acme.Client> {
+    this.#client ??= (async () => {
+      let accountKey = await this.#storage.readAccountKey();
+      if (accountKey === null) {
+        accountKey = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
+        await this.#storage.writeAccountKey(accountKey);
+        this.#log?.info(`Created ACME account key in "${this.#opts.storageDir}"`);
+      }
+      // No account URL is kept: newAccount with a known key returns the existing account, so a
+      // CA that forgot it (a test CA restarted) costs nothing special.
+      return new acme.Client({
+        directoryUrl: this.#opts.directoryUrl,
+        accountKey,
+        backoffMin: this.#opts.pollMinMs,
+        backoffMax: Math.max(this.#opts.pollMinMs, 10_000),
+        backoffAttempts: 12,
+      });
+    })();
+    // A failed setup (unreadable storage) is retried on the next attempt.
+    this.#client.catch(() => (this.#client = undefined));
+    return this.#client;
+  }
+}
+
+/** Lower-cases, trims and de-duplicates names, keeping their order. */
+function normalizeNames(names: readonly string[]): string[] {
+  const out = [...new Set(names.map((n) => n.trim().toLowerCase()).filter((n) => n !== ""))];
+  if (out.length === 0) throw new Error(`Cannot order certificate "": no names given`);
+  return out;
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return sa.size === sb.size && [...sa].every((n) => sb.has(n));
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const detail = (err as any).response?.data?.detail;
+    return detail ? `${err.message} (${detail})` : err.message;
+  }
+  return String(err);
+}
