@@ -37,8 +37,8 @@ export function parseByteRange(header: string | null, size: number): ByteRange {
     return { kind: "partial", start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(first);
-  const end = last === "" ? size - 1 : Number(last);
-  if (end < start) return FULL; // syntactically invalid: ignore the header
+  if (last !== "" && Number(last) < start) return FULL; // syntactically invalid: ignore it
   if (start >= size) return UNSATISFIABLE;
+  const end = last === "" ? size - 1 : Number(last);
   return { kind: "partial", start, end: Math.min(end, size - 1) };
 }
