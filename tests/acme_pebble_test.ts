@@ -10,6 +10,7 @@ import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { expect } from "expect";
 import { AcmeManager, type CertificatePair } from "../src/acme/manager.ts";
+import { answerChallenge } from "../src/acme/challenge.ts";
 import type { LogFields, Logger, LogLevel } from "../src/log/types.ts";
 
 const PEBBLE = "/usr/bin/pebble";
@@ -179,11 +180,9 @@ describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
     caPem = await makeListenerCert(tmp);
     dns = await startDns();
     challengeServer = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-      const m = new URL(req.url).pathname.match(/^\/\.well-known\/acme-challenge\/([^/]+)$/);
-      const answer = m && current?.challengeResponse(m[1]);
-      if (!answer) return new Response("not found", { status: 404 });
-      challengeHits++;
-      return new Response(answer, { headers: { "content-type": "text/plain" } });
+      const res = current ? answerChallenge(current, req) : null;
+      if (res?.ok) challengeHits++;
+      return res ?? new Response("not a challenge", { status: 400 });
     });
     const acmePort = freePort();
     const mgmtPort = freePort();
@@ -326,6 +325,43 @@ describe("AcmeManager failures", () => {
       expect(lines.length).toBe(count);
     } finally {
       await manager.stop();
+      await Deno.remove(storageDir, { recursive: true });
+    }
+  });
+});
+
+describe("AcmeManager stop", () => {
+  it("aborts a request the CA never answers and makes no further attempt", async () => {
+    // A CA that accepts connections and then says nothing.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const conns: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of listener) conns.push(c);
+    })();
+    const storageDir = await Deno.makeTempDir({ prefix: "bws_acme_stop_" });
+    const lines: LogLine[] = [];
+    const manager = new AcmeManager({
+      directoryUrl: `https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/dir`,
+      email: "",
+      storageDir,
+      renewBeforeDays: 30,
+      retryMin: 0.05,
+      logger: memoryLogger(lines),
+    });
+    try {
+      manager.manage(["d.test"], () => {});
+      await waitFor("a connection to the CA", 5_000, () => conns.length === 1);
+      const started = Date.now();
+      await manager.stop();
+      expect(Date.now() - started).toBeLessThan(1000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(conns.length).toBe(1);
+      expect(lines.filter((l) => l.level === "warn")).toEqual([]);
+    } finally {
+      await manager.stop();
+      listener.close();
+      await accepting.catch(() => {});
+      for (const c of conns) c.close();
       await Deno.remove(storageDir, { recursive: true });
     }
   });

@@ -70,7 +70,7 @@ export async function forwardWebSocket(
       state.webSockets--;
       hooks.closed();
     },
-    onUpstreamFailure(err) {
+    onUpstreamFailure(err: Error) {
       state.recordFailure(err.message);
       ctx.error = err.message;
     },

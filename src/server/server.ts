@@ -9,7 +9,7 @@ import type { Config, LogLevel } from "../config/types.ts";
 import { ConfigError } from "../config/types.ts";
 import { loadConfigFile } from "../config/load.ts";
 import { HostRegistry } from "../health/registry.ts";
-import { createLogger } from "../log/logger.ts";
+import { createLogger } from "../log/create_logger.ts";
 import type { Logger } from "../log/types.ts";
 import { Metrics } from "../admin/metrics.ts";
 import { serveAdmin } from "../admin/app.ts";
@@ -163,7 +163,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     for (const g of next.groups) g.start();
     if (prev) {
       await Promise.all(prev.groups.map((g) => g.stop()));
-      registry.retain(new Set(next.groups.flatMap((g) => g.members.map((m) => m.state.key))));
+      registry.retain(new Set(next.groups.flatMap((g) => g.keys)));
     }
     certificates.manage(next);
   }
@@ -308,7 +308,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           Deno.removeSignalListener("SIGUSR1", onUsr1);
         } catch { /* ignore */ }
         const drained = Promise.all([...running.values()].map((l) => l.shutdown().catch(() => {})));
-        let timer = 0;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         const graceOver = new Promise<void>((r) => (timer = setTimeout(r, grace)));
         await Promise.race([drained, graceOver]);
         clearTimeout(timer);

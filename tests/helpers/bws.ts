@@ -1,0 +1,87 @@
+/**
+ * Starts bws in-process from inline TOML on ephemeral loopback ports, for end-to-end tests.
+ *
+ * @module
+ */
+
+import { parseConfigText } from "../../src/config/load.ts";
+import { startServer } from "../../src/server/server.ts";
+import type { ServerHandle } from "../../src/server/types.ts";
+import type { AccessEntry, Logger } from "../../src/log/types.ts";
+
+/** A logger that keeps access entries and messages in memory. */
+export function memoryLogger(): Logger & { entries: AccessEntry[]; lines: string[] } {
+  const entries: AccessEntry[] = [];
+  const lines: string[] = [];
+  const log = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    lines.push(`${level} ${msg} ${fields ? JSON.stringify(fields) : ""}`);
+  };
+  return {
+    entries,
+    lines,
+    enabled: () => true,
+    trace: log("trace"),
+    debug: log("debug"),
+    info: log("info"),
+    warn: log("warn"),
+    error: log("error"),
+    access: (e) => void entries.push(e),
+    reopen: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+}
+
+export interface TestBws {
+  readonly handle: ServerHandle;
+  readonly port: number;
+  readonly base: string;
+  readonly logger: ReturnType<typeof memoryLogger>;
+  url(path: string): string;
+  close(): Promise<void>;
+}
+
+/** Starts bws from TOML text; relative paths resolve against `baseDir` (default cwd). */
+export async function startBws(toml: string, baseDir = Deno.cwd()): Promise<TestBws> {
+  const config = parseConfigText(toml, { baseDir });
+  const logger = memoryLogger();
+  const handle = await startServer(config, { logger });
+  const port = handle.addresses[0].port;
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    handle,
+    port,
+    base,
+    logger,
+    url: (path) => base + path,
+    close: () => handle.shutdown(),
+  };
+}
+
+/** A minimal proxy site config in TOML in front of `upstreams` (group "b"). */
+export function proxySite(upstreams: string[], extra = "", routes = `
+[[sites.proxy.routes]]
+path = "/"
+upstream = "b"
+`, server = ""): string {
+  return `
+[server]
+grace_period = 1
+${server}
+
+[[sites]]
+name = "s"
+hostname = "localhost"
+port = 0
+bind = "127.0.0.1"
+
+[sites.proxy]
+enabled = true
+${upstreams.map((u) => `
+[[sites.proxy.upstreams]]
+name = "b"
+url = "${u}"
+`).join("")}
+${routes}
+${extra}
+`;
+}
