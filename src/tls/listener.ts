@@ -1,0 +1,171 @@
+/**
+ * HTTPS listener for one port: several certificates chosen by SNI, h2 by ALPN, and live
+ * certificate swap without a restart. See README.md for the route chosen and its cost.
+ *
+ * @module
+ */
+
+import { type Backend, canReusePort, type TlsHandler } from "./backend.ts";
+import type { CertificatePair } from "./certs.ts";
+import { DirectBackend } from "./direct_backend.ts";
+import { SniBackend } from "./sni_backend.ts";
+import { SniTable } from "./sni_table.ts";
+
+export type { TlsHandler } from "./backend.ts";
+
+/** Options of {@link serveTls}. */
+export interface TlsListenerOptions {
+  hostname: string;
+  /** 0 picks a free port; read it from {@link TlsListener.addr}. */
+  port: number;
+  /**
+   * Server name (lower-case, may be `*.example.org`) → certificate. `null` marks a name whose
+   * certificate is pending (ACME): handshakes for it fail, other names keep working.
+   */
+  certificates: ReadonlyMap<string, CertificatePair | null>;
+  /** Name whose entry answers a handshake without SNI or with an unknown name.
+   * @default the first name in `certificates` */
+  defaultName?: string;
+  handler: TlsHandler;
+  /** Turns a handler exception into a response. @default Deno.serve's 500 */
+  onError?: (err: unknown) => Response;
+}
+
+/** A running HTTPS listener. */
+export interface TlsListener {
+  readonly addr: { hostname: string; port: number };
+  /** Adds or replaces the certificate for a name: new handshakes use it at once; open
+   * connections keep going. */
+  setCertificate(name: string, pair: CertificatePair): void;
+  /** Graceful: stops accepting, lets in-flight requests finish, closes connections. */
+  shutdown(): Promise<void>;
+  /** Resolves once {@link TlsListener.shutdown} has completed. */
+  readonly finished: Promise<void>;
+}
+
+/** How long a hand-over without `reusePort` keeps retrying to bind the freed port. */
+const REBIND_MS = 2000;
+
+/**
+ * Starts an HTTPS listener. A port whose names all share one certificate (and none is pending)
+ * runs on `Deno.serve` directly (fast path); otherwise `node:tls` picks the certificate by SNI
+ * in front of an internal `Deno.serve`. A certificate change that needs another path or
+ * another `Deno.serve` certificate hands the port over to a new listener: with `--unstable-net`
+ * both share the port (`reusePort`) so no connection is refused; without it the old socket is
+ * closed first and the new one bound about a millisecond later.
+ */
+export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
+  const table = new SniTable(opts.certificates, opts.defaultName);
+  const listener = new Listener(opts, table);
+  await listener.start();
+  return listener;
+}
+
+class Listener implements TlsListener {
+  readonly #opts: TlsListenerOptions;
+  readonly #table: SniTable;
+  readonly #reusePort = canReusePort();
+  readonly #draining = new Set<Promise<void>>();
+  #backend!: Backend;
+  #addr!: { hostname: string; port: number };
+  /** Serializes hand-overs. */
+  #queue: Promise<void> = Promise.resolve();
+  #closing = false;
+  #resolveFinished!: () => void;
+  #rejectFinished!: (err: unknown) => void;
+  readonly finished: Promise<void>;
+
+  constructor(opts: TlsListenerOptions, table: SniTable) {
+    this.#opts = opts;
+    this.#table = table;
+    this.finished = new Promise((resolve, reject) => {
+      this.#resolveFinished = resolve;
+      this.#rejectFinished = reject;
+    });
+  }
+
+  get addr(): { hostname: string; port: number } {
+    return this.#addr;
+  }
+
+  async start(): Promise<void> {
+    this.#backend = await this.#make(this.#opts.port);
+    this.#addr = this.#backend.addr;
+  }
+
+  setCertificate(name: string, pair: CertificatePair): void {
+    this.#table.set(name, pair);
+    this.#queue = this.#queue.then(() => this.#reconcile()).catch((err) => {
+      this.#rejectFinished(err);
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    this.#closing = true;
+    await this.#queue.catch(() => {});
+    await Promise.all([this.#backend.shutdown(), ...this.#draining]);
+    this.#resolveFinished();
+  }
+
+  /** Brings the backend in line with the table (the SNI backend reads the table live). */
+  async #reconcile(): Promise<void> {
+    if (this.#closing) return;
+    const single = this.#table.single();
+    const current = this.#backend;
+    if (current instanceof DirectBackend) {
+      if (
+        single && single.certPem === current.pair.certPem && single.keyPem === current.pair.keyPem
+      ) {
+        return;
+      }
+    } else if (single === null) {
+      return;
+    }
+    await this.#handOver();
+  }
+
+  async #handOver(): Promise<void> {
+    const old = this.#backend;
+    let next: Backend;
+    if (this.#reusePort) {
+      next = await this.#make(this.#addr.port);
+    } else {
+      old.stopAccepting();
+      next = await this.#bindRetry();
+    }
+    this.#backend = next;
+    const draining = old.shutdown().finally(() => this.#draining.delete(draining));
+    this.#draining.add(draining);
+  }
+
+  async #bindRetry(): Promise<Backend> {
+    const deadline = Date.now() + REBIND_MS;
+    for (;;) {
+      try {
+        return await this.#make(this.#addr.port);
+      } catch (err) {
+        if (
+          !(err instanceof Deno.errors.AddrInUse) &&
+          (err as { code?: string }).code !== "EADDRINUSE"
+        ) {
+          throw err;
+        }
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+  }
+
+  #make(port: number): Promise<Backend> {
+    const o = {
+      hostname: this.#opts.hostname,
+      port,
+      reusePort: this.#reusePort,
+      handler: this.#opts.handler,
+      onError: this.#opts.onError,
+    };
+    const single = this.#table.single();
+    if (single) return Promise.resolve(new DirectBackend(o, single));
+    return SniBackend.start(o, this.#table);
+  }
+}
