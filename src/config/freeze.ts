@@ -1,0 +1,14 @@
+/**
+ * Recursive `Object.freeze`.
+ *
+ * @module
+ */
+
+/** Freezes `value` and every object and array reachable from it; returns `value`. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

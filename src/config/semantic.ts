@@ -1,0 +1,194 @@
+/**
+ * Checks that span several keys (duplicate names, dangling upstream references, listener
+ * conflicts …) on the built config. Also produces warnings (things that may be fine).
+ *
+ * @module
+ */
+
+import { existsSync } from "node:fs";
+import { parseUpstreamUrl } from "../upstream/target.ts";
+import type { Config, SiteConfig } from "./types.ts";
+import type { RawIssue } from "./validate.ts";
+
+/**
+ * Cross-key checks. `schemaIssues` are the issues already found: checks whose inputs were
+ * invalid are skipped so that one mistake is not reported twice.
+ */
+export function checkSemantics(
+  config: Config,
+  schemaIssues: readonly RawIssue[],
+): { errors: RawIssue[]; warnings: RawIssue[] } {
+  const errors: RawIssue[] = [];
+  const warnings: RawIssue[] = [];
+  const err = (path: string, message: string) => errors.push({ path, message });
+  const broken = (prefix: string) =>
+    schemaIssues.some((i) =>
+      i.path === prefix || i.path.startsWith(prefix + ".") || i.path.startsWith(prefix + "[")
+    );
+
+  if (config.sites.length === 0 && !broken("sites")) {
+    err("sites", "no sites defined: add at least one [[sites]] table");
+  }
+
+  const names = new Map<string, number>();
+  config.sites.forEach((site, i) => {
+    const p = `sites[${i}]`;
+    if (site.name) {
+      const first = names.get(site.name);
+      if (first !== undefined) {
+        err(`${p}.name`, `duplicate site name "${site.name}" (also sites[${first}].name)`);
+      } else names.set(site.name, i);
+    }
+    checkSite(site, p, err, (path, message) => warnings.push({ path, message }), broken);
+    if (site.staticDir && !existsSync(site.staticDir)) {
+      warnings.push({
+        path: `${p}.static_dir`,
+        message:
+          `static_dir "${site.staticDir}" does not exist (requests not routed to a proxy will get 404)`,
+      });
+    }
+  });
+
+  checkListeners(config, err);
+
+  if (config.logging.output === "file" && !config.logging.filePath) {
+    err("logging.file_path", 'file_path is required when output = "file"');
+  }
+  return { errors, warnings };
+}
+
+type Report = (path: string, message: string) => void;
+
+function checkSite(
+  site: SiteConfig,
+  p: string,
+  err: Report,
+  warn: Report,
+  broken: (p: string) => boolean,
+) {
+  const proxy = site.proxy;
+  if (!site.staticDir && !proxy.enabled && !broken(`${p}.static_dir`) && !broken(`${p}.proxy`)) {
+    err(p, `site "${site.name}" serves nothing: set static_dir or enable [sites.proxy]`);
+  }
+
+  const groups = new Set(proxy.upstreams.map((u) => u.name));
+  proxy.upstreams.forEach((u, j) => {
+    if (!u.url) return;
+    try {
+      parseUpstreamUrl(u.url);
+    } catch (e) {
+      err(`${p}.proxy.upstreams[${j}].url`, (e as Error).message);
+    }
+  });
+  const upstreamsBroken = broken(`${p}.proxy.upstreams`);
+  const paths = new Map<string, number>();
+  proxy.routes.forEach((r, j) => {
+    const rp = `${p}.proxy.routes[${j}]`;
+    if (r.upstream && !groups.has(r.upstream) && !upstreamsBroken) {
+      const known = [...groups];
+      err(
+        `${rp}.upstream`,
+        `Cannot route to upstream "${r.upstream}": no [[sites.proxy.upstreams]] named so in ` +
+          `site "${site.name}"` + (known.length ? ` (known: ${known.join(", ")})` : ""),
+      );
+    }
+    if (r.path) {
+      const first = paths.get(r.path);
+      if (first !== undefined) {
+        err(
+          `${rp}.path`,
+          `duplicate route path "${r.path}" (also ${p}.proxy.routes[${first}].path)`,
+        );
+      } else paths.set(r.path, j);
+    }
+  });
+  if (proxy.enabled && proxy.routes.length === 0 && !broken(`${p}.proxy.routes`)) {
+    warn(`${p}.proxy`, "proxy is enabled but has no [[sites.proxy.routes]]: nothing is proxied");
+  }
+
+  const ssl = site.ssl;
+  if (ssl.enabled) {
+    const hasFiles = ssl.certFile !== "" && ssl.keyFile !== "";
+    if (!hasFiles && !ssl.autoCert && !broken(`${p}.ssl`)) {
+      err(`${p}.ssl`, "ssl is enabled but has neither cert_file and key_file nor auto_cert = true");
+    }
+    if ((ssl.certFile === "") !== (ssl.keyFile === "")) {
+      const missing = ssl.certFile === "" ? "cert_file" : "key_file";
+      err(`${p}.ssl.${missing}`, "cert_file and key_file must be set together");
+    }
+  }
+  if (ssl.autoCert) {
+    if (!ssl.acme.enabled) {
+      err(`${p}.ssl.auto_cert`, "auto_cert needs [sites.ssl.acme] with enabled = true");
+    }
+    if (!ssl.enabled) {
+      err(`${p}.ssl.auto_cert`, "auto_cert needs ssl.enabled = true");
+    }
+  }
+  if (ssl.acme.enabled) {
+    const acmeNames = [site.hostname, ...site.hostnames, ...ssl.domains].filter(Boolean);
+    if (acmeNames.length === 0) {
+      err(`${p}.ssl.acme`, "ACME needs a name: set hostname, hostnames or ssl.domains");
+    }
+    const wild = acmeNames.find((n) => n.startsWith("*."));
+    if (wild && ssl.autoCert) {
+      err(
+        `${p}.ssl.acme`,
+        `Cannot obtain a certificate for "${wild}": wildcards need DNS-01, bws uses HTTP-01 ` +
+          "(list the names in ssl.domains instead)",
+      );
+    }
+  }
+}
+
+const ANY = new Set(["0.0.0.0", "::", "[::]", ""]);
+
+function sameBind(a: string, b: string): boolean {
+  return a === b || ANY.has(a) || ANY.has(b);
+}
+
+function checkListeners(config: Config, err: Report): void {
+  // Port 0 asks for an ephemeral port per listener, so it never conflicts.
+  const byListener = new Map<string, number[]>();
+  config.sites.forEach((s, i) => {
+    if (s.port === 0) return;
+    const key = `${s.bind} ${s.port}`;
+    byListener.set(key, [...(byListener.get(key) ?? []), i]);
+  });
+  for (const indexes of byListener.values()) {
+    const first = config.sites[indexes[0]];
+    let firstDefault = first.default ? indexes[0] : -1;
+    for (const i of indexes.slice(1)) {
+      const s = config.sites[i];
+      if (s.ssl.enabled !== first.ssl.enabled) {
+        err(
+          `sites[${i}].ssl.enabled`,
+          `sites "${first.name}" and "${s.name}" share ${s.bind}:${s.port} but only one has ssl ` +
+            "enabled (one port speaks either TLS or plain HTTP)",
+        );
+      }
+      if (s.default) {
+        if (firstDefault >= 0) {
+          err(
+            `sites[${i}].default`,
+            `two default sites on ${s.bind}:${s.port}: "${
+              config.sites[firstDefault].name
+            }" and "${s.name}"`,
+          );
+        } else firstDefault = i;
+      }
+    }
+  }
+  const m = config.management;
+  if (m.enabled && m.port !== 0) {
+    config.sites.forEach((s, i) => {
+      if (s.port === m.port && sameBind(s.bind, m.host)) {
+        err(
+          "management.port",
+          `Cannot use management port ${m.port}: site "${s.name}" (sites[${i}]) listens on ` +
+            `${s.bind}:${s.port}`,
+        );
+      }
+    });
+  }
+}
