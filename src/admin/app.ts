@@ -1,0 +1,160 @@
+/**
+ * The management API: a small Hono app (`createAdminApp`) and its listener (`serveAdmin`).
+ *
+ * | route | answer |
+ * | --- | --- |
+ * | `GET /health` | `{"status":"ok"}` |
+ * | `GET /api/status` | `runtime.status()` as JSON |
+ * | `GET /metrics` | Prometheus text 0.0.4 |
+ * | `POST /api/config/reload` | 200 `{"ok":true,"generation":n}` / 400 `{"ok":false,"errors":[…]}` |
+ *
+ * With a non-empty `api_key` every request (including `/health`) needs `X-API-Key`; a missing or
+ * wrong key gets 401 before routing, so unauthenticated callers learn nothing about routes.
+ * Unknown paths get 404, known paths with another method 405 with `Allow`. GET routes answer
+ * HEAD too.
+ *
+ * @module
+ */
+
+import { type Context, Hono } from "hono";
+import type { ManagementConfig } from "../config/types.ts";
+import type { ReloadResult } from "../server/types.ts";
+import type { AdminRuntime } from "./types.ts";
+import { isLoopbackHost } from "./loopback.ts";
+import { constantTimeEqual } from "./constant_time_equal.ts";
+
+export type { AdminRuntime, UpstreamSnapshot } from "./types.ts";
+
+/** Content type of `GET /metrics`. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Allowed methods per known path, for 405 answers. */
+const ALLOW: Readonly<Record<string, string>> = {
+  "/health": "GET, HEAD",
+  "/api/status": "GET, HEAD",
+  "/metrics": "GET, HEAD",
+  "/api/config/reload": "POST",
+};
+
+function errorJson(c: Context, status: 400 | 401 | 403 | 404 | 405 | 500, message: string) {
+  return c.json({ error: message, status }, status);
+}
+
+/**
+ * Builds the management app. It does no I/O of its own: test it with `app.request(...)`, serve
+ * it with {@link serveAdmin}.
+ */
+export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Hono {
+  const app = new Hono();
+  const key = cfg.apiKey;
+  let reloading: Promise<unknown> = Promise.resolve();
+
+  app.use("*", async (c, next) => {
+    c.header("Cache-Control", "no-store");
+    if (key !== "" && !constantTimeEqual(c.req.header("x-api-key") ?? "", key)) {
+      c.header("WWW-Authenticate", 'ApiKey header="X-API-Key"');
+      return errorJson(c, 401, "missing or wrong X-API-Key");
+    }
+    await next();
+  });
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/api/status", (c) => c.json(runtime.status() as Record<string, unknown>));
+  app.get("/metrics", (c) => {
+    c.header("Content-Type", METRICS_CONTENT_TYPE);
+    return c.body(runtime.metricsText());
+  });
+  app.post("/api/config/reload", async (c) => {
+    // One reload at a time: a second request waits for the first and then reloads again.
+    const run = reloading.then(() => runtime.reload());
+    reloading = run.catch(() => {});
+    let result: ReloadResult;
+    try {
+      result = await run;
+    } catch (err) {
+      return c.json({
+        ok: false,
+        errors: [{
+          path: "",
+          message: `Cannot reload: ${(err as Error)?.message ?? String(err)}`,
+          line: null,
+          column: null,
+        }],
+      }, 500);
+    }
+    if (result.ok) return c.json({ ok: true, generation: result.generation });
+    return c.json({
+      ok: false,
+      errors: result.errors.map((e) => ({
+        path: e.path,
+        message: e.message,
+        line: e.line ?? null,
+        column: e.column ?? null,
+      })),
+    }, 400);
+  });
+
+  app.notFound((c) => {
+    const allow = ALLOW[c.req.path];
+    if (allow === undefined) return errorJson(c, 404, "not found");
+    c.header("Allow", allow);
+    return errorJson(c, 405, "method not allowed");
+  });
+  app.onError((err, c) => errorJson(c, 500, `internal error: ${err.message}`));
+  return app;
+}
+
+/** Options of {@link serveAdmin}. */
+export interface ServeAdminOptions {
+  /** Listen on this port instead of `cfg.port` (0 = ephemeral, for tests). @default cfg.port */
+  readonly port?: number;
+}
+
+/** A running management listener. */
+export interface AdminServer {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly addr: { hostname: string; port: number };
+  /** Stops accepting and waits for in-flight requests. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves the management app with `Deno.serve` on `cfg.host`. When `cfg.host` is a loopback
+ * address (the default `127.0.0.1`, `::1`, `localhost`), peers that are not loopback get 403;
+ * a host explicitly set to a non-loopback address accepts any peer (still subject to the key).
+ *
+ * @throws Error `Cannot listen on "<host>:<port>" for the management API: <detail>`
+ */
+export function serveAdmin(
+  cfg: ManagementConfig,
+  runtime: AdminRuntime,
+  opts: ServeAdminOptions = {},
+): AdminServer {
+  const app = createAdminApp(cfg, runtime);
+  const loopbackOnly = isLoopbackHost(cfg.host);
+  const port = opts.port ?? cfg.port;
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: cfg.host,
+      port,
+      onListen: () => {},
+    }, (req, info) => {
+      if (loopbackOnly && !isLoopbackHost(info.remoteAddr.hostname)) {
+        return Response.json({ error: "forbidden: management API is loopback-only", status: 403 }, {
+          status: 403,
+          headers: { "Cache-Control": "no-store" },
+        });
+      }
+      return app.fetch(req, { remoteAddr: info.remoteAddr });
+    });
+  } catch (err) {
+    throw new Error(
+      `Cannot listen on "${cfg.host}:${port}" for the management API: ${(err as Error).message}`,
+    );
+  }
+  return {
+    addr: { hostname: server.addr.hostname, port: server.addr.port },
+    shutdown: () => server.shutdown(),
+  };
+}
