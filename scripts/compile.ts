@@ -1,0 +1,60 @@
+/**
+ * `deno task compile [--target TRIPLE | --all]`: builds the single `bws` executable into dist/
+ * with `deno compile`, the permissions bws needs and the example configs embedded.
+ *
+ * `deno compile` downloads the `denort` runtime for the target unless `DENORT_BIN` points at one.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+export const TARGETS = [
+  "x86_64-unknown-linux-gnu",
+  "aarch64-unknown-linux-gnu",
+  "x86_64-apple-darwin",
+  "aarch64-apple-darwin",
+  "x86_64-pc-windows-msvc",
+] as const;
+
+/** The permissions the binary runs with (no prompts at run time). */
+export const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys",
+];
+
+/** The `deno compile` arguments for one target (or the host when `target` is undefined). */
+export function compileArgs(target: string | undefined, outDir = "dist"): string[] {
+  const name = target ? `bws-${target}${target.includes("windows") ? ".exe" : ""}` : "bws";
+  return [
+    "compile",
+    ...PERMISSIONS,
+    "--include",
+    "examples",
+    ...(target ? ["--target", target] : []),
+    "--output",
+    `${outDir}/${name}`,
+    "cli.ts",
+  ];
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { target: { type: "string" }, all: { type: "boolean" }, out: { type: "string" } },
+  });
+  const targets: (string | undefined)[] = values.all ? [...TARGETS] : [values.target];
+  for (const t of targets) {
+    const args = compileArgs(t, values.out ?? "dist");
+    console.log(`deno ${args.join(" ")}`);
+    const { code } = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit" })
+      .output();
+    if (code !== 0) {
+      console.error(`Cannot compile bws for ${t ?? "this machine"}: deno compile exited ${code}`);
+      Deno.exit(code);
+    }
+  }
+}
