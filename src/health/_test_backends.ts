@@ -10,7 +10,7 @@ import type { HealthCheckConfig, PassiveHealthConfig, UpstreamConfig } from "../
 import type { LogFields, Logger } from "../log/types.ts";
 import type { Member, UpstreamGroup } from "../balancer/group.ts";
 
-/** A backend answering `<id>` on every path; `/slow` waits until `release()`. */
+/** A backend answering `<id>` on every path; paths under `/slow` wait until `release()`. */
 export interface Backend {
   readonly id: string;
   readonly port: number;
@@ -56,11 +56,11 @@ export function startBackend(id: string, port = 0): Backend {
         onListen: () => {},
       }, async (req) => {
         const path = new URL(req.url).pathname;
+        if (path.startsWith("/slow")) await new Promise<void>((r) => waiters.push(r));
         if (path.endsWith("/health")) {
           b.healthHits++;
           return new Response(id, { status: b.healthStatus });
         }
-        if (path === "/slow") await new Promise<void>((r) => waiters.push(r));
         return new Response(id);
       });
       b.port = server.addr.port;

@@ -1,0 +1,42 @@
+// A plain Deno.test (sanitizers ON) proving start()/stop() leak no timers, ops or resources.
+import { expect } from "expect";
+import { UpstreamGroup } from "../src/balancer/group.ts";
+import { HostRegistry } from "../src/health/registry.ts";
+import { entries, PASSIVE, startBackend, waitFor } from "../src/health/_test_backends.ts";
+
+Deno.test({
+  name: "UpstreamGroup.stop() leaves no timers, ops or resources behind",
+  sanitizeOps: true,
+  sanitizeResources: true,
+  async fn() {
+    const backend = startBackend("a");
+    const slow = startBackend("slow");
+    try {
+      const g = new UpstreamGroup({
+        site: "main",
+        name: "app",
+        upstreams: entries("app", [backend.url, slow.url + "/slow"]),
+        method: "round_robin",
+        healthCheck: {
+          enabled: true,
+          path: "health",
+          interval: 0.05,
+          timeout: 5,
+          retries: 2,
+          rise: 2,
+          expectStatus: "2xx",
+        },
+        passiveHealth: PASSIVE,
+        registry: new HostRegistry(),
+      });
+      g.start();
+      await waitFor(() => backend.healthHits >= 2, 2000);
+      // The check against "/slow" is still in flight: stop() must abort it too.
+      await g.stop();
+      expect(g.members[0].state.activeUp).toBe(true);
+    } finally {
+      await backend.stop();
+      await slow.stop();
+    }
+  },
+});
