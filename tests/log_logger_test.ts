@@ -246,3 +246,28 @@ describe("BufferedSink", () => {
     expect(rec).toMatchObject({ level: "info", msg: "hello", n: 1 });
   });
 });
+
+describe("reopen failure", () => {
+  it("resolves, keeps writing to the old file and logs the error there", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bws_log_" });
+    const sub = join(dir, "logs");
+    await Deno.mkdir(sub);
+    const path = join(sub, "a.log");
+    const moved = join(dir, "moved");
+    const log = createLogger(cfg({ output: "file", filePath: path }));
+    try {
+      log.info("one");
+      await log.reopen();
+      await Deno.rename(sub, moved); // the original directory no longer exists
+      await log.reopen(); // must not reject
+      log.info("two");
+      await log.close();
+      const text = await Deno.readTextFile(join(moved, "a.log"));
+      expect(text).toContain("INFO one");
+      expect(text).toMatch(/ERROR Cannot reopen the log file.* error="Cannot reopen log file /);
+      expect(text).toContain("INFO two");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});

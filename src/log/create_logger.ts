@@ -57,7 +57,15 @@ export function createLogger(cfg: LoggingConfig, opts: CreateLoggerOptions = {})
     access(entry: AccessEntry) {
       if (accessOn) sink.write(accessLine(entry));
     },
-    reopen: () => sink.reopen(),
+    // Never rejects (SIGUSR1 handlers fire and forget): on failure the old handle stays in use
+    // and the error is logged there and on stderr.
+    reopen: () =>
+      sink.reopen().catch((err: Error) => {
+        console.error(err.message);
+        emit(LEVEL_RANK.error, "Cannot reopen the log file, still writing to the old one", {
+          error: err.message,
+        });
+      }),
     close: () => sink.close(),
   };
 }

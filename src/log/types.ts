@@ -43,7 +43,10 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** Writes an access-log line when access logging is on (no-op otherwise). */
   access(entry: AccessEntry): void;
-  /** Re-opens the log file (after external rotation, SIGUSR1); no-op for stdout/stderr. */
+  /**
+   * Re-opens the log file (after external rotation, SIGUSR1); no-op for stdout/stderr. Never
+   * rejects: when the path cannot be opened, the old handle stays in use and the error is logged.
+   */
   reopen(): Promise<void>;
   /** Flushes and closes. */
   close(): Promise<void>;
