@@ -23,6 +23,9 @@ function contextOf(pair: CertificatePair): tls.SecureContext {
   return ctx;
 }
 
+/** How long shutdown waits for piped responses to reach their clients. */
+const FLUSH_MS = 2000;
+
 type Peer = { hostname: string; port: number };
 
 /** A `node:tls` listener choosing certificates from a live {@link SniTable}. */
@@ -58,8 +61,11 @@ export class SniBackend implements Backend {
     const inner = Deno.serve(innerOpts, (req, info) => {
       const peer = peers.get(info.remoteAddr.port);
       if (peer === undefined) return new Response("Forbidden\n", { status: 403 });
-      // The inner hop is plain HTTP; give the handler the URL the client used.
-      return handler(new Request("https" + req.url.slice(4), req), { remoteAddr: peer });
+      // The inner hop is plain HTTP/1.1 (h2 requests keep the client's :scheme): give the
+      // handler the URL the client used.
+      const url = req.url;
+      const r = url.charCodeAt(4) === 58 ? new Request("https" + url.slice(4), req) : req;
+      return handler(r, { remoteAddr: peer });
     });
     const innerPort = inner.addr.port;
 
@@ -86,14 +92,18 @@ export class SniBackend implements Backend {
         sock.pipe(up);
       });
       up.pipe(sock);
-      const close = () => {
+      // The inner side ending is passed on by pipe (sock.end() flushes); only errors and the
+      // client going away cut both sides at once.
+      const cleanup = () => {
         if (localPort) peers.delete(localPort);
         sockets.delete(sock);
-        sock.destroy();
         up.destroy();
       };
-      sock.on("error", close).on("close", close);
-      up.on("error", close).on("close", close);
+      sock.on("error", () => sock.destroy()).on("close", cleanup);
+      // Once our side has ended and flushed, the connection is over (node:tls under Deno does
+      // not always report the client's close afterwards).
+      sock.on("finish", () => sock.destroy());
+      up.on("error", () => sock.destroy());
     });
     // Failed handshakes (unknown name without certificate, bad clients) only end that socket.
     tlsServer.on("tlsClientError", () => {});
@@ -129,7 +139,15 @@ export class SniBackend implements Backend {
   async shutdown(): Promise<void> {
     this.stopAccepting();
     await this.#inner.shutdown();
-    for (const s of this.#sockets) s.destroy();
+    // Let piped responses flush to their clients, then cut what is left.
+    const open = [...this.#sockets].map((s) =>
+      new Promise<void>((resolve) => s.once("close", () => resolve()))
+    );
+    const timer = setTimeout(() => {
+      for (const s of this.#sockets) s.destroy();
+    }, FLUSH_MS);
+    await Promise.all(open);
+    clearTimeout(timer);
     await this.#closed;
   }
 }
