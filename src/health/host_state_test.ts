@@ -1,0 +1,56 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { HostState } from "./host_state.ts";
+
+const PASSIVE = { enabled: true, maxFails: 2, failTimeout: 10 };
+
+describe("HostState", () => {
+  it("recordCheck() goes down after `retries` failures and up after `rise` passes", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    expect(s.recordCheck(false, 3, 2, "status 500")).toBeNull();
+    expect(s.recordCheck(false, 3, 2)).toBeNull();
+    expect(s.recordCheck(true, 3, 2)).toBeNull(); // a pass resets the failure streak
+    expect(s.recordCheck(false, 3, 2)).toBeNull();
+    expect(s.recordCheck(false, 3, 2)).toBeNull();
+    expect(s.recordCheck(false, 3, 2)).toBe(false);
+    expect(s.activeUp).toBe(false);
+    expect(s.isLive()).toBe(false);
+    expect(s.lastError).toBe("status 500");
+    expect(s.recordCheck(true, 3, 2)).toBeNull();
+    expect(s.recordCheck(false, 3, 2)).toBeNull(); // a failure resets the pass streak
+    expect(s.recordCheck(true, 3, 2)).toBeNull();
+    expect(s.recordCheck(true, 3, 2)).toBe(true);
+    expect(s.isLive()).toBe(true);
+  });
+
+  it("isLive() is false during ejection, true once half-open, false after the probe is claimed", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    s.recordFailure("refused");
+    s.recordFailure("reset");
+    const t = performance.now();
+    expect(s.isLive(t)).toBe(false);
+    expect(s.isEjected(t)).toBe(true);
+    expect(s.isLive(t + 10_001)).toBe(true);
+    s.claimProbe(t + 10_001);
+    expect(s.isLive(t + 10_002)).toBe(false);
+    // An unanswered probe frees its slot after another fail_timeout.
+    expect(s.isLive(t + 20_002)).toBe(true);
+  });
+
+  it("claimProbe() does nothing outside the half-open state", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    s.claimProbe();
+    expect(s.isLive()).toBe(true);
+  });
+
+  it("configure() with passive health disabled lifts an ejection", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    s.recordFailure("a");
+    s.recordFailure("b");
+    expect(s.isLive()).toBe(false);
+    s.configure({ ...PASSIVE, enabled: false });
+    expect(s.isLive()).toBe(true);
+    expect(s.totalFailures).toBe(2);
+    expect(s.totalRequests).toBe(2);
+  });
+});

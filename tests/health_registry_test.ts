@@ -1,0 +1,120 @@
+import { after, describe, it } from "node:test";
+import { expect } from "expect";
+import type { HealthCheckConfig, LbMethod } from "../src/config/types.ts";
+import { UpstreamGroup } from "../src/balancer/group.ts";
+import { HostRegistry } from "../src/health/registry.ts";
+import {
+  type Backend,
+  entries,
+  NO_CHECKS,
+  PASSIVE,
+  refusedUrl,
+  send,
+  startBackend,
+  waitFor,
+} from "../src/health/_test_backends.ts";
+
+function build(
+  registry: HostRegistry,
+  urls: string[],
+  opts: { method?: LbMethod; healthCheck?: HealthCheckConfig; site?: string } = {},
+) {
+  return new UpstreamGroup({
+    site: opts.site ?? "main",
+    name: "app",
+    upstreams: entries("app", urls),
+    method: opts.method ?? "round_robin",
+    healthCheck: opts.healthCheck ?? NO_CHECKS,
+    passiveHealth: PASSIVE,
+    registry,
+  });
+}
+
+describe("HostRegistry across reloads", () => {
+  const backends: Backend[] = [];
+  after(async () => {
+    await Promise.all(backends.map((b) => b.stop()));
+  });
+
+  it("keeps health and counters when the group is rebuilt with the same URLs", async () => {
+    const a = startBackend("a");
+    backends.push(a);
+    const dead = refusedUrl();
+    const registry = new HostRegistry();
+    const g1 = build(registry, [a.url, dead]);
+    for (let i = 0; i < 6; i++) await send(g1); // 3 successes on a, 3 failures eject dead
+    expect(g1.members[1].state.isLive()).toBe(false);
+    g1.members[0].state.webSockets = 1;
+
+    // Reload: a new group (another policy even), same URLs.
+    const g2 = build(registry, [a.url, dead], { method: "least_connections" });
+    expect(g2.members[0].state).toBe(g1.members[0].state);
+    expect(g2.members[0].state.totalRequests).toBe(3);
+    expect(g2.members[0].state.webSockets).toBe(1);
+    expect(g2.members[1].state.isLive()).toBe(false);
+    expect((await send(g2)).body).toBe("a");
+    expect(g2.snapshot().members.map((m) => m.requests)).toEqual([4, 3]);
+    expect(registry.size).toBe(2);
+  });
+
+  it("drops the state of removed members on retain() and starts fresh if they return", async () => {
+    const registry = new HostRegistry();
+    const dead = refusedUrl();
+    const keepUrl = refusedUrl();
+    const g1 = build(registry, [keepUrl, dead]);
+    for (let i = 0; i < 6; i++) await send(g1);
+    const g2 = build(registry, [keepUrl]);
+    registry.retain(new Set(g2.keys));
+    expect(registry.keys()).toEqual([`main/app/${keepUrl}`]);
+    expect(g2.members[0].state.totalFailures).toBe(3);
+    const g3 = build(registry, [keepUrl, dead]);
+    expect(g3.members[1].state.totalRequests).toBe(0);
+    expect(g3.members[1].state.isLive()).toBe(true);
+  });
+
+  it("keys state by site and group, so the same URL elsewhere is independent", () => {
+    const registry = new HostRegistry();
+    const url = refusedUrl();
+    const g1 = build(registry, [url], { site: "one" });
+    const g2 = build(registry, [url], { site: "two" });
+    expect(g1.keys).toEqual([`one/app/${url}`]);
+    expect(g1.members[0].state).not.toBe(g2.members[0].state);
+    const g3 = build(registry, [url, url], { site: "one" });
+    expect(g3.keys).toEqual([`one/app/${url}`, `one/app/${url}#1`]);
+  });
+
+  it("keeps the active verdict across a rebuild; the new group takes over the checks", async () => {
+    const a = startBackend("a");
+    backends.push(a);
+    a.healthStatus = 500;
+    const checks: HealthCheckConfig = {
+      enabled: true,
+      path: "/health",
+      interval: 0.1,
+      timeout: 0.5,
+      retries: 1,
+      rise: 2,
+      expectStatus: "2xx",
+    };
+    const registry = new HostRegistry();
+    const g1 = build(registry, [a.url], { healthCheck: checks });
+    g1.start();
+    await waitFor(() => !g1.members[0].state.activeUp, 1000);
+    const g2 = build(registry, [a.url], { healthCheck: checks });
+    await g1.stop();
+    expect(g2.members[0].state.activeUp).toBe(false);
+    expect(g2.pick("x")).toBeNull();
+    g2.start();
+    a.healthStatus = 200;
+    await waitFor(() => g2.members[0].state.activeUp, 1000);
+    await g2.stop();
+    // Checks switched off by a reload: the member is up again at once.
+    a.healthStatus = 500;
+    const g3 = build(registry, [a.url], { healthCheck: checks });
+    g3.start();
+    await waitFor(() => !g3.members[0].state.activeUp, 1000);
+    await g3.stop();
+    const g4 = build(registry, [a.url]);
+    expect(g4.pick("x")).toBe(g4.members[0]);
+  });
+});
