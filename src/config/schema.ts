@@ -93,7 +93,7 @@ export type Node =
   | TableNode
   | TableArrayNode;
 
-/** A node plus the property name it gets in the built config. */
+/** A node plus the property name it gets in the built config ("a.b" nests it). */
 export type Field = Node & { readonly prop?: string };
 
 const table = (
@@ -191,8 +191,8 @@ const site = table({
       add_x_forwarded: { type: "bool", default: true },
       add_forwarded: { type: "bool", default: true },
       preserve_host: { type: "bool", default: true },
-      add: { type: "headers", default: {} },
-      remove: { type: "header-remove", default: [] },
+      add: { type: "headers", default: {}, prop: "both.add" },
+      remove: { type: "header-remove", default: [], prop: "both.remove" },
       request: headerRules(),
       response: headerRules(),
     }),

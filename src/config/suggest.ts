@@ -40,7 +40,7 @@ export function suggestKey(
 ): string | undefined {
   const norm = (s: string) => s.toLowerCase().replaceAll("-", "_");
   const w = norm(word);
-  const limit = Math.min(maxDistance, Math.max(1, Math.floor(w.length / 3)));
+  const limit = Math.min(maxDistance, Math.floor(w.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {

@@ -91,7 +91,13 @@ class Builder {
       const aliasKey = Object.keys(aliases).find((a) => aliases[a] === key && a in src);
       const useAlias = !(key in src) && aliasKey !== undefined;
       const k = useAlias ? aliasKey : key;
-      out[field.prop ?? camelCase(key)] = this.node(src[k], field, childPath(path, k), out);
+      const value = this.node(src[k], field, childPath(path, k), out);
+      const prop = (field.prop ?? camelCase(key)).split(".");
+      let target = out;
+      for (const part of prop.slice(0, -1)) {
+        target = (target[part] ??= {}) as Record<string, unknown>;
+      }
+      target[prop[prop.length - 1]] = value;
     }
     return out;
   }

@@ -1,0 +1,75 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { parseConfigText } from "./load.ts";
+import { formatSize, summarizeConfig } from "./summary.ts";
+
+describe("summarizeConfig", () => {
+  it("lists listeners, sites, routes with members and weights, static dir, management, logging", () => {
+    const c = parseConfigText(
+      `[management]
+enabled = true
+port = 9000
+[logging]
+format = "json"
+[[sites]]
+name = "web"
+hostname = "a.example"
+hostnames = ["b.example"]
+port = 8080
+static_dir = "www"
+[sites.proxy]
+enabled = true
+[[sites.proxy.upstreams]]
+name = "api"
+url = "http://127.0.0.1:3001"
+weight = 3
+[[sites.proxy.upstreams]]
+name = "api"
+url = "http://127.0.0.1:3002"
+[[sites.proxy.routes]]
+path = "/api/"
+upstream = "api"
+strip_prefix = true
+websocket = true
+[[sites]]
+name = "other"
+hostname = "c.example"
+port = 8080
+static_dir = "/var/c"
+default = true
+[[sites]]
+name = "secure"
+hostname = "s.example"
+port = 8443
+static_dir = "/var/s"
+[sites.ssl]
+enabled = true
+cert_file = "c.pem"
+key_file = "k.pem"
+`,
+      { baseDir: "/etc/bws" },
+    );
+    const s = summarizeConfig(c);
+    expect(s).toContain("listeners: 2");
+    expect(s).toContain("0.0.0.0:8080 (http)");
+    expect(s).toContain("0.0.0.0:8443 (https, TLS)");
+    expect(s).toContain('site "web": a.example, b.example\n');
+    expect(s).toContain('site "other": c.example [default]');
+    expect(s).toContain('site "secure": s.example [default]');
+    expect(s).toContain(
+      "route /api/ → api [http://127.0.0.1:3001 (weight 3), http://127.0.0.1:3002 (weight 1)] " +
+        "strip_prefix, websocket",
+    );
+    expect(s).toContain("static /etc/bws/www (index index.html)");
+    expect(s).toContain("tls: /etc/bws/c.pem + /etc/bws/k.pem");
+    expect(s).toContain("management: http://127.0.0.1:9000");
+    expect(s).toContain("logging: level info, format json, access log on, to stdout");
+    expect(s).not.toContain("not active yet");
+  });
+
+  it("formats sizes in the units the config accepts", () => {
+    expect(formatSize(16 * 1024 * 1024)).toBe("16MiB");
+    expect(formatSize(100_000_000)).toBe("100MB");
+    expect(formatSize(1234)).toBe("1234B");
+  });
+});
