@@ -1,0 +1,225 @@
+/**
+ * One upstream socket with its reusable read and write buffers, read/write deadlines (one lazy
+ * timer per connection) and the per-exchange state the client needs.
+ *
+ * @module
+ */
+
+import { socketErrorKind, UpstreamError } from "./errors.ts";
+
+const INITIAL_READ = 16 * 1024;
+const BODY_READ = 64 * 1024;
+const WRITE_BUFFER = 16 * 1024;
+
+/** A pooled or fresh socket to one upstream origin. Used by one exchange at a time. */
+export class Connection {
+  readonly origin: string;
+  readonly sock: Deno.Conn;
+  /** Read buffer: unread response bytes are `buf[start, end)`. */
+  buf: Uint8Array = new Uint8Array(INITIAL_READ);
+  start = 0;
+  end = 0;
+  /** Reusable buffer for the request head (and a small body). */
+  wbuf: Uint8Array = new Uint8Array(WRITE_BUFFER);
+  closed = false;
+  /** Date.now() when it was put into the idle pool. */
+  idleSince = 0;
+  /** Handed out by the pool (busy). */
+  inUse = false;
+
+  // --- per exchange ---
+  /** First failure of the current exchange; pending reads and writes throw it. */
+  failure: UpstreamError | null = null;
+  /** Some response byte arrived in this exchange. */
+  gotBytes = false;
+  /** Some request byte was handed to the socket in this exchange. */
+  requestSent = false;
+  /** The request (head and body) was written completely. */
+  sendDone = false;
+  /** The request body is a stream still being sent (cannot wait for it to finish). */
+  streaming = false;
+  /** The final response head was received. */
+  headReceived = false;
+  /** Resolves when the send side of this exchange settled (never rejects). */
+  sendSettled: Promise<void> = Promise.resolve();
+  /** Reader of a streamed request body, to cancel it when the exchange ends early. */
+  bodyReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  readMs = 30_000;
+  writeMs = 30_000;
+  #signal: AbortSignal | null = null;
+
+  #readDeadline = 0;
+  #writeDeadline = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timerAt = 0;
+  #growNext = false;
+
+  constructor(origin: string, sock: Deno.Conn) {
+    this.origin = origin;
+    this.sock = sock;
+  }
+
+  /** Resets per-exchange state and watches `signal` (closing the socket on abort). */
+  begin(readMs: number, writeMs: number, signal: AbortSignal | undefined): void {
+    this.failure = null;
+    this.gotBytes = false;
+    this.requestSent = false;
+    this.sendDone = false;
+    this.streaming = false;
+    this.headReceived = false;
+    this.bodyReader = null;
+    this.readMs = readMs;
+    this.writeMs = writeMs;
+    if (signal !== undefined) {
+      this.#signal = signal;
+      signal.addEventListener("abort", this.#onAbort);
+    }
+  }
+
+  /** Stops watching the abort signal and the deadlines of this exchange. */
+  finishExchange(): void {
+    if (this.#signal !== null) {
+      this.#signal.removeEventListener("abort", this.#onAbort);
+      this.#signal = null;
+    }
+    this.#readDeadline = 0;
+  }
+
+  #onAbort = (): void => {
+    this.fail(
+      new UpstreamError("aborted", "Cannot finish upstream request: aborted by the client"),
+    );
+  };
+
+  /** Records the first failure and closes the socket so every pending operation ends. */
+  fail(err: UpstreamError): void {
+    if (this.failure === null) this.failure = err;
+    this.close();
+  }
+
+  /** Closes the socket (idempotent). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.bodyReader !== null) {
+      this.bodyReader.cancel().catch(() => {});
+      this.bodyReader = null;
+    }
+    try {
+      this.sock.close();
+    } catch {
+      // already closed by the platform
+    }
+  }
+
+  /**
+   * Reads more bytes into `buf[end, …)`, compacting or growing the buffer when it is full.
+   * Returns false at EOF. Throws the recorded failure or a mapped socket error.
+   */
+  async fill(): Promise<boolean> {
+    if (this.failure !== null) throw this.failure;
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      if (this.#growNext && this.buf.length < BODY_READ) this.buf = new Uint8Array(BODY_READ);
+      this.#growNext = false;
+    } else if (this.end === this.buf.length) {
+      if (this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      } else {
+        const bigger = new Uint8Array(this.buf.length * 2);
+        bigger.set(this.buf.subarray(0, this.end));
+        this.buf = bigger;
+      }
+    }
+    const space = this.buf.length - this.end;
+    this.#readDeadline = Date.now() + this.readMs;
+    this.#arm(this.#readDeadline);
+    let n: number | null;
+    try {
+      n = await this.sock.read(this.buf.subarray(this.end));
+    } catch (err) {
+      throw this.failure ?? new UpstreamError(
+        socketErrorKind(err),
+        `Cannot read from upstream "${this.origin}": ${(err as Error).message}`,
+        { cause: err },
+      );
+    } finally {
+      this.#readDeadline = 0;
+    }
+    if (this.failure !== null) throw this.failure;
+    if (n === null) return false;
+    if (n === space && this.start === 0 && this.end === 0) this.#growNext = true;
+    this.end += n;
+    this.gotBytes = true;
+    return true;
+  }
+
+  /** Writes all of `data`, each write bounded by the write timeout. */
+  async writeAll(data: Uint8Array): Promise<void> {
+    this.requestSent = true;
+    let off = 0;
+    while (off < data.length) {
+      if (this.failure !== null) throw this.failure;
+      this.#writeDeadline = Date.now() + this.writeMs;
+      this.#arm(this.#writeDeadline);
+      try {
+        off += await this.sock.write(off === 0 ? data : data.subarray(off));
+      } catch (err) {
+        const kind = socketErrorKind(err);
+        throw this.failure ?? new UpstreamError(
+          kind === "read_timeout" ? "write_timeout" : kind,
+          `Cannot write to upstream "${this.origin}": ${(err as Error).message}`,
+          { cause: err, requestSent: true },
+        );
+      } finally {
+        this.#writeDeadline = 0;
+      }
+    }
+  }
+
+  #arm(deadline: number): void {
+    if (this.closed) return;
+    if (this.#timer !== undefined) {
+      if (this.#timerAt <= deadline) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, deadline - Date.now()));
+    Deno.unrefTimer(this.#timer);
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    const now = Date.now();
+    const r = this.#readDeadline;
+    const w = this.#writeDeadline;
+    if (r !== 0 && now >= r) {
+      this.fail(
+        new UpstreamError(
+          "read_timeout",
+          `Cannot read from upstream "${this.origin}": no data for ${this.readMs / 1000} s`,
+          { requestSent: this.requestSent },
+        ),
+      );
+      return;
+    }
+    if (w !== 0 && now >= w) {
+      this.fail(
+        new UpstreamError(
+          "write_timeout",
+          `Cannot write to upstream "${this.origin}": stalled for ${this.writeMs / 1000} s`,
+          { requestSent: true },
+        ),
+      );
+      return;
+    }
+    const next = r === 0 ? w : w === 0 ? r : Math.min(r, w);
+    if (next !== 0) this.#arm(next);
+  };
+}
