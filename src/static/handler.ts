@@ -188,6 +188,19 @@ async function serveFile(req: Request, path: string, info: Deno.FileInfo): Promi
   } catch {
     return notFoundResponse();
   }
-  const body = status === 200 ? file.readable : fileRangeStream(file, start, length);
+  // A range that runs to the end of the file can use the file's own stream (which Deno.serve
+  // pipes without copying through JS); only a bounded range needs the counting stream.
+  let body: ReadableStream<Uint8Array>;
+  if (start + length === size) {
+    try {
+      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+    } catch {
+      file.close();
+      return notFoundResponse();
+    }
+    body = file.readable;
+  } else {
+    body = fileRangeStream(file, start, length);
+  }
   return new Response(body, { status, headers });
 }
