@@ -10,7 +10,7 @@ import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { expect } from "expect";
 import { AcmeManager, type CertificatePair } from "../src/acme/manager.ts";
-import { answerChallenge } from "../src/acme/challenge.ts";
+import { answerChallenge, type ChallengeSource } from "../src/acme/challenge.ts";
 import type { LogFields, Logger, LogLevel } from "../src/log/types.ts";
 
 const PEBBLE = "/usr/bin/pebble";
@@ -152,8 +152,8 @@ describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
   let challengeServer: Deno.HttpServer | undefined;
   let managementUrl = "";
   let http: Deno.HttpClient | undefined;
-  /** The manager whose challenges the HTTP-01 server answers. */
-  let current: AcmeManager | undefined;
+  /** Where the HTTP-01 server finds key authorizations. */
+  let current: ChallengeSource | undefined;
   let challengeHits = 0;
   const managers: AcmeManager[] = [];
 
@@ -282,13 +282,47 @@ describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
     await manager.stop();
   });
 
+  it("fails the order when the HTTP-01 answer is wrong, and stores nothing", async () => {
+    const storageDir = join(tmp, "store3");
+    const manager = newManager(storageDir);
+    current = { challengeResponse: () => "not-the-key-authorization" };
+    await expect(manager.obtain(["e.test"])).rejects.toThrow();
+    expect(await manager.loadStored(["e.test"])).toBeNull();
+    await expect(Deno.stat(join(storageDir, "e.test", "cert.pem"))).rejects.toThrow();
+    await manager.stop();
+  });
+
   it("renews before expiry and hands over a certificate with a new serial", async () => {
     // Pebble's certificates last 5 years: a 10-year window makes every check renew.
-    const manager = newManager(join(tmp, "store2"), { renewBeforeDays: 3650, checkInterval: 1 });
+    // Challenges are answered from files in challengeDir, as a server serving them from disk.
+    const challengeDir = join(tmp, "challenges");
+    const manager = newManager(join(tmp, "store2"), {
+      renewBeforeDays: 3650,
+      checkInterval: 1,
+      challengeDir,
+    });
+    current = {
+      challengeResponse(token) {
+        try {
+          return Deno.readTextFileSync(join(challengeDir, token));
+        } catch {
+          return null;
+        }
+      },
+    };
+    const hitsBefore = challengeHits;
     const seen: CertificatePair[] = [];
-    manager.manage(["b.test"], (p) => seen.push(p));
+    const times: number[] = [];
+    manager.manage(["b.test"], (p) => {
+      seen.push(p);
+      times.push(Date.now());
+    });
     await waitFor("a renewed certificate", 30_000, () => seen.length >= 2);
     await manager.stop();
+    expect(challengeHits).toBeGreaterThanOrEqual(hitsBefore + 2);
+    expect([...Deno.readDirSync(challengeDir)]).toEqual([]); // tokens removed after use
+    // Renewed on the check interval (1 s), not in a tight loop.
+    expect(times[1] - times[0]).toBeGreaterThanOrEqual(900);
     const serials = seen.map((p) => new X509Certificate(p.certPem).serialNumber);
     expect(serials[0]).not.toBe(serials[1]);
     for (const p of seen) expect(p.names).toEqual(["b.test"]);

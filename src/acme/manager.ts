@@ -7,7 +7,8 @@
 import * as acme from "acme-client";
 import type { Logger } from "../log/types.ts";
 import { type CertificatePair, parseCertificatePair } from "./cert_pair.ts";
-import { AcmeStorage } from "./storage.ts";
+import { join } from "node:path";
+import { AcmeStorage, atomicWrite } from "./storage.ts";
 import { type AcmeTransport, createTransport, withTransport } from "./transport.ts";
 
 export type { CertificatePair };
@@ -33,6 +34,9 @@ export interface AcmeManagerOptions {
   retryMax?: number;
   /** Timeout of one HTTP request to the CA, in seconds. @default 30 */
   requestTimeout?: number;
+  /** Also write each key authorization to `<challengeDir>/<token>` (for a server that serves
+   *  `/.well-known/acme-challenge/` from disk); "" answers from memory only. @default "" */
+  challengeDir?: string;
   /** First delay when polling an order or authorization, in milliseconds. @default 1000 */
   pollMinMs?: number;
 }
@@ -73,6 +77,7 @@ export class AcmeManager {
       retryMax: opts.retryMax ?? 86_400,
       requestTimeout: opts.requestTimeout ?? 30,
       pollMinMs: opts.pollMinMs ?? 1000,
+      challengeDir: opts.challengeDir ?? "",
     };
     this.#log = opts.logger;
     this.#storage = new AcmeStorage(opts.storageDir);
@@ -180,8 +185,11 @@ export class AcmeManager {
         entry.onCertificate(pair);
       }
       entry.failures = 0;
-      const untilRenew = this.#renewAt(entry.current).valueOf() - Date.now();
-      this.#schedule(entry, Math.min(this.#opts.checkInterval * 1000, Math.max(untilRenew, 0)));
+      // A certificate that is due as soon as it is issued (renewal window longer than the CA's
+      // lifetime) waits a full interval, so the CA is never asked in a tight loop.
+      const untilRenew = this.#renewAt(entry.current) - Date.now();
+      const interval = this.#opts.checkInterval * 1000;
+      this.#schedule(entry, untilRenew > 0 ? Math.min(interval, untilRenew) : interval);
     } catch (err) {
       if (this.#stopped) return;
       entry.failures++;
@@ -224,15 +232,10 @@ export class AcmeManager {
         }
         tokens.push(challenge.token);
         this.#tokens.set(challenge.token, keyAuthorization);
-        return Promise.resolve();
+        return this.#writeChallengeFile(challenge.token, keyAuthorization);
       },
-      challengeRemoveFn: (_authz, challenge) => {
-        this.#tokens.delete(challenge.token);
-        return Promise.resolve();
-      },
-    }).finally(() => {
-      for (const t of tokens) this.#tokens.delete(t);
-    });
+      challengeRemoveFn: (_authz, challenge) => this.#forgetChallenge(challenge.token),
+    }).finally(() => Promise.all(tokens.map((t) => this.#forgetChallenge(t))));
     const pair = parseCertificatePair(certPem, keyPem);
     if (!names.every((n) => pair.names.includes(n))) {
       throw new Error(
@@ -244,6 +247,17 @@ export class AcmeManager {
       notAfter: pair.notAfter.toISOString(),
     });
     return pair;
+  }
+
+  async #writeChallengeFile(token: string, keyAuthorization: string): Promise<void> {
+    if (this.#opts.challengeDir === "" || !/^[A-Za-z0-9_-]+$/.test(token)) return;
+    await atomicWrite(join(this.#opts.challengeDir, token), keyAuthorization, 0o644);
+  }
+
+  async #forgetChallenge(token: string): Promise<void> {
+    this.#tokens.delete(token);
+    if (this.#opts.challengeDir === "" || !/^[A-Za-z0-9_-]+$/.test(token)) return;
+    await Deno.remove(join(this.#opts.challengeDir, token)).catch(() => {});
   }
 
   #accountClient(): Promise<acme.Client> {

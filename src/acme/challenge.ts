@@ -1,0 +1,40 @@
+/**
+ * HTTP-01 challenge answering for the plain HTTP port of a site.
+ *
+ * @module
+ */
+
+/** Path prefix of HTTP-01 challenge requests (RFC 8555 section 8.3). */
+export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
+
+/** Anything that knows key authorizations by token, such as an `AcmeManager`. */
+export interface ChallengeSource {
+  challengeResponse(token: string): string | null;
+}
+
+/**
+ * Answers `GET /.well-known/acme-challenge/<token>` from `sources` (the first that knows the
+ * token wins): 200 text/plain with the key authorization, or 404 for an unknown token.
+ * Returns null when the request is not a challenge request, so the caller handles it as usual.
+ */
+export function answerChallenge(
+  sources: ChallengeSource | readonly ChallengeSource[],
+  req: Request,
+): Response | null {
+  if (req.method !== "GET" && req.method !== "HEAD") return null;
+  const path = new URL(req.url).pathname;
+  if (!path.startsWith(ACME_CHALLENGE_PREFIX)) return null;
+  const token = path.slice(ACME_CHALLENGE_PREFIX.length);
+  const list = Array.isArray(sources) ? sources : [sources as ChallengeSource];
+  if (/^[A-Za-z0-9_-]+$/.test(token)) {
+    for (const source of list) {
+      const answer = source.challengeResponse(token);
+      if (answer !== null) {
+        return new Response(req.method === "HEAD" ? null : answer, {
+          headers: { "content-type": "text/plain", "cache-control": "no-store" },
+        });
+      }
+    }
+  }
+  return new Response("Not Found\n", { status: 404, headers: { "content-type": "text/plain" } });
+}
