@@ -115,6 +115,34 @@ describe("HostRegistry across reloads", () => {
     await waitFor(() => !g3.members[0].state.activeUp, 1000);
     await g3.stop();
     const g4 = build(registry, [a.url]);
+    expect(g4.pick("x")).toBeNull(); // not live until the new plan is started
+    g4.start();
     expect(g4.pick("x")).toBe(g4.members[0]);
+  });
+
+  it("ignores the old group's checks once the new group has started", async () => {
+    const a = startBackend("a");
+    backends.push(a);
+    a.healthStatus = 500;
+    const checks: HealthCheckConfig = {
+      enabled: true,
+      path: "/health",
+      interval: 0.03,
+      timeout: 0.5,
+      retries: 1,
+      rise: 1,
+      expectStatus: "2xx",
+    };
+    const registry = new HostRegistry();
+    const old = build(registry, [a.url], { healthCheck: checks });
+    old.start();
+    await waitFor(() => !old.members[0].state.activeUp, 1000);
+    // Reload to checks disabled; the old checker keeps running for a while (failing checks).
+    const next = build(registry, [a.url]);
+    next.start();
+    const hits = a.healthHits;
+    await waitFor(() => a.healthHits >= hits + 3, 1000);
+    expect(next.pick("x")).toBe(next.members[0]);
+    await old.stop();
   });
 });

@@ -94,7 +94,6 @@ export class UpstreamGroup {
       if (dup > 0) key += `#${dup}`;
       keys.push(key);
       const state = opts.registry.get(key, opts.passiveHealth);
-      if (!opts.healthCheck.enabled) state.resetActive();
       return Object.freeze({
         target: parseUpstreamUrl(u.url),
         weight: Math.max(1, Math.floor(u.weight)),
@@ -126,9 +125,14 @@ export class UpstreamGroup {
     return m;
   }
 
-  /** Starts active health checks (no-op when disabled). Idempotent. */
+  /**
+   * Starts active health checks. Call it when this group's plan goes live: the group then owns
+   * its members' active verdict (results of an older group's checker still running are
+   * ignored). With checks disabled it only clears an old "down" verdict. Idempotent.
+   */
   start(): void {
-    this.#checker?.start();
+    if (this.#checker) this.#checker.start();
+    else for (const m of this.members) m.state.claimActive(null);
   }
 
   /** Stops timers and aborts in-flight checks; resolves when all stopped. */

@@ -52,11 +52,15 @@ export class ActiveHealthChecker {
     return this.#abort !== null;
   }
 
-  /** Starts checking; the first round runs immediately. Idempotent. */
+  /**
+   * Starts checking; the first round runs immediately. Takes over the members' active verdict
+   * from any earlier checker (see `HostState.claimActive`). Idempotent.
+   */
   start(): void {
     if (this.#abort) return;
     this.#abort = new AbortController();
     this.#client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+    for (const m of this.#opts.members) m.state.claimActive(this);
     for (const m of this.#opts.members) this.#run(m);
   }
 
@@ -111,7 +115,7 @@ export class ActiveHealthChecker {
         : `health check failed: ${err instanceof Error ? err.message : String(err)}`;
     }
     if (stopped.aborted) return;
-    const changed = m.state.recordCheck(ok, config.retries, config.rise, error);
+    const changed = m.state.recordCheck(this, ok, config.retries, config.rise, error);
     if (changed === false) {
       logger?.warn("upstream down", { site, group, upstream: t.url, error });
     } else if (changed === true) {

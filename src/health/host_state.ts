@@ -38,6 +38,8 @@ export class HostState {
   /** When half-open: time the probe request was handed out (0 = no probe out). */
   #probeAt = 0;
   #activeUp = true;
+  /** The checker whose results count (the newest started group's); null when none. */
+  #activeOwner: object | null = null;
   #activePasses = 0;
   #activeFails = 0;
   #lastError = "";
@@ -129,10 +131,30 @@ export class HostState {
   }
 
   /**
-   * Records one active check result. Returns the new `activeUp` when it changed, else null.
-   * Down after `retries` consecutive failures, up after `rise` consecutive passes.
+   * Makes `owner` the only active checker whose results count (a reload starts the new group's
+   * checker before the old one is stopped). `null` means checks are off: the member is up.
    */
-  recordCheck(ok: boolean, retries: number, rise: number, error = ""): boolean | null {
+  claimActive(owner: object | null): void {
+    if (owner === this.#activeOwner) return;
+    this.#activeOwner = owner;
+    this.#activePasses = 0;
+    this.#activeFails = 0;
+    if (owner === null) this.#activeUp = true;
+  }
+
+  /**
+   * Records one active check result from `owner` (ignored unless it holds the claim). Returns
+   * the new `activeUp` when it changed, else null. Down after `retries` consecutive failures,
+   * up after `rise` consecutive passes.
+   */
+  recordCheck(
+    owner: object,
+    ok: boolean,
+    retries: number,
+    rise: number,
+    error = "",
+  ): boolean | null {
+    if (owner !== this.#activeOwner) return null;
     if (ok) {
       this.#activeFails = 0;
       this.#activePasses++;
@@ -150,13 +172,6 @@ export class HostState {
       }
     }
     return null;
-  }
-
-  /** Forgets the active verdict (checks disabled after a reload): the member is up. */
-  resetActive(): void {
-    this.#activeUp = true;
-    this.#activePasses = 0;
-    this.#activeFails = 0;
   }
 
   #eject(now: number): void {

@@ -7,19 +7,21 @@ const PASSIVE = { enabled: true, maxFails: 2, failTimeout: 10 };
 describe("HostState", () => {
   it("recordCheck() goes down after `retries` failures and up after `rise` passes", () => {
     const s = new HostState("s/g/u", PASSIVE);
-    expect(s.recordCheck(false, 3, 2, "status 500")).toBeNull();
-    expect(s.recordCheck(false, 3, 2)).toBeNull();
-    expect(s.recordCheck(true, 3, 2)).toBeNull(); // a pass resets the failure streak
-    expect(s.recordCheck(false, 3, 2)).toBeNull();
-    expect(s.recordCheck(false, 3, 2)).toBeNull();
-    expect(s.recordCheck(false, 3, 2)).toBe(false);
+    const me = {};
+    s.claimActive(me);
+    expect(s.recordCheck(me, false, 3, 2, "status 500")).toBeNull();
+    expect(s.recordCheck(me, false, 3, 2)).toBeNull();
+    expect(s.recordCheck(me, true, 3, 2)).toBeNull(); // a pass resets the failure streak
+    expect(s.recordCheck(me, false, 3, 2)).toBeNull();
+    expect(s.recordCheck(me, false, 3, 2)).toBeNull();
+    expect(s.recordCheck(me, false, 3, 2)).toBe(false);
     expect(s.activeUp).toBe(false);
     expect(s.isLive()).toBe(false);
     expect(s.lastError).toBe("status 500");
-    expect(s.recordCheck(true, 3, 2)).toBeNull();
-    expect(s.recordCheck(false, 3, 2)).toBeNull(); // a failure resets the pass streak
-    expect(s.recordCheck(true, 3, 2)).toBeNull();
-    expect(s.recordCheck(true, 3, 2)).toBe(true);
+    expect(s.recordCheck(me, true, 3, 2)).toBeNull();
+    expect(s.recordCheck(me, false, 3, 2)).toBeNull(); // a failure resets the pass streak
+    expect(s.recordCheck(me, true, 3, 2)).toBeNull();
+    expect(s.recordCheck(me, true, 3, 2)).toBe(true);
     expect(s.isLive()).toBe(true);
   });
 
@@ -52,5 +54,24 @@ describe("HostState", () => {
     expect(s.isLive()).toBe(true);
     expect(s.totalFailures).toBe(2);
     expect(s.totalRequests).toBe(2);
+  });
+});
+
+describe("HostState.claimActive()", () => {
+  it("ignores results from a checker that lost the claim, and null clears a down verdict", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    const old = {};
+    const next = {};
+    s.claimActive(old);
+    expect(s.recordCheck(old, false, 1, 1)).toBe(false);
+    s.claimActive(next);
+    expect(s.recordCheck(old, true, 1, 1)).toBeNull();
+    expect(s.activeUp).toBe(false);
+    expect(s.recordCheck(next, true, 1, 1)).toBe(true);
+    expect(s.recordCheck(next, false, 1, 1)).toBe(false);
+    s.claimActive(null);
+    expect(s.activeUp).toBe(true);
+    expect(s.recordCheck(next, false, 1, 1)).toBeNull();
+    expect(s.isLive()).toBe(true);
   });
 });
