@@ -259,6 +259,33 @@ describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
     expect(leaf.checkIssued(intermediate)).toBe(true);
     expect(leaf.verify(intermediate.publicKey)).toBe(true);
 
+    // A TLS client that trusts Pebble's root accepts the chain for a.test.
+    const root = await (await fetch(`${managementUrl}/roots/0`, { client: http })).text();
+    await Deno.writeTextFile(join(tmp, "pebble-root.pem"), root);
+    const tls = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: pair.certPem, key: pair.keyPem, onListen() {} },
+      () => new Response("hello over tls"),
+    );
+    try {
+      const port = (tls.addr as Deno.NetAddr).port;
+      const out = await new Deno.Command("curl", {
+        args: [
+          "-sS",
+          "--cacert",
+          join(tmp, "pebble-root.pem"),
+          "--resolve",
+          `www.a.test:${port}:127.0.0.1`,
+          `https://www.a.test:${port}/`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      expect(new TextDecoder().decode(out.stderr)).toBe("");
+      expect(new TextDecoder().decode(out.stdout)).toBe("hello over tls");
+    } finally {
+      await tls.shutdown();
+    }
+
     const keyStat = await Deno.stat(join(storageDir, "a.test", "key.pem"));
     expect(keyStat.mode! & 0o777).toBe(0o600);
     expect((await Deno.stat(join(storageDir, "account.key"))).mode! & 0o777).toBe(0o600);

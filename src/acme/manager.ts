@@ -6,7 +6,7 @@
 
 import * as acme from "acme-client";
 import type { Logger } from "../log/types.ts";
-import { type CertificatePair, parseCertificatePair } from "./cert_pair.ts";
+import { type CertificatePair, parseCertificatePair } from "../tls/certs.ts";
 import { join } from "node:path";
 import { AcmeStorage, atomicWrite } from "./storage.ts";
 import { type AcmeTransport, createTransport, withTransport } from "./transport.ts";
