@@ -62,10 +62,13 @@ export class SniBackend implements Backend {
       const peer = peers.get(info.remoteAddr.port);
       if (peer === undefined) return new Response("Forbidden\n", { status: 403 });
       // The inner hop is plain HTTP/1.1 (h2 requests keep the client's :scheme): give the
-      // handler the URL the client used.
+      // handler the URL the client used. A new Request would cost ~20 µs (it materializes the
+      // abort signal); shadowing the getter costs next to nothing.
       const url = req.url;
-      const r = url.charCodeAt(4) === 58 ? new Request("https" + url.slice(4), req) : req;
-      return handler(r, { remoteAddr: peer });
+      if (url.charCodeAt(4) === 58) {
+        Object.defineProperty(req, "url", { value: "https" + url.slice(4) });
+      }
+      return handler(req, { remoteAddr: peer });
     });
     const innerPort = inner.addr.port;
 
