@@ -170,7 +170,7 @@ export class AcmeManager {
             notAfter: stored.notAfter.toISOString(),
           });
           entry.current = stored;
-          entry.onCertificate(stored);
+          this.#deliver(entry, stored);
         }
       }
       if (!entry.current || this.#renewAt(entry.current) <= Date.now()) {
@@ -182,7 +182,7 @@ export class AcmeManager {
         const pair = await this.obtain(entry.names);
         if (this.#stopped) return;
         entry.current = pair;
-        entry.onCertificate(pair);
+        this.#deliver(entry, pair);
       }
       entry.failures = 0;
       // A certificate that is due as soon as it is issued (renewal window longer than the CA's
@@ -202,6 +202,17 @@ export class AcmeManager {
         retryInSeconds: delay,
       });
       this.#schedule(entry, delay * 1000);
+    }
+  }
+
+  /** A throwing callback is the caller's bug: logged, never mistaken for a failed order. */
+  #deliver(entry: Managed, pair: CertificatePair): void {
+    try {
+      entry.onCertificate(pair);
+    } catch (err) {
+      this.#log?.error(
+        `Cannot install certificate for "${entry.names.join(",")}": ${errorText(err)}`,
+      );
     }
   }
 
