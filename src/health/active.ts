@@ -112,7 +112,7 @@ export class ActiveHealthChecker {
       if (stopped.aborted) return; // stopping: not a verdict
       error = err instanceof DOMException && err.name === "TimeoutError"
         ? `health check timed out after ${config.timeout}s`
-        : `health check failed: ${err instanceof Error ? err.message : String(err)}`;
+        : `health check failed: ${describe(err)}`;
     }
     if (stopped.aborted) return;
     const changed = m.state.recordCheck(this, ok, config.retries, config.rise, error);
@@ -122,4 +122,11 @@ export class ActiveHealthChecker {
       logger?.info("upstream up", { site, group, upstream: t.url });
     }
   }
+}
+
+/** fetch says only "fetch failed"; the reason (refused, reset, certificate) is in the cause. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? err.cause.message : "";
+  return cause ? `${err.message}: ${cause}` : err.message;
 }
