@@ -398,6 +398,12 @@ describe("semantic checks", () => {
       /Cannot parse expect_status "ok"/,
     ],
     [
+      "one host name on two sites of a port",
+      `${SITE}[[sites]]\nname = "b"\nhostnames = ["www.example.com", "EXAMPLE.com"]\nport = 8080\nstatic_dir = "x"\n`,
+      "sites[1].hostnames[1]",
+      /host name "example.com" is already served by site "main" on 0.0.0.0:8080/,
+    ],
+    [
       "bad header name",
       `${SITE}[sites.headers]\n"Bad Header" = "x"\n`,
       'sites[0].headers."Bad Header"',

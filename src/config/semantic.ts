@@ -156,6 +156,7 @@ function checkListeners(config: Config, err: Report): void {
     byListener.set(key, [...(byListener.get(key) ?? []), i]);
   });
   for (const indexes of byListener.values()) {
+    checkHostnames(config, indexes, err);
     const first = config.sites[indexes[0]];
     let firstDefault = first.default ? indexes[0] : -1;
     for (const i of indexes.slice(1)) {
@@ -190,5 +191,27 @@ function checkListeners(config: Config, err: Report): void {
         );
       }
     });
+  }
+}
+
+/** Two sites on one listener must not claim the same host name. */
+function checkHostnames(config: Config, indexes: readonly number[], err: Report): void {
+  const owner = new Map<string, number>();
+  for (const i of indexes) {
+    const s = config.sites[i];
+    const names: [string, string][] = [[`sites[${i}].hostname`, s.hostname]];
+    s.hostnames.forEach((h, k) => names.push([`sites[${i}].hostnames[${k}]`, h]));
+    for (const [path, name] of names) {
+      if (!name) continue;
+      const o = owner.get(name);
+      if (o === undefined) owner.set(name, i);
+      else if (o !== i) {
+        err(
+          path,
+          `host name "${name}" is already served by site "${config.sites[o].name}" on ` +
+            `${s.bind}:${s.port}`,
+        );
+      }
+    }
   }
 }
