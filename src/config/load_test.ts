@@ -220,6 +220,16 @@ describe("unknown keys and wrong types", () => {
     }
   });
 
+  it("says where a key belongs when it is in the wrong table", () => {
+    const issue = oneIssue(
+      proxySite().replace("enabled = true", "enabled = true\nstrip_prefix = true"),
+    );
+    expect(issue.path).toBe("sites[0].proxy.strip_prefix");
+    expect(issue.message).toBe(
+      "unknown key `strip_prefix` in sites[0].proxy; it belongs in [[sites.proxy.routes]]",
+    );
+  });
+
   it("suggests top-level table names", () => {
     const issue = oneIssue(`[sever]\nname = "x"\n${SITE}`);
     expect(issue.path).toBe("sever");

@@ -31,7 +31,7 @@ export function buildFromSchema(
 ): { value: Record<string, unknown>; issues: RawIssue[] } {
   const issues: RawIssue[] = [];
   const ctx: { root: Record<string, unknown> } = { root: {} };
-  const b = new Builder(issues, ctx, opts.baseDir);
+  const b = new Builder(issues, ctx, opts.baseDir, schema);
   const value = b.table(raw, schema, "", true);
   return { value, issues };
 }
@@ -52,6 +52,7 @@ class Builder {
     private readonly issues: RawIssue[],
     private readonly ctx: BuildContext,
     private readonly baseDir: string,
+    private readonly schema: TableNode,
   ) {}
 
   #issue(path: string, message: string): void {
@@ -82,9 +83,11 @@ class Builder {
       }
       const hint = suggestKey(key, known);
       const where = path ? ` in ${path}` : "";
+      const home = hint ? undefined : keyHomes(this.schema).get(key);
       this.#issue(
         childPath(path, key),
-        `unknown key \`${key}\`${where}` + (hint ? `; did you mean \`${hint}\`?` : ""),
+        `unknown key \`${key}\`${where}` +
+          (hint ? `; did you mean \`${hint}\`?` : home ? `; it belongs in ${home}` : ""),
       );
     }
     for (const [key, field] of Object.entries(node.fields)) {
@@ -277,4 +280,25 @@ function placeholder(type: string): unknown {
     default:
       return 0;
   }
+}
+
+const homesCache = new WeakMap<TableNode, Map<string, string>>();
+
+/** Key name → the table(s) where the schema defines it, as written in TOML (`[[sites.proxy.routes]]`). */
+function keyHomes(schema: TableNode): Map<string, string> {
+  let homes = homesCache.get(schema);
+  if (homes) return homes;
+  const found = new Map<string, string[]>();
+  const walk = (node: TableNode, header: string) => {
+    for (const [key, field] of Object.entries(node.fields)) {
+      const dotted = header ? `${header.replace(/^\[+|\]+$/g, "")}.${key}` : key;
+      if (field.type === "table") walk(field, `[${dotted}]`);
+      else if (field.type === "table[]") walk(field.item, `[[${dotted}]]`);
+      else if (header) found.set(key, [...(found.get(key) ?? []), header]);
+    }
+  };
+  walk(schema, "");
+  homes = new Map([...found].map(([k, v]) => [k, v.join(" or ")]));
+  homesCache.set(schema, homes);
+  return homes;
 }
