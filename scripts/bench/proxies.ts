@@ -1,0 +1,181 @@
+/** The servers the benchmark starts: the shared backend and each proxy under test. */
+
+import { bwsToml, caddyfile, haproxyConf, nginxBackendConf, nginxProxyConf } from "./configs.ts";
+import { type Service, startService } from "./process.ts";
+
+/** Where the proxies run and what they proxy to. */
+export interface BenchContext {
+  /** Root of the bws checkout (holds cli.ts). */
+  readonly repoRoot: string;
+  /** Temp dir for configs and logs; removed at the end. */
+  readonly tmp: string;
+  /** Port of the shared backend (nginx or the Deno backend). */
+  readonly backendPort: number;
+  /** Port of the Deno backend used by the large-body routes. */
+  readonly streamPort: number;
+  /** Extra `deno run` flags for bws (e.g. `--cpu-prof`). @default [] */
+  readonly bwsDenoFlags?: readonly string[];
+}
+
+/** One proxy under test. */
+export interface ProxySpec {
+  /** Name printed in the table. */
+  readonly name: string;
+  /** Executable it needs; the proxy is skipped when missing. */
+  readonly binary: string;
+  /** A note printed under the table (how it was configured). */
+  readonly note: string;
+  start(ctx: BenchContext, port: number, binaryPath: string): Promise<Service>;
+}
+
+async function subdir(ctx: BenchContext, name: string): Promise<string> {
+  const dir = `${ctx.tmp}/${name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** Starts nginx with `conf` rendered for its own prefix dir. */
+async function startNginx(
+  ctx: BenchContext,
+  name: string,
+  binaryPath: string,
+  conf: (dir: string) => string,
+): Promise<Service> {
+  const dir = await subdir(ctx, name);
+  await Deno.writeTextFile(`${dir}/nginx.conf`, conf(dir));
+  return startService({
+    name,
+    command: binaryPath,
+    args: ["-p", `${dir}/`, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`],
+    logDir: ctx.tmp,
+  });
+}
+
+/** nginx answering `hello world\n` (one worker), the backend every proxy forwards to. */
+export function startNginxBackend(ctx: BenchContext, binaryPath: string): Promise<Service> {
+  return startNginx(
+    ctx,
+    "backend-nginx",
+    binaryPath,
+    (dir) => nginxBackendConf(dir, ctx.backendPort),
+  );
+}
+
+/** The Deno backend (`scripts/bench/backend.ts`) on `port`. */
+export function startDenoBackend(ctx: BenchContext, port: number): Promise<Service> {
+  return startService({
+    name: `backend-deno-${port}`,
+    command: Deno.execPath(),
+    args: ["run", "-A", `${ctx.repoRoot}/scripts/bench/backend.ts`, String(port)],
+    logDir: ctx.tmp,
+  });
+}
+
+/** bws itself; its config and access log live in the temp dir. */
+export const BWS: ProxySpec = {
+  name: "bws",
+  binary: Deno.execPath(),
+  note: "bws: deno run -A cli.ts, 2 sites, 4 routes, forwarded headers, X-Request-ID auto, " +
+    "access log on (file, level info)",
+  async start(ctx, port) {
+    const dir = await subdir(ctx, "bws");
+    await Deno.mkdir(`${dir}/static`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/static/index.html`, "<h1>static</h1>\n");
+    await Deno.writeTextFile(
+      `${dir}/bws.toml`,
+      bwsToml({
+        port,
+        backendPort: ctx.backendPort,
+        streamPort: ctx.streamPort,
+        accessLogPath: `${dir}/access.log`,
+        staticDir: `${dir}/static`,
+      }),
+    );
+    return startService({
+      name: "bws",
+      command: Deno.execPath(),
+      args: ["run", "-A", ...(ctx.bwsDenoFlags ?? []), "cli.ts", "-c", `${dir}/bws.toml`],
+      cwd: ctx.repoRoot,
+      logDir: ctx.tmp,
+    });
+  },
+};
+
+/** Deno.serve + fetch, the floor bws is held to. */
+export const MINIMAL_DENO: ProxySpec = {
+  name: "deno-minimal",
+  binary: Deno.execPath(),
+  note: "deno-minimal: scripts/bench/minimal_proxy.ts (Deno.serve + fetch)",
+  start(ctx, port) {
+    return startService({
+      name: "deno-minimal",
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "-A",
+        `${ctx.repoRoot}/scripts/bench/minimal_proxy.ts`,
+        String(port),
+        `http://127.0.0.1:${ctx.backendPort}`,
+      ],
+      logDir: ctx.tmp,
+    });
+  },
+};
+
+/** nginx as a proxy. */
+export const NGINX: ProxySpec = {
+  name: "nginx",
+  binary: "nginx",
+  note: "nginx: worker_processes 1, upstream keepalive 32, HTTP/1.1 upstream, access log off",
+  start(ctx, port, binaryPath) {
+    return startNginx(
+      ctx,
+      "nginx",
+      binaryPath,
+      (dir) => nginxProxyConf(dir, port, ctx.backendPort),
+    );
+  },
+};
+
+/** HAProxy in HTTP mode. */
+export const HAPROXY: ProxySpec = {
+  name: "haproxy",
+  binary: "haproxy",
+  note: "haproxy: nbthread 1, mode http, http-reuse always, no logs",
+  async start(ctx, port, binaryPath) {
+    const dir = await subdir(ctx, "haproxy");
+    await Deno.writeTextFile(`${dir}/haproxy.cfg`, haproxyConf(port, ctx.backendPort));
+    return startService({
+      name: "haproxy",
+      command: binaryPath,
+      args: ["-db", "-f", `${dir}/haproxy.cfg`],
+      logDir: ctx.tmp,
+    });
+  },
+};
+
+/** Caddy with reverse_proxy, limited to one OS thread of Go code. */
+export const CADDY: ProxySpec = {
+  name: "caddy",
+  binary: "caddy",
+  note: "caddy: reverse_proxy, admin off, auto_https off, GOMAXPROCS=1, no access log",
+  async start(ctx, port, binaryPath) {
+    const dir = await subdir(ctx, "caddy");
+    await Deno.writeTextFile(`${dir}/Caddyfile`, caddyfile(port, ctx.backendPort));
+    return startService({
+      name: "caddy",
+      command: binaryPath,
+      args: ["run", "--config", `${dir}/Caddyfile`, "--adapter", "caddyfile"],
+      env: {
+        GOMAXPROCS: "1",
+        HOME: dir,
+        XDG_DATA_HOME: `${dir}/data`,
+        XDG_CONFIG_HOME: `${dir}/config`,
+      },
+      logDir: ctx.tmp,
+    });
+  },
+};
+
+/** Every proxy, in run order. */
+export const ALL_PROXIES: readonly ProxySpec[] = [BWS, MINIMAL_DENO, NGINX, HAPROXY, CADDY];
