@@ -316,6 +316,7 @@ export class UpstreamClient {
     conn.headReceived = true;
     if (!conn.sendDone && conn.streaming && head.status >= 300) {
       // An early error answer (e.g. 413): stop sending the rest of the body.
+      conn.stopSending = true;
       conn.bodyReader?.cancel().catch(() => {});
     }
     const keepAlive = head.keepAlive && head.status !== 101;
@@ -381,8 +382,8 @@ export class UpstreamClient {
       conn.sendDone = true;
     } catch (err) {
       if (conn.headReceived) {
-        // The answer is already here (e.g. 413 and close): keep reading it, never reuse.
-        if (conn.failure === null) conn.failure = asUpstreamError(err, "reset");
+        // The answer is already here (e.g. 413 and close): keep reading it; sendDone stays
+        // false, so the connection is not reused.
         conn.bodyReader?.cancel().catch(() => {});
         conn.bodyReader = null;
         return;
@@ -416,6 +417,7 @@ export class UpstreamClient {
           );
         }
         if (conn.failure !== null) throw conn.failure;
+        if (conn.stopSending) throw STOPPED;
         if (r.done) break;
         const chunk = r.value;
         if (chunk.length === 0) continue;
@@ -567,6 +569,12 @@ export class UpstreamClient {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** Thrown inside the body pump when an early answer made sending pointless (never escapes). */
+const STOPPED = new UpstreamError(
+  "aborted",
+  "Cannot send request body: the upstream already answered",
+);
 
 const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]); // "0\r\n\r\n"
 

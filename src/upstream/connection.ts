@@ -40,6 +40,8 @@ export class Connection {
   streaming = false;
   /** The final response head was received. */
   headReceived = false;
+  /** The upstream answered early with an error: stop sending the request body. */
+  stopSending = false;
   /** Resolves when the send side of this exchange settled (never rejects). */
   sendSettled: Promise<void> = Promise.resolve();
   /** Reader of a streamed request body, to cancel it when the exchange ends early. */
@@ -67,6 +69,7 @@ export class Connection {
     this.sendDone = false;
     this.streaming = false;
     this.headReceived = false;
+    this.stopSending = false;
     this.bodyReader = null;
     this.readMs = readMs;
     this.writeMs = writeMs;
