@@ -35,7 +35,7 @@ export type { StartOptions } from "./src/server/server.ts";
 export type { ListeningAddress, ReloadResult, ServerHandle } from "./src/server/types.ts";
 
 import { loadConfigFile } from "./src/config/load.ts";
-import { startServer, type StartOptions } from "./src/server/server.ts";
+import { type StartOptions, startServer } from "./src/server/server.ts";
 import type { ServerHandle } from "./src/server/types.ts";
 
 /** Loads, validates and starts the config file at `path`. */

@@ -50,7 +50,11 @@ if (import.meta.main) {
   for (const t of targets) {
     const args = compileArgs(t, values.out ?? "dist");
     console.log(`deno ${args.join(" ")}`);
-    const { code } = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit" })
+    const { code } = await new Deno.Command(Deno.execPath(), {
+      args,
+      stdout: "inherit",
+      stderr: "inherit",
+    })
       .output();
     if (code !== 0) {
       console.error(`Cannot compile bws for ${t ?? "this machine"}: deno compile exited ${code}`);

@@ -18,7 +18,8 @@ export function startDemoBackend(id: string, port: number): DemoBackend {
     if (url.pathname === "/health") return Response.json({ ok: true, backend: id });
     if (req.headers.get("upgrade")?.toLowerCase() === "websocket") {
       const { socket, response } = Deno.upgradeWebSocket(req);
-      socket.onmessage = (e) => socket.send(typeof e.data === "string" ? `${id}: ${e.data}` : e.data);
+      socket.onmessage = (e) =>
+        socket.send(typeof e.data === "string" ? `${id}: ${e.data}` : e.data);
       return response;
     }
     return Response.json({

@@ -10,9 +10,14 @@ describe("deno task compile", () => {
       const args = compileArgs(t, "out");
       expect(args).toContain("--allow-net");
       expect(args).toContain("--allow-read");
-      expect(args.slice(args.indexOf("--target"), args.indexOf("--target") + 2)).toEqual(["--target", t]);
+      expect(args.slice(args.indexOf("--target"), args.indexOf("--target") + 2)).toEqual([
+        "--target",
+        t,
+      ]);
       expect(args.at(-1)).toBe("cli.ts");
-      expect(args[args.indexOf("--output") + 1]).toBe(`out/bws-${t}${t.includes("windows") ? ".exe" : ""}`);
+      expect(args[args.indexOf("--output") + 1]).toBe(
+        `out/bws-${t}${t.includes("windows") ? ".exe" : ""}`,
+      );
     }
   });
 
@@ -28,7 +33,10 @@ describe("deno task compile", () => {
           stderr: "piped",
         }).output();
         expect(build.code).toBe(0);
-        const version = await new Deno.Command(`${out}/bws`, { args: ["--version"], stdout: "piped" }).output();
+        const version = await new Deno.Command(`${out}/bws`, {
+          args: ["--version"],
+          stdout: "piped",
+        }).output();
         expect(new TextDecoder().decode(version.stdout)).toMatch(/^bws \d+\.\d+\.\d+/);
         const check = await new Deno.Command(`${out}/bws`, {
           args: ["check", "-c", "examples/complete.toml"],

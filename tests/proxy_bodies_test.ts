@@ -1,13 +1,22 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { createHash } from "node:crypto";
-import { type Backend, rawRequest, type Seen, sha256, startEchoBackend } from "./helpers/backends.ts";
+import {
+  type Backend,
+  rawRequest,
+  type Seen,
+  sha256,
+  startEchoBackend,
+} from "./helpers/backends.ts";
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 
 const MB = 1024 * 1024;
 
 /** A deterministic pseudo-random stream of `total` bytes, in 64 KiB chunks. */
-function patternStream(total: number, hash?: ReturnType<typeof createHash>): ReadableStream<Uint8Array> {
+function patternStream(
+  total: number,
+  hash?: ReturnType<typeof createHash>,
+): ReadableStream<Uint8Array> {
   let sent = 0;
   const chunk = new Uint8Array(64 * 1024);
   for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 31 + 7) & 0xff;
@@ -24,16 +33,17 @@ function patternStream(total: number, hash?: ReturnType<typeof createHash>): Rea
   });
 }
 
+const gzipped = new Uint8Array(
+  await new Response(
+    new Blob(["hello hello hello compressed world ".repeat(200)]).stream().pipeThrough(
+      new CompressionStream("gzip"),
+    ),
+  ).arrayBuffer(),
+);
+
 describe("proxy bodies (SPEC 4)", () => {
   let backend: Backend;
   let bws: TestBws;
-  const gzipped = new Uint8Array(
-    await new Response(
-      new Blob(["hello hello hello compressed world ".repeat(200)]).stream().pipeThrough(
-        new CompressionStream("gzip"),
-      ),
-    ).arrayBuffer(),
-  );
 
   before(async () => {
     backend = startEchoBackend("b", (req) => {
@@ -99,7 +109,10 @@ describe("proxy bodies (SPEC 4)", () => {
   });
 
   it("sends no body for HEAD, 204 and 304", async () => {
-    const head = await rawRequest(bws.port, "HEAD /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    const head = await rawRequest(
+      bws.port,
+      "HEAD /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
     expect(head.endsWith("\r\n\r\n")).toBe(true);
     const r204 = await fetch(bws.url("/nocontent"));
     expect(r204.status).toBe(204);
@@ -138,7 +151,10 @@ describe("proxy bodies (SPEC 4)", () => {
 
   it("streams a chunked upload intact", async () => {
     const hash = createHash("sha256");
-    const res = await fetch(bws.url("/upload"), { method: "PUT", body: patternStream(5 * MB + 17, hash) });
+    const res = await fetch(bws.url("/upload"), {
+      method: "PUT",
+      body: patternStream(5 * MB + 17, hash),
+    });
     const seen = await res.json() as Seen;
     expect(seen.bodyLength).toBe(5 * MB + 17);
     expect(seen.bodySha256).toBe(hash.digest("hex"));

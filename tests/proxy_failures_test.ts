@@ -42,10 +42,13 @@ describe("proxy failures (SPEC 4)", () => {
       conn.close();
     });
     cleanup.push(() => silent.close());
-    const bws = await bwsFor([silent.url], `
+    const bws = await bwsFor(
+      [silent.url],
+      `
 [sites.proxy.timeout]
 read = 0.3
-`);
+`,
+    );
     const t0 = performance.now();
     const res = await fetch(bws.url("/slow"));
     expect(res.status).toBe(504);
@@ -128,11 +131,14 @@ read = 0.3
       expect(res.status).toBe(200);
       await res.body?.cancel();
     }
-    const allDown = await bwsFor([deadAddress()], `
+    const allDown = await bwsFor(
+      [deadAddress()],
+      `
 [sites.proxy.passive_health]
 max_fails = 1
 fail_timeout = 30
-`);
+`,
+    );
     const first = await fetch(allDown.url("/"));
     expect(first.status).toBe(502);
     await first.body?.cancel();

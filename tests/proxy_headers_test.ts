@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { type Backend, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
-import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
+import { fetchHost, proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 
 function header(seen: Seen, name: string): string | undefined {
   return seen.headers.find(([n]) => n === name)?.[1];
@@ -26,7 +26,9 @@ describe("proxy headers (SPEC 4)", () => {
         return new Response("ok", { headers: h });
       }
     });
-    bws = await startBws(proxySite([backend.url], `
+    bws = await startBws(proxySite(
+      [backend.url],
+      `
 [sites.headers]
 "X-Frame-Options" = "DENY"
 
@@ -52,15 +54,19 @@ preserve_host = true
 
 [sites.proxy.headers.response.remove]
 "X-Backend-Only" = true
-`));
+`,
+    ));
     trustedBws = await startBws(
       proxySite([backend.url], "", undefined, `trusted_proxies = ["127.0.0.0/8"]`),
     );
-    plainBws = await startBws(proxySite([backend.url], `
+    plainBws = await startBws(proxySite(
+      [backend.url],
+      `
 [sites.proxy.headers]
 preserve_host = false
 add_forwarded = false
-`));
+`,
+    ));
   });
 
   after(async () => {
@@ -68,8 +74,13 @@ add_forwarded = false
     await backend.close();
   });
 
-  async function seenVia(b: TestBws, headers: Record<string, string>, path = "/x"): Promise<[Response, Seen]> {
-    const res = await fetch(b.url(path), { headers });
+  async function seenVia(
+    b: TestBws,
+    headers: Record<string, string>,
+    path = "/x",
+  ): Promise<[Response, Seen]> {
+    const { host = "localhost", ...rest } = headers;
+    const res = await fetchHost(b.url(path), host, { headers: rest });
     return [res, await res.json() as Seen];
   }
 
@@ -95,7 +106,9 @@ add_forwarded = false
       "x-forwarded-proto": "https",
     });
     expect(header(seen, "x-forwarded-for")).toBe("203.0.113.9, 127.0.0.1");
-    expect(header(seen, "forwarded")).toBe("for=203.0.113.9, for=127.0.0.1;proto=http;host=example.com");
+    expect(header(seen, "forwarded")).toBe(
+      "for=203.0.113.9, for=127.0.0.1;proto=http;host=example.com",
+    );
     expect(header(seen, "x-forwarded-proto")).toBe("https");
   });
 
@@ -138,7 +151,10 @@ add_forwarded = false
     const [res, seen] = await seenVia(bws, { host: "localhost", "x-request-id": "abc-123" });
     expect(header(seen, "x-request-id")).toBe("abc-123");
     expect(res.headers.get("x-request-id")).toBe("abc-123");
-    const [res2, seen2] = await seenVia(bws, { host: "localhost", "x-request-id": "bad id <script>" });
+    const [res2, seen2] = await seenVia(bws, {
+      host: "localhost",
+      "x-request-id": "bad id <script>",
+    });
     const id = header(seen2, "x-request-id")!;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(res2.headers.get("x-request-id")).toBe(id);

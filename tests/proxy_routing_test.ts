@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { type Backend, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
-import { startBws, type TestBws } from "./helpers/bws.ts";
+import { fetchHost, startBws, type TestBws } from "./helpers/bws.ts";
 
 describe("routing (SPEC 3)", () => {
   let api: Backend, admin: Backend, ws: Backend, root: Backend;
@@ -80,8 +80,11 @@ upstream = "root"
     await Deno.remove(staticDir, { recursive: true });
   });
 
-  async function get(path: string, host = "localhost"): Promise<{ status: number; seen: Seen | null; text: string }> {
-    const res = await fetch(bws.url(path), { headers: { host } });
+  async function get(
+    path: string,
+    host = "localhost",
+  ): Promise<{ status: number; seen: Seen | null; text: string }> {
+    const res = await fetchHost(bws.url(path), host);
     const text = await res.text();
     const seen = res.headers.get("x-backend") ? JSON.parse(text) as Seen : null;
     return { status: res.status, seen, text };

@@ -77,7 +77,9 @@ function parseRange(cidr: string): Range | null {
 
 /** Throws TypeError when `cidr` is not an address or address/prefix. */
 export function validateCidr(cidr: string): void {
-  if (!parseRange(cidr)) throw new TypeError(`Cannot parse CIDR "${cidr}": expected addr or addr/prefix`);
+  if (!parseRange(cidr)) {
+    throw new TypeError(`Cannot parse CIDR "${cidr}": expected addr or addr/prefix`);
+  }
 }
 
 /** A set of CIDR ranges; `has(ip)` is cached per address string since peers repeat. */

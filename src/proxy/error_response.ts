@@ -36,7 +36,7 @@ export function errorResponse(
     "x-request-id": requestId,
     "cache-control": "no-store",
   });
-  if (extra) for (const [k, v] of Object.entries(extra)) headers.set(k, v);
+  if (extra) { for (const [k, v] of Object.entries(extra)) headers.set(k, v); }
   return new Response(body, { status, headers });
 }
 
@@ -51,6 +51,7 @@ export class BodyTooLargeError extends Error {
 /** Maps a failure while proxying to the status the client gets. */
 export function statusForError(err: unknown): number {
   if (err instanceof BodyTooLargeError) return 413;
+  if (err instanceof Error && err.cause instanceof BodyTooLargeError) return 413;
   if (err instanceof UpstreamError) {
     switch (err.kind) {
       case "connect_timeout":
@@ -63,7 +64,6 @@ export function statusForError(err: unknown): number {
         return 502;
     }
   }
-  if (err instanceof Error && err.cause instanceof BodyTooLargeError) return 413;
   return 502;
 }
 

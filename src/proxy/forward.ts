@@ -13,7 +13,12 @@ import { UpstreamError } from "../upstream/errors.ts";
 import type { ProxyPlan, RoutePlan, SitePlan } from "../server/plan_types.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardContext } from "./header_plan.ts";
 import { stripPrefix } from "./route_table.ts";
-import { BodyTooLargeError, describeError, errorResponse, statusForError } from "./error_response.ts";
+import {
+  BodyTooLargeError,
+  describeError,
+  errorResponse,
+  statusForError,
+} from "./error_response.ts";
 
 /** Per-request facts gathered by the server before routing; `upstream`/`error` are filled in. */
 export interface RequestContext extends ForwardContext {

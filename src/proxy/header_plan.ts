@@ -61,11 +61,13 @@ export function compileHeaderPlan(cfg: ProxyHeadersConfig): HeaderPlan {
   const responseAdd: [string, string][] = [];
   let requestIdUpstream = false;
   let requestIdResponse = false;
-  for (const [table, toReq, toRes] of [
-    [cfg.both.add, true, true],
-    [cfg.request.add, true, false],
-    [cfg.response.add, false, true],
-  ] as const) {
+  for (
+    const [table, toReq, toRes] of [
+      [cfg.both.add, true, true],
+      [cfg.request.add, true, false],
+      [cfg.response.add, false, true],
+    ] as const
+  ) {
     for (const [name, value] of Object.entries(table)) {
       if (isAutoRequestId(name, value)) {
         requestIdUpstream ||= toReq;

@@ -142,7 +142,7 @@ export class CertificateSet {
           m.current = pair;
           for (const key of m.listeners) {
             const tl = this.#listeners.get(key);
-            if (tl) for (const name of names) tl.setCertificate(name, pair);
+            if (tl) { for (const name of names) tl.setCertificate(name, pair); }
           }
           this.#logger().info("certificate ready", {
             site: site.name,

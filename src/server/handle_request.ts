@@ -118,7 +118,9 @@ export async function handleRequest(
   const ctx: RequestContext = {
     peer,
     peerTrusted,
-    clientIp: peerTrusted ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted) : peer,
+    clientIp: peerTrusted
+      ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
+      : peer,
     proto: lp.tls ? "https" : "http",
     host,
     requestId: resolveRequestId(req.headers.get("x-request-id")),
@@ -158,7 +160,14 @@ export async function handleRequest(
     const cl = res.headers.get("content-length");
     const bytesOut = cl === null ? 0 : Number(cl);
     const bytesIn = Number(req.headers.get("content-length") ?? 0);
-    services.metrics.recordRequest(site.name, routePath, res.status, durationMs / 1000, bytesIn, bytesOut);
+    services.metrics.recordRequest(
+      site.name,
+      routePath,
+      res.status,
+      durationMs / 1000,
+      bytesIn,
+      bytesOut,
+    );
     plan.logger.access({
       time,
       site: site.name,

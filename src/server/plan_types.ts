@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { Config, RetryConfig, SiteConfig, TimeoutConfig, WebSocketConfig } from "../config/types.ts";
+import type {
+  Config,
+  RetryConfig,
+  SiteConfig,
+  TimeoutConfig,
+  WebSocketConfig,
+} from "../config/types.ts";
 import type { UpstreamGroup } from "../balancer/group.ts";
 import type { HeaderPlan } from "../proxy/header_plan.ts";
 import type { RouteTable } from "../proxy/route_table.ts";

@@ -76,16 +76,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const running = new Map<string, RunningListener>();
   let generation = 1;
   let plan = compilePlan(config, generation, { registry, logger });
-  let admin: { addr: { hostname: string; port: number }; shutdown(): Promise<void> } | null =
-    null;
+  let admin: { addr: { hostname: string; port: number }; shutdown(): Promise<void> } | null = null;
   let stopping: Promise<void> | null = null;
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
 
   async function startListener(lp: ListenerPlan, p: Plan): Promise<RunningListener> {
     const state = { lp, plan: p } as RunningListener;
-    const handler = (req: Request, info: Deno.ServeHandlerInfo | { remoteAddr: { hostname: string; port: number } }) =>
-      handleRequest(req, info as Deno.ServeHandlerInfo<Deno.NetAddr>, state.plan, state.lp, services);
+    const handler = (
+      req: Request,
+      info: Deno.ServeHandlerInfo | { remoteAddr: { hostname: string; port: number } },
+    ) =>
+      handleRequest(
+        req,
+        info as Deno.ServeHandlerInfo<Deno.NetAddr>,
+        state.plan,
+        state.lp,
+        services,
+      );
     try {
       if (lp.tls) {
         const certs = await certificates.forListener(lp, p);
@@ -177,7 +185,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     try {
       admin = serveAdmin(cfg.management, {
         status: () =>
-          buildStatus(plan, [...running.values()].map((l) => ({ ...l.addr, tls: l.tls, key: l.lp.key })), startedAt),
+          buildStatus(
+            plan,
+            [...running.values()].map((l) => ({ ...l.addr, tls: l.tls, key: l.lp.key })),
+            startedAt,
+          ),
         metricsText: () =>
           metrics.render(
             plan.groups.flatMap((g) => {
@@ -220,7 +232,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   logger.info("bws started", {
     name: config.server.name,
-    listeners: [...running.values()].map((l) => `${l.tls ? "https" : "http"}://${l.addr.hostname}:${l.addr.port}`).join(" "),
+    listeners: [...running.values()].map((l) =>
+      `${l.tls ? "https" : "http"}://${l.addr.hostname}:${l.addr.port}`
+    ).join(" "),
   });
 
   const handle: ServerHandle = {
@@ -242,7 +256,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return plan.config;
     },
     async reload(next: Config): Promise<ReloadResult> {
-      if (stopping) return { ok: false, errors: [{ path: "", message: "server is shutting down" }] };
+      if (stopping) {
+        return { ok: false, errors: [{ path: "", message: "server is shutting down" }] };
+      }
       let nextLogger = logger;
       const managementChanged = JSON.stringify(next.management) !==
         JSON.stringify(plan.config.management);
@@ -259,10 +275,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         }
         if (managementChanged) {
           // Restart after answering the reload request that may be coming through it.
-          setTimeout(() =>
-            void startAdmin(next).catch((err) =>
-              logger.error("management API failed to restart", { error: errorMessage(err) })
-            ), 50);
+          setTimeout(
+            () =>
+              void startAdmin(next).catch((err) =>
+                logger.error("management API failed to restart", { error: errorMessage(err) })
+              ),
+            50,
+          );
         }
         metrics.reloadSucceeded();
         logger.info("config reloaded", { generation });
@@ -294,7 +313,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           : [{ path: "", message: errorMessage(err) }];
         logger.error("reload failed; keeping the running config", {
           file: source,
-          errors: errors.map((e) => `${e.line ? `line ${e.line}: ` : ""}${e.path ? e.path + ": " : ""}${e.message}`).join("; "),
+          errors: errors.map((e) =>
+            `${e.line ? `line ${e.line}: ` : ""}${e.path ? e.path + ": " : ""}${e.message}`
+          ).join("; "),
         });
         return { ok: false, errors };
       }

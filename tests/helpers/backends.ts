@@ -123,7 +123,11 @@ export function deadAddress(): string {
 }
 
 /** Sends raw bytes to 127.0.0.1:port and reads the whole answer until close or `ms`. */
-export async function rawRequest(port: number, bytes: string | Uint8Array, ms = 2000): Promise<string> {
+export async function rawRequest(
+  port: number,
+  bytes: string | Uint8Array,
+  ms = 2000,
+): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   await conn.write(typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
   const buf = new Uint8Array(65536);
@@ -144,7 +148,7 @@ export async function rawRequest(port: number, bytes: string | Uint8Array, ms = 
   try {
     conn.close();
   } catch { /* closed */ }
-  return new TextDecoder("latin1").decode(concat(parts));
+  return bytesToBinary(concat(parts));
 }
 
 export function concat(parts: Uint8Array[]): Uint8Array {
@@ -159,4 +163,13 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 
 export function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
+}
+
+/** Bytes to a string with one char per byte (ISO-8859-1; TextDecoder's "latin1" is cp1252). */
+export function bytesToBinary(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return s;
 }

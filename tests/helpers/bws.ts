@@ -58,11 +58,16 @@ export async function startBws(toml: string, baseDir = Deno.cwd()): Promise<Test
 }
 
 /** A minimal proxy site config in TOML in front of `upstreams` (group "b"). */
-export function proxySite(upstreams: string[], extra = "", routes = `
+export function proxySite(
+  upstreams: string[],
+  extra = "",
+  routes = `
 [[sites.proxy.routes]]
 path = "/"
 upstream = "b"
-`, server = ""): string {
+`,
+  server = "",
+): string {
   return `
 [server]
 grace_period = 1
@@ -76,12 +81,24 @@ bind = "127.0.0.1"
 
 [sites.proxy]
 enabled = true
-${upstreams.map((u) => `
+${
+    upstreams.map((u) => `
 [[sites.proxy.upstreams]]
 name = "b"
 url = "${u}"
-`).join("")}
+`).join("")
+  }
 ${routes}
 ${extra}
 `;
+}
+
+/** A fetch client that may set the Host header (fetch replaces it otherwise). */
+export const hostClient: Deno.HttpClient = Deno.createHttpClient({ allowHost: true });
+
+/** fetch with a custom Host header. */
+export function fetchHost(url: string, host: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("host", host);
+  return fetch(url, { ...init, headers, client: hostClient } as RequestInit);
 }
