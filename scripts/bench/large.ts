@@ -77,7 +77,7 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
         `-w '\\n%{http_code}' ${o.base}/large/upload`,
       limitMs,
     );
-    const [received = "", status = ""] = up.stdout.trim().split("\n");
+    const [received = "", status = ""] = up.stdout.trim().split(/\n+/);
     const upOk = up.code === 0 && status === "200" && Number(received) === o.bytes;
     const upload: Transfer = {
       ok: upOk,

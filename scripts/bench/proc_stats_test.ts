@@ -1,0 +1,43 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { parseStat, statusBytes, treeCpuTicks } from "./proc_stats.ts";
+
+describe("parseStat", () => {
+  it("reads ppid and the four time fields past a name with spaces and parentheses", () => {
+    const line = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 7 3 2 1 20 0 1 0 5 0 0";
+    expect(parseStat(line)).toEqual({ pid: 4242, ppid: 17, ticks: 13 });
+  });
+});
+
+describe("treeCpuTicks", () => {
+  it("counts CPU burnt by a grandchild of the process", async () => {
+    // sh -> sh -> busy loop for ~0.6 s of CPU.
+    const child = new Deno.Command("sh", {
+      args: [
+        "-c",
+        "sh -c 'i=0; end=$(($(date +%s%N)+600000000)); while [ $(date +%s%N) -lt $end ]; do i=$((i+1)); done' & wait",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const before = treeCpuTicks(child.pid);
+      await new Promise((r) => setTimeout(r, 400));
+      const during = treeCpuTicks(child.pid);
+      await child.status;
+      expect(during - before).toBeGreaterThan(5);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+    }
+  });
+
+  it("reads resident memory of this process", () => {
+    expect(statusBytes(Deno.pid, "VmRSS")).toBeGreaterThan(1024 * 1024);
+    expect(statusBytes(Deno.pid, "VmHWM")).toBeGreaterThanOrEqual(statusBytes(Deno.pid, "VmRSS"));
+    expect(statusBytes(2 ** 30, "VmRSS")).toBe(0);
+  });
+});
