@@ -64,6 +64,38 @@ describe("UpstreamClient failures", () => {
     expect(err.message).toContain(`127.0.0.1:${port}`);
   });
 
+  it("times out a connect that never completes (listen backlog full) as connect_timeout", async () => {
+    // A listener that never accepts: once its backlog (511 on Linux) is full, SYNs are dropped.
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const filler: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 2048; i++) {
+        const ctl = new AbortController();
+        const t = setTimeout(() => ctl.abort(), 100);
+        try {
+          filler.push(
+            await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port, signal: ctl.signal }),
+          );
+        } catch {
+          break; // the backlog is full
+        } finally {
+          clearTimeout(t);
+        }
+      }
+      const t0 = Date.now();
+      const err = await errorOf(client.request(
+        parseUpstreamUrl(`http://127.0.0.1:${l.addr.port}`),
+        req({ timeouts: { connect: 0.3, read: 5, write: 5 } }),
+      ));
+      expect(err.kind).toBe("connect_timeout");
+      expect(err.dial).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(280);
+    } finally {
+      for (const c of filler) c.close();
+      l.close();
+    }
+  });
+
   it("maps an unresolvable host to dns", async () => {
     const err = await errorOf(
       client.request(parseUpstreamUrl("http://no-such-host.invalid:8080"), req()),

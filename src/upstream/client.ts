@@ -64,6 +64,8 @@ interface OriginPool {
 }
 
 const INLINE_BODY = 64 * 1024;
+/** Interim (1xx) responses tolerated before the final one. */
+const MAX_INTERIM = 16;
 const encoder = new TextEncoder();
 /** Methods whose bodiless requests still announce `Content-Length: 0` (RFC 9110 §8.6). */
 const ZERO_LENGTH_METHODS = new Set(["POST", "PUT", "PATCH"]);
@@ -438,6 +440,7 @@ export class UpstreamClient {
   }
 
   async #readHead(conn: Connection): Promise<ResponseHead> {
+    let interim = 0;
     while (true) {
       const headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
       if (headEnd === -1) {
@@ -455,6 +458,13 @@ export class UpstreamClient {
       conn.start = headEnd;
       if (head.status >= 200 || head.status === 101) return head;
       // 1xx interim (100 Continue, 103 Early Hints): skip, the final response follows.
+      if (++interim > MAX_INTERIM) {
+        throw new UpstreamError(
+          "protocol",
+          `Cannot read response from upstream "${conn.origin}": more than ${MAX_INTERIM} interim responses`,
+          { requestSent: true },
+        );
+      }
     }
   }
 

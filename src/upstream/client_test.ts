@@ -341,6 +341,13 @@ describe("UpstreamClient malformed responses", () => {
     });
   }
 
+  it("rejects an endless stream of interim responses", async () => {
+    const s = serveRaw(() => "HTTP/1.1 103 Early Hints\r\n\r\n".repeat(50));
+    servers.push(s);
+    const err = await errorOf(client.request(s.target, req()));
+    expect(err.kind).toBe("protocol");
+  });
+
   it("rejects a head larger than maxHeadSize", async () => {
     const s = serveRaw(() => "HTTP/1.1 200 OK\r\nX-Big: " + "a".repeat(2000) + "\r\n\r\n");
     servers.push(s);
