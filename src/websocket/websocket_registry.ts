@@ -1,0 +1,57 @@
+/**
+ * The set of open relayed WebSocket pairs, for shutdown and counts.
+ *
+ * @module
+ */
+
+/** One relayed pair as the registry sees it. */
+export interface RelayedPair {
+  /** Starts closing both legs: `code` to the client, the nearest sendable code upstream. */
+  close(code: number, reason: string): void;
+  /** Settles once both legs are closed (or abandoned). */
+  readonly done: Promise<void>;
+}
+
+/** Open WebSocket pairs; `relayWebSocket` adds and removes them. */
+export class WebSocketRegistry {
+  #pairs = new Set<RelayedPair>();
+
+  /** Number of pairs open (or closing). */
+  get size(): number {
+    return this.#pairs.size;
+  }
+
+  /** @internal Called by the relay once the client leg is upgraded. */
+  add(pair: RelayedPair): void {
+    this.#pairs.add(pair);
+  }
+
+  /** @internal Called by the relay once the pair is fully closed. */
+  delete(pair: RelayedPair): void {
+    this.#pairs.delete(pair);
+  }
+
+  /**
+   * Close every pair (the client gets `code`/`reason`; the upstream 1000 with that reason, the
+   * only code Deno's client can send for it). Resolves when all are closed or after `timeoutMs`;
+   * pairs still open then are forgotten so the registry is empty.
+   *
+   * @param code @default 1001
+   * @param reason @default "server shutting down"
+   * @param timeoutMs @default 5000
+   */
+  async closeAll(code = 1001, reason = "server shutting down", timeoutMs = 5000): Promise<void> {
+    const pairs = [...this.#pairs];
+    for (const pair of pairs) pair.close(code, reason);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(pairs.map((p) => p.done)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    for (const pair of pairs) this.#pairs.delete(pair);
+  }
+}
