@@ -109,7 +109,8 @@ export async function handleRequest(
   const target = lookupHost(lp, host);
   if (target.kind === "redirect") {
     const r = target.redirect;
-    if (!r.redirect) return notFoundResponse();
+    // Challenge paths are never redirected: an unknown token is a plain 404.
+    if (!r.redirect || pathname.startsWith(ACME_PREFIX)) return notFoundResponse();
     return redirectResponse(req, host, pathname + search, r.httpsPort);
   }
   const site = target.site;
