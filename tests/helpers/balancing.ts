@@ -1,0 +1,61 @@
+/**
+ * Helpers for the load-balancing and retry end-to-end tests: a site with one balanced group,
+ * and "which backend answered" clients.
+ *
+ * @module
+ */
+
+/** A proxy site in front of `members` (group "b") with the given method and extra TOML. */
+export function balancedSite(
+  members: { url: string; weight?: number }[],
+  method: string,
+  extra = "",
+  server = "",
+): string {
+  return `
+[server]
+grace_period = 1
+${server}
+
+[[sites]]
+name = "s"
+hostname = "localhost"
+port = 0
+bind = "127.0.0.1"
+
+[sites.proxy]
+enabled = true
+
+[sites.proxy.load_balancing]
+method = "${method}"
+${
+    members.map((m) => `
+[[sites.proxy.upstreams]]
+name = "b"
+url = "${m.url}"
+weight = ${m.weight ?? 1}
+`).join("")
+  }
+[[sites.proxy.routes]]
+path = "/"
+upstream = "b"
+${extra}
+`;
+}
+
+/** GETs `url` and returns the id of the backend that answered (or `status:<n>`). */
+export async function who(url: string, headers?: HeadersInit): Promise<string> {
+  const res = await fetch(url, { headers });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return `status:${res.status}`;
+  }
+  await res.arrayBuffer();
+  return res.headers.get("x-backend") ?? "?";
+}
+
+export function count(ids: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const id of ids) out[id] = (out[id] ?? 0) + 1;
+  return out;
+}
