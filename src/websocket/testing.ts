@@ -263,8 +263,10 @@ export function startRawUpstream(dropAfterMs: number | null = 50): { port: numbe
   return {
     port: (listener.addr as Deno.NetAddr).port,
     close() {
-      listener.close();
-      for (const conn of conns) {
+      try {
+        listener.close();
+      } catch { /* already closed */ }
+      for (const conn of conns.splice(0)) {
         try {
           conn.close();
         } catch { /* already closed */ }
