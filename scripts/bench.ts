@@ -222,19 +222,28 @@ async function large(service: Service, port: number): Promise<string[]> {
     pid: service.pid,
     bytes: largeBytes,
   });
-  const growth = r.peakRss - r.baselineRss;
+  const growth = Math.max(r.uploadPeakRss, r.downloadPeakRss) - r.baselineRss;
+  const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
   const rate = (t: { bytes: number; seconds: number }) =>
     `${(t.bytes / MiB).toFixed(0)} MiB in ${t.seconds.toFixed(1)} s ` +
     `(${(t.bytes / MiB / t.seconds).toFixed(0)} MiB/s)`;
   const pass = r.upload.ok && r.download.ok && growth < 64 * MiB;
   return [
     `large bodies through bws: upload ${
-      r.upload.ok ? rate(r.upload) : `FAILED ${r.upload.detail}`
-    }` +
-    `; download ${r.download.ok ? rate(r.download) : `FAILED ${r.download.detail}`}`,
-    `bws RSS growth < 64 MB during ${largeBytes / MiB} MiB up + down: ${pass ? "PASS" : "FAIL"} ` +
-    `(baseline ${(r.baselineRss / MiB).toFixed(1)} MiB, peak ${(r.peakRss / MiB).toFixed(1)} ` +
-    `MiB, growth ${(growth / MiB).toFixed(1)} MiB)`,
+      r.upload.ok
+        ? rate(r.upload)
+        : `FAILED after ${r.upload.seconds.toFixed(1)} s (${r.upload.detail})`
+    }; download ${
+      r.download.ok
+        ? rate(r.download)
+        : `FAILED after ${r.download.seconds.toFixed(1)} s (${r.download.detail})`
+    }`,
+    `bws RSS growth < 64 MB during ${largeBytes / MiB} MiB up, then down: ${
+      pass ? "PASS" : "FAIL"
+    } ` +
+    `(baseline ${mib(r.baselineRss)}, peak ${mib(r.uploadPeakRss)} during upload, ` +
+    `${mib(r.downloadPeakRss)} during download, growth ${mib(growth)}` +
+    `${r.upload.ok && r.download.ok ? "" : "; a transfer failed"})`,
   ];
 }
 

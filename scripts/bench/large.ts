@@ -17,8 +17,10 @@ export interface LargeResult {
   readonly download: Transfer;
   /** VmRSS of the proxy before the transfers, bytes. */
   readonly baselineRss: number;
-  /** Highest VmRSS sampled (every 100 ms) during the transfers, bytes. */
-  readonly peakRss: number;
+  /** Highest VmRSS sampled (every 100 ms) during the upload, bytes. */
+  readonly uploadPeakRss: number;
+  /** Highest VmRSS sampled (every 100 ms) during the download, bytes. */
+  readonly downloadPeakRss: number;
 }
 
 /** Options of {@linkcode runLarge}. */
@@ -68,6 +70,7 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
   const limitMs = 30_000 + o.bytes / 20_000;
   const baselineRss = statusBytes(o.pid, "VmRSS");
   let peakRss = baselineRss;
+  let uploadPeakRss = baselineRss;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, statusBytes(o.pid, "VmRSS"));
   }, 100);
@@ -77,15 +80,20 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
         `-w '\\n%{http_code}' ${o.base}/large/upload`,
       limitMs,
     );
-    const [received = "", status = ""] = up.stdout.trim().split(/\n+/);
-    const upOk = up.code === 0 && status === "200" && Number(received) === o.bytes;
+    // stdout: the backend's answer (the byte count it read), then curl's status line.
+    const lines = up.stdout.trim().split("\n");
+    const status = lines.pop() ?? "";
+    const answer = lines.join(" ").trim();
+    const upOk = up.code === 0 && status === "200" && Number(answer) === o.bytes;
     const upload: Transfer = {
       ok: upOk,
-      bytes: Number(received) || 0,
+      bytes: status === "200" ? Number(answer) || 0 : 0,
       seconds: up.seconds,
-      detail: upOk ? "" : `curl exit ${up.code}, status ${status}, backend got ${received} ` +
-        `bytes ${up.stderr.trim()}`,
+      detail: upOk ? "" : `curl exit ${up.code}, status ${status}: ${answer.slice(0, 120)} ` +
+        up.stderr.trim(),
     };
+    uploadPeakRss = peakRss;
+    peakRss = statusBytes(o.pid, "VmRSS");
     const down = await shell(
       `curl -sS -o /dev/null -H 'Host: ${o.host}' -w '%{http_code} %{size_download}' ` +
         `'${o.base}/large/download?bytes=${o.bytes}'`,
@@ -101,7 +109,7 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
         down.stderr.trim(),
     };
     peakRss = Math.max(peakRss, statusBytes(o.pid, "VmRSS"));
-    return { upload, download, baselineRss, peakRss };
+    return { upload, download, baselineRss, uploadPeakRss, downloadPeakRss: peakRss };
   } finally {
     clearInterval(sampler);
   }

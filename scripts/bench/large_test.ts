@@ -44,7 +44,8 @@ describe("runLarge through the minimal proxy", () => {
       expect(r.upload).toMatchObject({ ok: true, bytes });
       expect(r.download).toMatchObject({ ok: true, bytes });
       expect(r.baselineRss).toBeGreaterThan(0);
-      expect(r.peakRss).toBeGreaterThanOrEqual(r.baselineRss);
+      expect(r.uploadPeakRss).toBeGreaterThanOrEqual(r.baselineRss);
+      expect(r.downloadPeakRss).toBeGreaterThan(0);
 
       await proxy.stop();
       expect(proxy.exited()).toBe(true);

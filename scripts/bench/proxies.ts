@@ -66,7 +66,7 @@ export function startDenoBackend(ctx: BenchContext, port: number): Promise<Servi
   return startService({
     name: `backend-deno-${port}`,
     command: Deno.execPath(),
-    args: ["run", "-A", `${ctx.repoRoot}/scripts/bench/backend.ts`, String(port)],
+    args: ["run", "-A", "--no-config", `${ctx.repoRoot}/scripts/bench/backend.ts`, String(port)],
     logDir: ctx.tmp,
   });
 }
@@ -113,6 +113,7 @@ export const MINIMAL_DENO: ProxySpec = {
       args: [
         "run",
         "-A",
+        "--no-config",
         `${ctx.repoRoot}/scripts/bench/minimal_proxy.ts`,
         String(port),
         `http://127.0.0.1:${ctx.backendPort}`,
