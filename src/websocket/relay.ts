@@ -204,7 +204,12 @@ class Pair implements RelayedPair {
     upstream.onmessage = (e) => {
       const data: Message = e.data;
       if (this.#toClient) {
-        client.send(data);
+        // Defensive: a throwing send inside an event handler would end the whole process.
+        try {
+          client.send(data);
+        } catch {
+          this.#toClient = false;
+        }
         if (client.bufferedAmount > max) this.#overflow(true);
       } else if (!this.#closing) pending.push(data);
       this.#messagesOut++;
@@ -213,7 +218,11 @@ class Pair implements RelayedPair {
     client.onmessage = (e) => {
       const data: Message = e.data;
       if (this.#toUpstream) {
-        upstream.send(data);
+        try {
+          upstream.send(data);
+        } catch {
+          this.#toUpstream = false;
+        }
         if (upstream.bufferedAmount > max) this.#overflow(false);
       }
       this.#messagesIn++;
