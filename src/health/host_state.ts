@@ -42,6 +42,8 @@ export class HostState {
   #activeOwner: object | null = null;
   #activePasses = 0;
   #activeFails = 0;
+  /** Consecutive passing active checks since the current passive ejection began. */
+  #passesSinceEject = 0;
   #lastError = "";
   #totalRequests = 0;
   #totalFailures = 0;
@@ -145,7 +147,9 @@ export class HostState {
   /**
    * Records one active check result from `owner` (ignored unless it holds the claim). Returns
    * the new `activeUp` when it changed, else null. Down after `retries` consecutive failures,
-   * up after `rise` consecutive passes.
+   * up after `rise` consecutive passes. `rise` consecutive passes that all came after a passive
+   * ejection also end that ejection early: the checks have seen the member recover (a restarted
+   * backend is back after about interval × rise instead of a whole `fail_timeout`).
    */
   recordCheck(
     owner: object,
@@ -158,12 +162,14 @@ export class HostState {
     if (ok) {
       this.#activeFails = 0;
       this.#activePasses++;
+      if (this.#ejectedUntil > 0 && ++this.#passesSinceEject >= rise) this.#resetPassive();
       if (!this.#activeUp && this.#activePasses >= rise) {
         this.#activeUp = true;
         return true;
       }
     } else {
       this.#activePasses = 0;
+      this.#passesSinceEject = 0;
       this.#activeFails++;
       if (error) this.#lastError = error;
       if (this.#activeUp && this.#activeFails >= retries) {
@@ -177,6 +183,7 @@ export class HostState {
   #eject(now: number): void {
     this.#ejectedUntil = now + this.#passive.failTimeout * 1000;
     this.#probeAt = 0;
+    this.#passesSinceEject = 0;
     this.#failures.length = 0;
   }
 

@@ -74,4 +74,25 @@ describe("HostState.claimActive()", () => {
     expect(s.recordCheck(next, false, 1, 1)).toBeNull();
     expect(s.isLive()).toBe(true);
   });
+
+  it("`rise` active passes after a passive ejection end it early; older passes do not", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    const me = {};
+    s.claimActive(me);
+    // Checks were passing before the ejection: that alone must not lift it.
+    s.recordCheck(me, true, 3, 2);
+    s.recordCheck(me, true, 3, 2);
+    s.recordFailure("refused");
+    s.recordFailure("refused");
+    expect(s.isEjected()).toBe(true);
+    expect(s.recordCheck(me, true, 3, 2)).toBeNull();
+    expect(s.isLive()).toBe(false);
+    expect(s.recordCheck(me, false, 3, 2)).toBeNull(); // a failure restarts the count
+    expect(s.recordCheck(me, true, 3, 2)).toBeNull();
+    expect(s.isLive()).toBe(false);
+    expect(s.recordCheck(me, true, 3, 2)).toBeNull();
+    expect(s.isEjected()).toBe(false);
+    expect(s.isLive()).toBe(true);
+    expect(s.recentFailures()).toBe(0);
+  });
 });
