@@ -200,6 +200,30 @@ describe("WebSocket relay: handshake", () => {
     }
   });
 
+  it("answers 502 when the upstream does not answer the handshake within the timeout", async () => {
+    const mute = startRawUpstream(null, true);
+    const relay = startRelayProxy(mute.port, { connectTimeout: 0.3 });
+    try {
+      const started = Date.now();
+      const res = await fetch(`http://127.0.0.1:${relay.port}/slow`, {
+        headers: {
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+        },
+      });
+      expect(res.status).toBe(502);
+      await res.body?.cancel();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(relay.failures[0]?.message).toContain("no handshake within 0.3 s");
+    } finally {
+      await relay.close();
+      mute.close();
+    }
+  });
+
   it("answers 400 to a request that is not a WebSocket upgrade", async () => {
     const res = await fetch(`http://127.0.0.1:${proxy.port}/plain`);
     expect(res.status).toBe(400);

@@ -211,7 +211,11 @@ class Pair implements RelayedPair {
           this.#toClient = false;
         }
         if (client.bufferedAmount > max) this.#overflow(true);
-      } else if (!this.#closing) pending.push(data);
+      } else if (!this.#closing) {
+        pending.push(data);
+        // Only before the client is open, so all of #bytesOut is waiting here.
+        if (this.#bytesOut > max) this.#overflow(true);
+      }
       this.#messagesOut++;
       this.#bytesOut += typeof data === "string" ? data.length : data.byteLength;
     };

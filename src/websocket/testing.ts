@@ -239,15 +239,20 @@ async function readHead(conn: Deno.Conn): Promise<string> {
 
 /**
  * An upstream that completes the handshake by hand, then closes the TCP connection after
- * `dropAfterMs`, or with `null` keeps it open and never reads from it.
+ * `dropAfterMs`, or with `null` keeps it open and never reads from it. With `mute`, it accepts
+ * connections but never answers the handshake.
  */
-export function startRawUpstream(dropAfterMs: number | null = 50): { port: number; close(): void } {
+export function startRawUpstream(
+  dropAfterMs: number | null = 50,
+  mute = false,
+): { port: number; close(): void } {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
   const conns: Deno.Conn[] = [];
   (async () => {
     for await (const conn of listener) {
       conns.push(conn);
       (async () => {
+        if (mute) return;
         const head = await readHead(conn);
         const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? "";
         await conn.write(new TextEncoder().encode(
