@@ -1,6 +1,6 @@
 /**
- * Certificates for the TLS listeners: PEM files (loaded once per path pair and kept across
- * reloads while the paths stay the same) and ACME-managed names (one manager per site).
+ * Certificates for the TLS listeners: PEM files (read at start and on each reload) and
+ * ACME-managed names (one manager per site).
  *
  * @module
  */
@@ -38,7 +38,8 @@ function acmeNames(site: SiteConfig): string[] {
 
 export class CertificateSet {
   readonly #logger: () => Logger;
-  readonly #files = new Map<string, CertificatePair>();
+  #files = new Map<string, CertificatePair>();
+  #preparedFor: Plan | null = null;
   readonly #listeners = new Map<string, TlsListener>();
   readonly #managed = new Map<string, Managed>();
 
@@ -46,16 +47,26 @@ export class CertificateSet {
     this.#logger = logger;
   }
 
-  /** Loads every certificate file the plan needs (cached by path); throws a clear error. */
+  /**
+   * Loads every certificate file the plan needs; throws a clear error naming the file. Files
+   * are read again for each new plan, so a reload picks up a certificate renewed in place (the
+   * certbot + SIGHUP workflow); an unchanged file keeps its pair, so listeners do not hand over.
+   */
   async prepare(plan: Plan): Promise<void> {
+    if (this.#preparedFor === plan) return;
+    const files = new Map<string, CertificatePair>();
     for (const site of plan.sites) {
       const ssl = site.config.ssl;
       if (!site.tls || ssl.autoCert || !ssl.certFile) continue;
       const key = fileKey(site.config);
-      if (!this.#files.has(key)) {
-        this.#files.set(key, await loadCertificateFiles(ssl.certFile, ssl.keyFile));
-      }
+      if (files.has(key)) continue;
+      const fresh = await loadCertificateFiles(ssl.certFile, ssl.keyFile);
+      const old = this.#files.get(key);
+      const same = old && old.certPem === fresh.certPem && old.keyPem === fresh.keyPem;
+      files.set(key, same ? old : fresh);
     }
+    this.#files = files;
+    this.#preparedFor = plan;
   }
 
   async #pairsFor(lp: ListenerPlan): Promise<Map<string, CertificatePair>> {
@@ -95,10 +106,12 @@ export class CertificateSet {
     this.#listeners.delete(listenerKey);
   }
 
-  /** After a reload: set certificates whose files or names changed on a running listener. */
+  /** After a reload: sets the plan's certificates on a running listener; resolves once new
+   * handshakes use them, so a reload that returned serves the new certificate. */
   async update(lp: ListenerPlan, plan: Plan, tl: TlsListener): Promise<void> {
     await this.prepare(plan);
-    for (const [name, pair] of await this.#pairsFor(lp)) tl.setCertificate(name, pair);
+    const pairs = await this.#pairsFor(lp);
+    await Promise.all([...pairs].map(([name, pair]) => tl.setCertificate(name, pair)));
   }
 
   #managerFor(site: SiteConfig): Managed {
@@ -142,7 +155,7 @@ export class CertificateSet {
           m.current = pair;
           for (const key of m.listeners) {
             const tl = this.#listeners.get(key);
-            if (tl) { for (const name of names) tl.setCertificate(name, pair); }
+            if (tl) { for (const name of names) void tl.setCertificate(name, pair); }
           }
           this.#logger().info("certificate ready", {
             site: site.name,

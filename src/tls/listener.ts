@@ -39,9 +39,10 @@ export interface TlsListenerOptions {
 /** A running HTTPS listener. */
 export interface TlsListener {
   readonly addr: { hostname: string; port: number };
-  /** Adds or replaces the certificate for a name: new handshakes use it at once; open
-   * connections keep going. */
-  setCertificate(name: string, pair: CertificatePair): void;
+  /** Adds or replaces the certificate for a name; open connections keep going. The returned
+   * promise resolves once new handshakes use it (after a hand-over when one is needed); it never
+   * rejects (a failed hand-over rejects {@link TlsListener.finished}). */
+  setCertificate(name: string, pair: CertificatePair): Promise<void>;
   /** Graceful: stops accepting, lets in-flight requests finish, closes connections. */
   shutdown(): Promise<void>;
   /** Resolves once {@link TlsListener.shutdown} has completed. */
@@ -50,6 +51,8 @@ export interface TlsListener {
 
 /** How long a hand-over without `reusePort` keeps retrying to bind the freed port. */
 const REBIND_MS = 2000;
+/** How long a `reusePort` hand-over waits for the old listening socket to close. */
+const CLOSE_SETTLE_MS = 20;
 
 /**
  * Starts an HTTPS listener. A port whose names all share one certificate (and none is pending)
@@ -98,11 +101,12 @@ class Listener implements TlsListener {
     this.#addr = this.#backend.addr;
   }
 
-  setCertificate(name: string, pair: CertificatePair): void {
+  setCertificate(name: string, pair: CertificatePair): Promise<void> {
     this.#table.set(name, pair);
     this.#queue = this.#queue.then(() => this.#reconcile()).catch((err) => {
       this.#rejectFinished(err);
     });
+    return this.#queue;
   }
 
   async shutdown(): Promise<void> {
@@ -134,6 +138,11 @@ class Listener implements TlsListener {
     let next: Backend;
     if (this.#reusePort) {
       next = await this.#make(this.#addr.port);
+      // Deno closes the old listening socket a moment after shutdown() is called; connections
+      // the kernel queues on it until then are reset. Wait for that before reporting the swap
+      // done, so a connection made after setCertificate() resolved always reaches the new one.
+      old.stopAccepting();
+      await new Promise((r) => setTimeout(r, CLOSE_SETTLE_MS));
     } else {
       old.stopAccepting();
       next = await this.#bindRetry();
