@@ -108,10 +108,18 @@ export class HostState {
     if (this.#ejectedUntil > 0 && now >= this.#ejectedUntil) this.#probeAt = now;
   }
 
-  /** Reports a request that reached the upstream and got a response (any HTTP status). */
-  recordSuccess(): void {
+  /**
+   * Reports a request that reached the upstream and got a response (any HTTP status). Ends a
+   * passive ejection when it was the half-open probe, or when `probe` is true: the proxy sent
+   * this request to the member on purpose while it was ejected (`retry.try_duration`).
+   *
+   * @param probe the request was a deliberate probe of an ejected member @default false
+   */
+  recordSuccess(probe = false): void {
     this.#totalRequests++;
-    if (this.#ejectedUntil > 0 && monotonicNow() >= this.#ejectedUntil) this.#resetPassive();
+    if (this.#ejectedUntil > 0 && (probe || monotonicNow() >= this.#ejectedUntil)) {
+      this.#resetPassive();
+    }
   }
 
   /** Reports a connect failure, reset or timeout (not an HTTP 5xx). */

@@ -95,4 +95,15 @@ describe("HostState.claimActive()", () => {
     expect(s.isLive()).toBe(true);
     expect(s.recentFailures()).toBe(0);
   });
+
+  it("recordSuccess(true) from a deliberate probe ends an ejection; a plain late success not", () => {
+    const s = new HostState("s/g/u", PASSIVE);
+    s.recordFailure("refused");
+    s.recordFailure("refused");
+    s.recordSuccess();
+    expect(s.isEjected()).toBe(true);
+    s.recordSuccess(true);
+    expect(s.isEjected()).toBe(false);
+    expect(s.isLive()).toBe(true);
+  });
 });

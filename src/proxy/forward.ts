@@ -96,6 +96,8 @@ export async function forward(
 
   while (true) {
     let member = group.pick(ctx.clientIp, tried);
+    /** Sent to a member that is not live (try_duration probe): its success revives it. */
+    let forcedProbe = false;
     if (member === null && deadline > 0) {
       // Everyone is down or tried: keep trying (the backend may be restarting) until the
       // deadline, probing members even while passively ejected.
@@ -103,8 +105,11 @@ export async function forward(
       await sleep(TRY_INTERVAL_MS, ctx.signal);
       if (ctx.signal.aborted) break;
       tried.clear();
-      member = group.pick(ctx.clientIp, tried) ?? group.members[attempts % group.members.length] ??
-        null;
+      member = group.pick(ctx.clientIp, tried);
+      if (member === null) {
+        member = group.members[attempts % group.members.length];
+        forcedProbe = true;
+      }
     }
     if (member === null) break;
     attempts++;
@@ -143,7 +148,7 @@ export async function forward(
       if (attempts > retry.attempts && !withinDuration) break;
       continue;
     }
-    state.recordSuccess();
+    state.recordSuccess(forcedProbe);
     ctx.member = member;
     return toClientResponse(res, ctx, site, proxy);
   }
@@ -160,7 +165,9 @@ function mayRetry(err: unknown, method: string, hasBody: boolean): boolean {
   if (!(err instanceof UpstreamError)) return false;
   if (err.kind === "aborted") return false;
   if (err.dial) return true; // never reached the upstream: safe for any method
-  return IDEMPOTENT.has(method) && !hasBody && !err.requestSent;
+  // No response head arrived: replaying is safe when the method is idempotent and no body bytes
+  // were consumed (the request head alone carries everything).
+  return IDEMPOTENT.has(method) && !hasBody;
 }
 
 function toClientResponse(
