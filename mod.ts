@@ -32,7 +32,13 @@ export { ConfigError, formatIssues } from "./src/config/types.ts";
 export type { Config, ConfigIssue, SiteConfig } from "./src/config/types.ts";
 export { startServer } from "./src/server/server.ts";
 export type { StartOptions } from "./src/server/server.ts";
-export type { ListeningAddress, ReloadResult, ServerHandle } from "./src/server/types.ts";
+export type {
+  ListeningAddress,
+  ReloadResult,
+  ServerHandle,
+  UpstreamGroupState,
+  UpstreamMemberState,
+} from "./src/server/types.ts";
 
 import { loadConfigFile } from "./src/config/load.ts";
 import { type StartOptions, startServer } from "./src/server/server.ts";

@@ -255,6 +255,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     get config() {
       return plan.config;
     },
+    upstreams() {
+      return plan.groups.map((g) => ({ site: g.site, ...g.snapshot() }));
+    },
     async reload(next: Config): Promise<ReloadResult> {
       if (stopping) {
         return { ok: false, errors: [{ path: "", message: "server is shutting down" }] };

@@ -18,6 +18,27 @@ export type ReloadResult =
   | { readonly ok: true; readonly generation: number }
   | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
 
+/** Live state of one upstream member (see `ServerHandle.upstreams`). */
+export interface UpstreamMemberState {
+  readonly url: string;
+  readonly weight: number;
+  /** Selectable now: active check up and not passively ejected. */
+  readonly live: boolean;
+  readonly activeUp: boolean;
+  readonly inFlight: number;
+  readonly webSockets: number;
+  readonly fails: number;
+  readonly lastError: string;
+  readonly requests: number;
+}
+
+export interface UpstreamGroupState {
+  readonly site: string;
+  readonly name: string;
+  readonly method: string;
+  readonly members: readonly UpstreamMemberState[];
+}
+
 export interface ServerHandle {
   /** The addresses actually bound (port 0 in config → the ephemeral port chosen). */
   readonly addresses: readonly ListeningAddress[];
@@ -25,6 +46,8 @@ export interface ServerHandle {
   readonly managementAddress: { hostname: string; port: number } | null;
   readonly generation: number;
   readonly config: Config;
+  /** Health, in-flight and failure state of every upstream group of the running config. */
+  upstreams(): UpstreamGroupState[];
   /** Swaps in a new validated config; returns errors (and keeps the old one) if it cannot. */
   reload(config: Config): Promise<ReloadResult>;
   /** Re-reads the config file this server was started from, validates it and swaps it in. */

@@ -1,0 +1,212 @@
+import { after, before, describe, it } from "node:test";
+import { expect } from "expect";
+import {
+  closeClient,
+  type EchoUpstream,
+  openClient,
+  startEchoUpstream,
+  waitFor,
+  withTimeout,
+} from "../src/websocket/testing.ts";
+import { deadAddress, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
+import { startBws, type TestBws } from "./helpers/bws.ts";
+import { parseConfigText } from "../src/config/load.ts";
+
+function site(wsUpstream: string, httpUpstream: string, extra = ""): string {
+  return `
+[server]
+grace_period = 1
+
+[[sites]]
+name = "ws"
+hostname = "localhost"
+port = 0
+bind = "127.0.0.1"
+
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "echo"
+url = "${wsUpstream}"
+
+[[sites.proxy.upstreams]]
+name = "http"
+url = "${httpUpstream}"
+
+[[sites.proxy.routes]]
+path = "/ws"
+upstream = "echo"
+websocket = true
+strip_prefix = true
+
+[[sites.proxy.routes]]
+path = "/plain"
+upstream = "http"
+
+[sites.proxy.load_balancing]
+method = "least_connections"
+
+[sites.proxy.headers.add]
+"X-Gateway" = "bws"
+${extra}
+`;
+}
+
+describe("WebSocket proxying through bws (SPEC 6)", () => {
+  let echo: EchoUpstream;
+  let http: ReturnType<typeof startEchoBackend>;
+  let bws: TestBws;
+
+  before(async () => {
+    echo = startEchoUpstream();
+    http = startEchoBackend("http");
+    bws = await startBws(site(`http://127.0.0.1:${echo.port}`, http.url));
+  });
+
+  after(async () => {
+    await bws.close();
+    await echo.close();
+    await http.close();
+  });
+
+  const wsUrl = (path: string) => `ws://127.0.0.1:${bws.port}${path}`;
+
+  it("relays text and binary messages in order both ways", async () => {
+    const c = await openClient(wsUrl("/ws/room?x=1"));
+    try {
+      c.socket.send("hello");
+      expect(await c.next()).toBe("hello");
+      const big = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+      c.socket.send(big);
+      const back = new Uint8Array(await c.next() as ArrayBuffer);
+      expect(back.length).toBe(big.length);
+      expect(back[12345]).toBe(12345 & 0xff);
+      for (let i = 0; i < 1000; i++) c.socket.send(`m${i}`);
+      for (let i = 0; i < 1000; i++) expect(await c.next()).toBe(`m${i}`);
+      // strip_prefix applied and the query kept.
+      expect(new URL(echo.urls.at(-1)!).pathname + new URL(echo.urls.at(-1)!).search).toBe(
+        "/room?x=1",
+      );
+    } finally {
+      await closeClient(c);
+    }
+  });
+
+  it("passes subprotocols, forwarding and configured headers upstream", async () => {
+    const c = await openClient(wsUrl("/ws"), {
+      protocols: ["a", "b"],
+      headers: { cookie: "sid=1", authorization: "Bearer t", origin: "http://localhost" },
+    });
+    try {
+      expect(c.socket.protocol).toBe("b");
+      const h = echo.headers.at(-1)!;
+      expect(h.get("cookie")).toBe("sid=1");
+      expect(h.get("authorization")).toBe("Bearer t");
+      expect(h.get("origin")).toBe("http://localhost");
+      expect(h.get("x-forwarded-for")).toBe("127.0.0.1");
+      expect(h.get("x-gateway")).toBe("bws");
+    } finally {
+      await closeClient(c);
+    }
+  });
+
+  it("passes close codes and reasons both ways", async () => {
+    echo.closes.splice(0); // forget closes of earlier tests
+    const c = await openClient(wsUrl("/ws"));
+    c.socket.close(4001, "bye");
+    expect(await withTimeout(echo.nextClose(), 3000, "upstream close")).toEqual({
+      code: 4001,
+      reason: "bye",
+    });
+    const c2 = await openClient(wsUrl("/ws"));
+    c2.socket.send("x");
+    await c2.next();
+    echo.sockets.at(-1)!.close(4002, "later");
+    expect(await withTimeout(c2.closed, 3000, "client close")).toEqual({
+      code: 4002,
+      reason: "later",
+    });
+  });
+
+  it("counts open WebSockets for least_connections and in the status", async () => {
+    const c = await openClient(wsUrl("/ws"));
+    try {
+      await waitFor(() => statusMembers(bws)[0].webSockets === 1, 2000, "webSockets = 1");
+    } finally {
+      await closeClient(c);
+    }
+    await waitFor(() => statusMembers(bws)[0].webSockets === 0, 3000, "webSockets = 0");
+  });
+
+  it("proxies an Upgrade on a non-websocket route as plain HTTP without Upgrade", async () => {
+    const raw = await rawRequest(
+      bws.port,
+      "GET /plain HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      1000,
+    );
+    expect(raw.startsWith("HTTP/1.1 200")).toBe(true);
+    const body = raw.slice(raw.indexOf("\r\n\r\n") + 4);
+    const seen = JSON.parse(body.slice(0, body.lastIndexOf("}") + 1)) as Seen;
+    const names = seen.headers.map(([n]) => n);
+    expect(names).not.toContain("upgrade");
+    expect(names).not.toContain("connection");
+  });
+
+  it("keeps an open WebSocket across a reload", async () => {
+    const c = await openClient(wsUrl("/ws"));
+    try {
+      const next = parseConfigText(
+        site(`http://127.0.0.1:${echo.port}`, http.url).replace('"X-Gateway" = "bws"', ""),
+        { baseDir: Deno.cwd() },
+      );
+      const r = await bws.handle.reload(next);
+      expect(r.ok).toBe(true);
+      c.socket.send("still here");
+      expect(await withTimeout(c.next(), 2000, "echo after reload")).toBe("still here");
+    } finally {
+      await closeClient(c);
+    }
+  });
+});
+
+function statusMembers(bws: TestBws) {
+  return bws.handle.upstreams().find((g) => g.name === "echo")!.members;
+}
+
+describe("WebSocket upstream failures (SPEC 6)", () => {
+  it("answers 502 before upgrading when the upstream is down", async () => {
+    const http = startEchoBackend("http");
+    const bws = await startBws(site(deadAddress(), http.url));
+    try {
+      await expect(openClient(`ws://127.0.0.1:${bws.port}/ws`)).rejects.toThrow();
+      const raw = await rawRequest(
+        bws.port,
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        1000,
+      );
+      expect(raw.startsWith("HTTP/1.1 502")).toBe(true);
+    } finally {
+      await bws.close();
+      await http.close();
+    }
+  });
+
+  it("closes open WebSockets with 1001 on shutdown", async () => {
+    const echo = startEchoUpstream();
+    const http = startEchoBackend("http");
+    const bws = await startBws(site(`http://127.0.0.1:${echo.port}`, http.url));
+    const c = await openClient(`ws://127.0.0.1:${bws.port}/ws`);
+    try {
+      const stopped = bws.close();
+      const closed = await withTimeout(c.closed, 4000, "client close on shutdown");
+      expect(closed.code).toBe(1001);
+      await stopped;
+    } finally {
+      await echo.close();
+      await http.close();
+    }
+  });
+});
