@@ -112,10 +112,13 @@ describe("WebSocket proxying through bws (SPEC 6)", () => {
   });
 
   it("passes close codes and reasons both ways", async () => {
-    echo.closes.splice(0); // forget closes of earlier tests
     const c = await openClient(wsUrl("/ws"));
+    const up = echo.sockets.at(-1)!;
+    const upClosed = new Promise((resolve) =>
+      up.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason }))
+    );
     c.socket.close(4001, "bye");
-    expect(await withTimeout(echo.nextClose(), 3000, "upstream close")).toEqual({
+    expect(await withTimeout(upClosed, 3000, "upstream close")).toEqual({
       code: 4001,
       reason: "bye",
     });
