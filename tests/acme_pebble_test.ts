@@ -5,16 +5,21 @@
  */
 
 import { after, before, describe, it } from "node:test";
-import { createSocket, type Socket } from "node:dgram";
 import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { expect } from "expect";
 import { AcmeManager, type CertificatePair } from "../src/acme/manager.ts";
 import { answerChallenge, type ChallengeSource } from "../src/acme/challenge.ts";
 import type { LogFields, Logger, LogLevel } from "../src/log/types.ts";
+import {
+  freePort,
+  hasPebble,
+  PEBBLE,
+  type Pebble,
+  startPebble,
+  waitFor,
+} from "./helpers/pebble.ts";
 
-const PEBBLE = "/usr/bin/pebble";
-const hasPebble = await Deno.stat(PEBBLE).then(() => true, () => false);
 if (!hasPebble) {
   console.warn(`Skipping ACME Pebble tests: ${PEBBLE} is not installed (apt-get install pebble)`);
 }
@@ -42,113 +47,11 @@ function memoryLogger(lines: LogLine[]): Logger {
   };
 }
 
-/** A UDP DNS responder answering A 127.0.0.1 for every name and no records for other types. */
-async function startDns(): Promise<{ port: number; socket: Socket }> {
-  const socket = createSocket("udp4");
-  socket.on("message", (msg, rinfo) => {
-    if (msg.length < 12) return;
-    let end = 12;
-    while (end < msg.length && msg[end] !== 0) end += msg[end] + 1;
-    const qEnd = end + 5; // zero label, QTYPE, QCLASS
-    if (qEnd > msg.length) return;
-    const qtype = msg.readUInt16BE(end + 1);
-    const header = Buffer.alloc(12);
-    header.writeUInt16BE(msg.readUInt16BE(0), 0); // ID
-    header.writeUInt16BE(0x8180 | (msg.readUInt16BE(2) & 0x7800), 2); // QR RD RA, opcode
-    header.writeUInt16BE(1, 4); // QDCOUNT
-    header.writeUInt16BE(qtype === 1 ? 1 : 0, 6); // ANCOUNT
-    const parts = [header, msg.subarray(12, qEnd)];
-    if (qtype === 1) {
-      // Name pointer to offset 12, TYPE A, CLASS IN, TTL 60, RDLENGTH 4, 127.0.0.1.
-      parts.push(Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]));
-    }
-    socket.send(Buffer.concat(parts), rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-  return { port: socket.address().port, socket };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function run(cmd: string, args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, cwd, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(
-      `Cannot run "${cmd} ${args.join(" ")}": ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-}
-
-/** A CA and a 127.0.0.1 server certificate for Pebble's own HTTPS listener. */
-async function makeListenerCert(dir: string): Promise<string> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await run("openssl", [
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=bws test ca",
-  ], dir);
-  await run("openssl", [
-    "req",
-    ...ec,
-    "-keyout",
-    "key.pem",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=localhost",
-  ], dir);
-  await Deno.writeTextFile(
-    join(dir, "ext.cnf"),
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
-  await run("openssl", [
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "cert.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-  ], dir);
-  return await Deno.readTextFile(join(dir, "ca.pem"));
-}
-
-async function waitFor(what: string, ms: number, ok: () => boolean | Promise<boolean>) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-}
-
 describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
   let tmp = "";
   let caPem = "";
   let directoryUrl = "";
-  let dns: { port: number; socket: Socket } | undefined;
-  let pebble: Deno.ChildProcess | undefined;
+  let pebble: Pebble | undefined;
   let challengeServer: Deno.HttpServer | undefined;
   let managementUrl = "";
   let http: Deno.HttpClient | undefined;
@@ -177,61 +80,22 @@ describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
 
   before(async () => {
     tmp = await Deno.makeTempDir({ prefix: "bws_acme_" });
-    caPem = await makeListenerCert(tmp);
-    dns = await startDns();
     challengeServer = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
       const res = current ? answerChallenge(current, req) : null;
       if (res?.ok) challengeHits++;
       return res ?? new Response("not a challenge", { status: 400 });
     });
-    const acmePort = freePort();
-    const mgmtPort = freePort();
-    await Deno.writeTextFile(
-      join(tmp, "pebble.json"),
-      JSON.stringify({
-        pebble: {
-          listenAddress: `127.0.0.1:${acmePort}`,
-          managementListenAddress: `127.0.0.1:${mgmtPort}`,
-          certificate: join(tmp, "cert.pem"),
-          privateKey: join(tmp, "key.pem"),
-          httpPort: (challengeServer.addr as Deno.NetAddr).port,
-          tlsPort: freePort(),
-          ocspResponderURL: "",
-          externalAccountBindingRequired: false,
-        },
-      }),
-    );
-    pebble = new Deno.Command(PEBBLE, {
-      args: ["-config", join(tmp, "pebble.json"), "-dnsserver", `127.0.0.1:${dns.port}`],
-      env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_AUTHZREUSE: "0", PEBBLE_WFE_NONCEREJECT: "0" },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
-    managementUrl = `https://127.0.0.1:${mgmtPort}`;
-    http = Deno.createHttpClient({ caCerts: [caPem] });
-    await waitFor("Pebble's directory", 10_000, async () => {
-      try {
-        const res = await fetch(directoryUrl, { client: http });
-        await res.body?.cancel();
-        return res.ok;
-      } catch {
-        return false;
-      }
-    });
+    pebble = await startPebble((challengeServer.addr as Deno.NetAddr).port);
+    caPem = pebble.caPem;
+    directoryUrl = pebble.directoryUrl;
+    managementUrl = pebble.managementUrl;
+    http = pebble.http;
   });
 
   after(async () => {
     for (const m of managers) await m.stop();
-    if (pebble) {
-      try {
-        pebble.kill("SIGTERM");
-      } catch { /* already gone */ }
-      await pebble.status;
-    }
+    await pebble?.close();
     await challengeServer?.shutdown();
-    dns?.socket.close();
-    http?.close();
     if (tmp) await Deno.remove(tmp, { recursive: true });
   });
 
