@@ -127,7 +127,7 @@ async function main(): Promise<number> {
   );
   const rows: Row[] = [];
   const notes: string[] = [];
-  let bwsLarge: string[] = [];
+  const largeLines: string[] = [];
 
   for (const spec of ALL_PROXIES) {
     if (only && !only.includes(spec.name)) continue;
@@ -181,7 +181,7 @@ async function main(): Promise<number> {
             : ""),
       );
       if (spec.name === "bws" && largeBytes > 0 && stream) {
-        bwsLarge = await large(service, port);
+        largeLines.push(...await large(spec.name, service, port));
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
@@ -191,6 +191,23 @@ async function main(): Promise<number> {
       if (service) await untrack(service);
     }
     if (spec.name === "bws" && flags.profile) await printProfile();
+    if (spec.name === "deno-minimal" && largeBytes > 0 && stream) {
+      // For comparison: the same transfers through a second minimal proxy in front of the
+      // Deno backend (the first one fronts the shared backend, which has no large routes).
+      let minimal: Service | undefined;
+      const minimalPort = freePort();
+      try {
+        minimal = await track(
+          spec.start({ ...ctx, backendPort: ctx.streamPort }, minimalPort, binaryPath),
+        );
+        await waitReady(minimal, `http://127.0.0.1:${minimalPort}/`);
+        largeLines.push(...await large(spec.name, minimal, minimalPort));
+      } catch (error) {
+        largeLines.push(`large bodies through deno-minimal: FAILED: ${error}`);
+      } finally {
+        if (minimal) await untrack(minimal);
+      }
+    }
   }
 
   const baseline = rows.some((r) => r.name === "nginx")
@@ -202,7 +219,7 @@ async function main(): Promise<number> {
   console.log(formatTable(rows, baseline));
   console.log("");
   for (const line of verdicts(rows)) console.log(line);
-  for (const line of bwsLarge) console.log(line);
+  for (const line of largeLines) console.log(line);
   console.log("");
   for (const note of notes) console.log(`note: ${note}`);
   console.log(
@@ -214,36 +231,34 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Large streamed bodies through the running bws; returns the lines to print. */
-async function large(service: Service, port: number): Promise<string[]> {
+/** Large streamed bodies through a running proxy; returns the lines to print. */
+async function large(name: string, service: Service, port: number): Promise<string[]> {
   const r = await runLarge({
     base: `http://127.0.0.1:${port}`,
     host: BENCH_HOST,
     pid: service.pid,
     bytes: largeBytes,
   });
-  const growth = Math.max(r.uploadPeakRss, r.downloadPeakRss) - r.baselineRss;
+  // Each phase against the RSS it started from: memory the upload left behind is not counted
+  // again as download growth.
+  const upGrowth = r.uploadPeakRss - r.baselineRss;
+  const downGrowth = r.downloadPeakRss - r.downloadStartRss;
+  const growth = Math.max(upGrowth, downGrowth);
   const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
   const rate = (t: { bytes: number; seconds: number }) =>
     `${(t.bytes / MiB).toFixed(0)} MiB in ${t.seconds.toFixed(1)} s ` +
     `(${(t.bytes / MiB / t.seconds).toFixed(0)} MiB/s)`;
-  const pass = r.upload.ok && r.download.ok && growth < 64 * MiB;
+  const failed = (t: { seconds: number; detail: string }) =>
+    `FAILED after ${t.seconds.toFixed(1)} s (${t.detail})`;
+  const ok = r.upload.ok && r.download.ok;
+  const pass = ok && growth < 64 * MiB;
   return [
-    `large bodies through bws: upload ${
-      r.upload.ok
-        ? rate(r.upload)
-        : `FAILED after ${r.upload.seconds.toFixed(1)} s (${r.upload.detail})`
-    }; download ${
-      r.download.ok
-        ? rate(r.download)
-        : `FAILED after ${r.download.seconds.toFixed(1)} s (${r.download.detail})`
-    }`,
-    `bws RSS growth < 64 MB during ${largeBytes / MiB} MiB up, then down: ${
-      pass ? "PASS" : "FAIL"
-    } ` +
-    `(baseline ${mib(r.baselineRss)}, peak ${mib(r.uploadPeakRss)} during upload, ` +
-    `${mib(r.downloadPeakRss)} during download, growth ${mib(growth)}` +
-    `${r.upload.ok && r.download.ok ? "" : "; a transfer failed"})`,
+    `large bodies through ${name}: upload ${r.upload.ok ? rate(r.upload) : failed(r.upload)}` +
+    `; download ${r.download.ok ? rate(r.download) : failed(r.download)}`,
+    `${name} RSS growth < 64 MB (${largeBytes / MiB} MiB each way): ${pass ? "PASS" : "FAIL"} ` +
+    `(upload ${mib(r.baselineRss)} -> peak ${mib(r.uploadPeakRss)} = +${mib(upGrowth)}; ` +
+    `download ${mib(r.downloadStartRss)} -> peak ${mib(r.downloadPeakRss)} = ` +
+    `+${mib(downGrowth)}${ok ? "" : "; a transfer failed"})`,
   ];
 }
 

@@ -19,6 +19,8 @@ export interface LargeResult {
   readonly baselineRss: number;
   /** Highest VmRSS sampled (every 100 ms) during the upload, bytes. */
   readonly uploadPeakRss: number;
+  /** VmRSS when the download started (after the upload), bytes. */
+  readonly downloadStartRss: number;
   /** Highest VmRSS sampled (every 100 ms) during the download, bytes. */
   readonly downloadPeakRss: number;
 }
@@ -93,7 +95,8 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
         up.stderr.trim(),
     };
     uploadPeakRss = peakRss;
-    peakRss = statusBytes(o.pid, "VmRSS");
+    const downloadStartRss = statusBytes(o.pid, "VmRSS");
+    peakRss = downloadStartRss;
     const down = await shell(
       `curl -sS -o /dev/null -H 'Host: ${o.host}' -w '%{http_code} %{size_download}' ` +
         `'${o.base}/large/download?bytes=${o.bytes}'`,
@@ -109,7 +112,14 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
         down.stderr.trim(),
     };
     peakRss = Math.max(peakRss, statusBytes(o.pid, "VmRSS"));
-    return { upload, download, baselineRss, uploadPeakRss, downloadPeakRss: peakRss };
+    return {
+      upload,
+      download,
+      baselineRss,
+      uploadPeakRss,
+      downloadStartRss,
+      downloadPeakRss: peakRss,
+    };
   } finally {
     clearInterval(sampler);
   }
