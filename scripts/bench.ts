@@ -301,11 +301,8 @@ async function websocket(): Promise<void> {
   try {
     const out = await child.output();
     const text = new TextDecoder().decode(out.stdout).trim();
-    const ratioLines = text.split("\n").filter((l) => /ratio|x\b/i.test(l));
     console.log(`websocket (src/websocket/relay_bench.ts, exit ${out.code}):`);
-    for (const line of (ratioLines.length ? ratioLines : text.split("\n").slice(-5))) {
-      console.log(`  ${line}`);
-    }
+    for (const line of text.split("\n").slice(-20)) console.log(`  ${line}`);
     if (!out.success) {
       console.log(new TextDecoder().decode(out.stderr).trim().split("\n").slice(-5).join("\n"));
     }
