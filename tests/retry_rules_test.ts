@@ -212,4 +212,25 @@ describe("retries (SPEC 4)", () => {
     expect(took).toBeGreaterThan(300);
     expect(took).toBeLessThan(1500);
   });
+
+  it("try_duration stops waiting when the client goes away (logged as 499)", async () => {
+    const proxy = await bws(
+      [{ url: deadAddress() }],
+      "first",
+      "[sites.proxy.retry]\ntry_duration = 3\n",
+    );
+    const t0 = performance.now();
+    await fetch(proxy.url("/leaving"), { signal: AbortSignal.timeout(300) }).then(
+      (res) => res.body?.cancel(),
+      () => {},
+    );
+    let entry = proxy.logger.entries.find((e) => e.path === "/leaving");
+    for (let i = 0; i < 40 && entry === undefined; i++) {
+      await sleep(50);
+      entry = proxy.logger.entries.find((e) => e.path === "/leaving");
+    }
+    expect(entry?.status).toBe(499);
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect((await memberStats(proxy))[0].inFlight).toBe(0);
+  });
 });

@@ -153,6 +153,13 @@ export async function forward(
     return toClientResponse(res, ctx, site, proxy);
   }
 
+  if (ctx.signal.aborted) {
+    // The client left (maybe while try_duration was waiting for a member): log it as such.
+    ctx.error = lastError === null
+      ? "client closed the request while waiting for a live upstream"
+      : describeError(lastError);
+    return errorResponse(499, ctx.requestId);
+  }
   if (lastError === null) {
     ctx.error = "no live upstream";
     return errorResponse(503, ctx.requestId, { "retry-after": "5" });
