@@ -16,7 +16,7 @@ import { BENCH_HOST } from "./bench/configs.ts";
 import { runLarge } from "./bench/large.ts";
 import { freePort, type Service, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks, statusBytes, treeCpuTicks } from "./bench/proc_stats.ts";
-import { summarizeCpuProfile } from "./bench/cpu_profile.ts";
+import { busyByFile, summarizeCpuProfile } from "./bench/cpu_profile.ts";
 import {
   ALL_PROXIES,
   type BenchContext,
@@ -262,17 +262,23 @@ async function large(name: string, service: Service, port: number): Promise<stri
   ];
 }
 
-/** Summarizes the .cpuprofile bws wrote on exit. */
+/** Summarizes the .cpuprofile bws wrote on exit and keeps a copy outside the temp dir. */
 async function printProfile(): Promise<void> {
   const dir = `${tmp}/profile`;
   try {
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.name.endsWith(".cpuprofile")) continue;
-      const keep = `${Deno.cwd()}/bws-bench.cpuprofile`;
+      const keep = `${Deno.env.get("TMPDIR") ?? "/tmp"}/bws-bench-${Date.now()}.cpuprofile`;
       await Deno.copyFile(`${dir}/${entry.name}`, keep);
-      console.log(`\nbws CPU profile (copied to ${keep}), top self time:`);
       const profile = JSON.parse(await Deno.readTextFile(keep));
-      for (const line of summarizeCpuProfile(profile, 25)) console.log(`  ${line}`);
+      console.log(`\nbws CPU profile (kept at ${keep}), top self time, share of busy time:`);
+      for (const line of summarizeCpuProfile(profile, 25, `file://${repoRoot}/`)) {
+        console.log(`  ${line}`);
+      }
+      console.log("bws busy time by innermost project file on the stack:");
+      for (const t of busyByFile(profile, `file://${repoRoot}/`).slice(0, 12)) {
+        console.log(`  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.frame}`);
+      }
       return;
     }
   } catch {
