@@ -538,3 +538,25 @@ describe("loading files and objects", () => {
     expect(r.warnings[0].path).toBe("sites[0].static_dir");
   });
 });
+
+describe("independent mistakes are all reported", () => {
+  it("reports an unknown route upstream even when a member's weight is also wrong", () => {
+    const issues = issuesOf(`${SITE}
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "b"
+url = "http://127.0.0.1:1"
+weight = 0
+
+[[sites.proxy.routes]]
+path = "/api/"
+upstream = "c"
+`);
+    expect(issues.map((i) => i.path)).toEqual([
+      "sites[0].proxy.upstreams[0].weight",
+      "sites[0].proxy.routes[0].upstream",
+    ]);
+  });
+});

@@ -80,7 +80,11 @@ function checkSite(
       err(`${p}.proxy.upstreams[${j}].url`, (e as Error).message);
     }
   });
-  const upstreamsBroken = broken(`${p}.proxy.upstreams`);
+  // Only a broken or missing group name makes "unknown upstream" unreliable; a bad weight or
+  // URL does not.
+  const upstreamsBroken = proxy.upstreams.some((u, j) =>
+    !u.name || broken(`${p}.proxy.upstreams[${j}].name`)
+  );
   const paths = new Map<string, number>();
   proxy.routes.forEach((r, j) => {
     const rp = `${p}.proxy.routes[${j}]`;
