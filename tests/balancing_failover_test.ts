@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import { expect } from "expect";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
 import { startBws } from "./helpers/bws.ts";
-import { balancedSite, count, memberStats } from "./helpers/balancing.ts";
+import { balancedSite, count, memberStats, who } from "./helpers/balancing.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,5 +96,37 @@ port = 0
     const members = await memberStats(proxy);
     expect(members.map((m) => m.inFlight)).toEqual([0, 0, 0]);
     expect(members.every((m) => m.live)).toBe(true);
+  });
+
+  it("first fails over to the spare and back to the primary once checks see it up", async () => {
+    let primary: Backend | null = startEchoBackend("p");
+    const port = primary.port;
+    const spare = startEchoBackend("s");
+    cleanup.push(() => spare.close(), () => primary?.close());
+    const proxy = await startBws(balancedSite(
+      [primary, spare],
+      "first",
+      "[sites.proxy.health_check]\nenabled = true\ninterval = 0.2\nrise = 2\ntimeout = 0.5\n",
+    ));
+    cleanup.push(() => proxy.close());
+    const ids = async (n: number) => {
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) out.push(await who(proxy.url(`/f/${i}`)));
+      return out;
+    };
+    expect(count(await ids(5))).toEqual({ p: 5 });
+    await primary.close();
+    primary = null;
+    expect(count(await ids(10))).toEqual({ s: 10 });
+    primary = startEchoBackend("p", undefined, port);
+    const t0 = performance.now();
+    let back = "";
+    while (back !== "p" && performance.now() - t0 < 2000) {
+      back = await who(proxy.url("/poll"));
+      if (back !== "p") await sleep(20);
+    }
+    expect(back).toBe("p");
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(count(await ids(5))).toEqual({ p: 5 });
   });
 });
