@@ -147,4 +147,36 @@ describe("load balancing methods through bws (SPEC 5)", () => {
     for (let i = 0; i < 10; i++) afterIds.push(await who(proxy.url("/f")));
     expect(count(afterIds)).toEqual({ s: 10 });
   });
+
+  it("random_two uses every member and avoids one that holds a slow request", async () => {
+    const gate = Promise.withResolvers<void>();
+    let parked = 0;
+    const slowOne = backend("a", (req) => {
+      if (!new URL(req.url).pathname.startsWith("/slow")) return undefined;
+      parked++;
+      return gate.promise.then(() => new Response("slow", { headers: { "x-backend": "a" } }));
+    });
+    const bs = [slowOne, backend("b"), backend("c")];
+    const proxy = await bws(balancedSite(bs, "random_two"));
+    try {
+      const spread: string[] = [];
+      for (let i = 0; i < 60; i++) spread.push(await who(proxy.url("/r")));
+      expect(Object.keys(count(spread)).sort()).toEqual(["a", "b", "c"]);
+      // Park a request on a: with 1 in flight it loses every comparison with an idle member.
+      const held: Promise<string>[] = [];
+      for (let i = 0; i < 40 && parked < 1; i++) {
+        const p = who(proxy.url(`/slow/${i}`));
+        held.push(p);
+        await Promise.race([p, new Promise((r) => setTimeout(r, 30))]);
+      }
+      expect(parked).toBe(1);
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) ids.push(await who(proxy.url(`/after/${i}`)));
+      expect(count(ids).a ?? 0).toBe(0);
+      gate.resolve();
+      await Promise.all(held);
+    } finally {
+      gate.resolve();
+    }
+  });
 });
