@@ -226,7 +226,7 @@ http_port = ${httpPort}
       "--resolve",
       `a.test:${httpPort}:127.0.0.1`,
       `http://a.test:${httpPort}/some/path?q=1&r=two`,
-    ]); // deno-fmt-ignore
+    ]);
     expect(r.stdout).toMatch(/^HTTP\/1.1 308/);
     expect(r.stdout).toMatch(
       new RegExp(`location: https://a.test:${httpsPort}/some/path\\?q=1&r=two\\r\\n`, "i"),
@@ -241,7 +241,7 @@ http_port = ${httpPort}
       "--resolve",
       `a.test:${httpsPort}:127.0.0.1`,
       `http://a.test:${httpPort}/follow?k=v`,
-    ]); // deno-fmt-ignore
+    ]);
     expect(f.stderr).toBe("");
     expect((JSON.parse(f.stdout) as Seen).path).toBe("/follow?k=v");
 

@@ -23,7 +23,8 @@ export interface AcmeManagerOptions {
   storageDir: string;
   /** Renew this many days before expiry. */
   renewBeforeDays: number;
-  /** CA certificates (PEM) to trust for the ACME server (tests: Pebble's); default: system store. */
+  /** CA certificates (PEM) to trust for the ACME server; default: the bundled roots, plus the
+   *  file named by `DENO_CERT` when set (see `transport.ts`). */
   caCerts?: string[];
   logger?: Logger;
   /** Seconds between checks of a managed certificate. @default 43200 (12 h) */

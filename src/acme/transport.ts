@@ -9,6 +9,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Agent } from "node:https";
+import { rootCertificates } from "node:tls";
 import * as acme from "acme-client";
 
 /** Request settings of one manager. */
@@ -42,13 +43,35 @@ function install(): void {
   });
 }
 
-/** Creates the transport settings for one manager. */
+/**
+ * The CA certificates to trust when a manager is given none: Deno's `fetch` and TLS connections
+ * honour `DENO_CERT` (an extra PEM CA file, e.g. a private ACME CA such as step-ca or Pebble),
+ * but `node:https`, which acme-client uses, does not. So bws reads it here, adding it to the
+ * bundled roots; without `DENO_CERT` the default store is used unchanged.
+ */
+export function defaultCaCerts(): string[] | undefined {
+  let file: string | undefined;
+  try {
+    file = Deno.env.get("DENO_CERT");
+  } catch {
+    return undefined; // no --allow-env: nothing to add
+  }
+  if (!file) return undefined;
+  try {
+    return [...rootCertificates, Deno.readTextFileSync(file)];
+  } catch {
+    return undefined; // Deno itself reports an unreadable DENO_CERT at start-up
+  }
+}
+
+/** Creates the transport settings for one manager (`caCerts` undefined: {@link defaultCaCerts}). */
 export function createTransport(
   caCerts: readonly string[] | undefined,
   signal: AbortSignal,
   timeoutMs: number,
 ): AcmeTransport {
   install();
+  caCerts ??= defaultCaCerts();
   const agent = caCerts && caCerts.length > 0
     ? new Agent({ ca: [...caCerts], keepAlive: false })
     : undefined;

@@ -31,6 +31,21 @@ function acmeKey(site: SiteConfig): string {
   return JSON.stringify([site.name, siteNames(site), a.directoryUrl, a.storageDir, a.email]);
 }
 
+/**
+ * Seconds between certificate checks, from `BWS_ACME_CHECK_INTERVAL` (undocumented, for tests
+ * that force renewals); unset or invalid: the manager's default (12 h).
+ */
+function checkIntervalFromEnv(): number | undefined {
+  let raw: string | undefined;
+  try {
+    raw = Deno.env.get("BWS_ACME_CHECK_INTERVAL");
+  } catch {
+    return undefined;
+  }
+  const n = Number(raw);
+  return raw && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
 /** ACME can only validate concrete names over HTTP-01. */
 function acmeNames(site: SiteConfig): string[] {
   return siteNames(site).filter((n) => !n.startsWith("*."));
@@ -126,6 +141,7 @@ export class CertificateSet {
           email: a.email,
           storageDir: a.storageDir,
           renewBeforeDays: a.renewBeforeDays,
+          checkInterval: checkIntervalFromEnv(),
           logger: this.#logger(),
         }),
         names: acmeNames(site),

@@ -154,13 +154,15 @@ export async function handleRequest(
   } else {
     res = withSiteHeaders(notFoundResponse(), site);
   }
+  // Read before the response completes: afterwards Deno throws "Request closed" on req.headers.
+  const bytesIn = Number(req.headers.get("content-length") ?? 0);
+  const method = req.method;
   const finish = () => {
     const member = ctx.member;
     if (member !== null) member.state.inFlight--;
     const durationMs = performance.now() - started;
     const cl = res.headers.get("content-length");
     const bytesOut = cl === null ? 0 : Number(cl);
-    const bytesIn = Number(req.headers.get("content-length") ?? 0);
     services.metrics.recordRequest(
       site.name,
       routePath,
@@ -173,7 +175,7 @@ export async function handleRequest(
       time,
       site: site.name,
       client: ctx.clientIp,
-      method: req.method,
+      method,
       path: pathname + search,
       status: res.status,
       bytesOut,
