@@ -185,7 +185,11 @@ function toClientResponse(
 ): Response {
   const headers = buildResponseHeaders(res.headers, proxy.headers, site.siteHeaders, ctx.requestId);
   try {
-    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+    return new Response(res.bytes ?? res.body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers,
+    });
   } catch (err) {
     // A status the platform cannot send (e.g. a stray 101): treat as a bad upstream.
     res.body?.cancel().catch(() => {});

@@ -8,6 +8,37 @@
 import { socketErrorKind, UpstreamError } from "./errors.ts";
 
 const INITIAL_READ = 16 * 1024;
+/** An exchange running longer than this starts listening for the client's abort. */
+const SLOW_EXCHANGE_MS = 25;
+
+const slow = new Set<Connection>();
+let slowTicker: ReturnType<typeof setInterval> | undefined;
+
+function watchSlow(conn: Connection): void {
+  slow.add(conn);
+  if (slowTicker === undefined) {
+    slowTicker = setInterval(checkSlow, SLOW_EXCHANGE_MS);
+    Deno.unrefTimer(slowTicker);
+  }
+}
+
+function unwatchSlow(conn: Connection): void {
+  slow.delete(conn);
+}
+
+function checkSlow(): void {
+  const now = performance.now();
+  for (const conn of slow) {
+    if (now - conn.began >= SLOW_EXCHANGE_MS) {
+      slow.delete(conn);
+      conn.listenForAbort();
+    }
+  }
+  if (slow.size === 0) {
+    clearInterval(slowTicker);
+    slowTicker = undefined;
+  }
+}
 const BODY_READ = 64 * 1024;
 const WRITE_BUFFER = 16 * 1024;
 
@@ -74,15 +105,37 @@ export class Connection {
     this.readMs = readMs;
     this.writeMs = writeMs;
     if (signal !== undefined) {
+      // Listening on a Deno.serve request signal costs several µs per request, so exchanges
+      // that end quickly never listen: the watcher attaches the listener to slow ones only.
       this.#signal = signal;
-      signal.addEventListener("abort", this.#onAbort);
+      this.#listening = false;
+      this.began = performance.now();
+      watchSlow(this);
     }
+  }
+
+  /** performance.now() when the current exchange began (for the slow-exchange watcher). */
+  began = 0;
+  #listening = false;
+
+  /** Called by the watcher for an exchange that has run for a while: listen for the abort. */
+  listenForAbort(): void {
+    const signal = this.#signal;
+    if (signal === null || this.#listening) return;
+    if (signal.aborted) {
+      this.#onAbort();
+      return;
+    }
+    this.#listening = true;
+    signal.addEventListener("abort", this.#onAbort);
   }
 
   /** Stops watching the abort signal and the deadlines of this exchange. */
   finishExchange(): void {
     if (this.#signal !== null) {
-      this.#signal.removeEventListener("abort", this.#onAbort);
+      if (this.#listening) this.#signal.removeEventListener("abort", this.#onAbort);
+      else unwatchSlow(this);
+      this.#listening = false;
       this.#signal = null;
     }
     this.#readDeadline = 0;
