@@ -52,8 +52,20 @@ export function findHeadEnd(buf: Uint8Array, start: number, end: number): number
   }
 }
 
+const utf8 = new TextDecoder();
+
 /** Decodes bytes as ISO-8859-1 (each byte one UTF-16 unit), as header bytes are defined. */
 export function latin1(buf: Uint8Array, start: number, end: number): string {
+  // Heads are almost always ASCII, where UTF-8 decoding (one native call) gives the same string
+  // about twice as fast as building it char by char.
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (buf[i] >= 128) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return utf8.decode(buf.subarray(start, end));
   const CHUNK = 8192;
   if (end - start <= CHUNK) {
     return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
