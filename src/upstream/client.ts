@@ -386,7 +386,7 @@ export class UpstreamClient {
       await conn.writeAll(head);
       if (rest !== null) await conn.writeAll(rest);
       if (stream !== null) await this.#pump(conn, stream, length);
-      conn.sendDone = true;
+      conn.markSent();
     } catch (err) {
       if (conn.headReceived) {
         // The answer is already here (e.g. 413 and close): keep reading it; sendDone stays

@@ -82,6 +82,8 @@ export class Connection {
   #signal: AbortSignal | null = null;
 
   #readDeadline = 0;
+  /** A fill() is waiting for bytes. */
+  #reading = false;
   #writeDeadline = 0;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #timerAt = 0;
@@ -194,8 +196,13 @@ export class Connection {
       }
     }
     const space = this.buf.length - this.end;
-    this.#readDeadline = Date.now() + this.readMs;
-    this.#arm(this.#readDeadline);
+    // The read timeout counts from the end of the request (as nginx's proxy_read_timeout): a
+    // long upload is guarded by the write timeout while it streams, not cut off by this one.
+    this.#reading = true;
+    if (!this.streaming || this.sendDone) {
+      this.#readDeadline = Date.now() + this.readMs;
+      this.#arm(this.#readDeadline);
+    }
     let n: number | null;
     try {
       n = await this.sock.read(this.buf.subarray(this.end));
@@ -207,6 +214,7 @@ export class Connection {
       );
     } finally {
       this.#readDeadline = 0;
+      this.#reading = false;
     }
     if (this.failure !== null) throw this.failure;
     if (n === null) return false;
@@ -214,6 +222,15 @@ export class Connection {
     this.end += n;
     this.gotBytes = true;
     return true;
+  }
+
+  /** Marks the request as completely sent; a pending read starts its read timeout now. */
+  markSent(): void {
+    this.sendDone = true;
+    if (this.#reading && this.#readDeadline === 0 && !this.closed) {
+      this.#readDeadline = Date.now() + this.readMs;
+      this.#arm(this.#readDeadline);
+    }
   }
 
   /** Writes all of `data`, each write bounded by the write timeout. */
