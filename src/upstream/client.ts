@@ -68,6 +68,8 @@ interface OriginPool {
 }
 
 const INLINE_BODY = 64 * 1024;
+/** Buffer size for reading a streamed request body (byte streams). */
+const PUMP_BUFFER = 64 * 1024;
 /** Interim (1xx) responses tolerated before the final one. */
 const MAX_INTERIM = 16;
 const encoder = new TextEncoder();
@@ -408,14 +410,28 @@ export class UpstreamClient {
   }
 
   async #pump(conn: Connection, body: ReadableStream<Uint8Array>, length: number | null) {
-    const reader = body.getReader();
+    // A byte stream (a Deno.serve request body) is read into one reused buffer: a fresh 64 KiB
+    // chunk per read would leave garbage that V8 frees lazily, growing RSS on big uploads.
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      // not a byte stream
+    }
+    const reader = byob ?? body.getReader();
+    let scratch: Uint8Array<ArrayBuffer> = new Uint8Array(byob === null ? 0 : PUMP_BUFFER);
     conn.bodyReader = reader;
     let sent = 0;
     try {
       while (true) {
         let r: ReadableStreamReadResult<Uint8Array>;
         try {
-          r = await reader.read();
+          if (byob !== null) {
+            r = await byob.read(scratch);
+            if (r.value !== undefined) scratch = new Uint8Array(r.value.buffer as ArrayBuffer);
+          } else {
+            r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+          }
         } catch (err) {
           throw new UpstreamError(
             "aborted",

@@ -76,7 +76,7 @@ export class Connection {
   /** Resolves when the send side of this exchange settled (never rejects). */
   sendSettled: Promise<void> = Promise.resolve();
   /** Reader of a streamed request body, to cancel it when the exchange ends early. */
-  bodyReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  bodyReader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
   readMs = 30_000;
   writeMs = 30_000;
   #signal: AbortSignal | null = null;
