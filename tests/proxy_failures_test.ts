@@ -119,7 +119,7 @@ read = 0.3
       "POST /up HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
         "4000\r\n" + "y".repeat(0x4000) + "\r\n0\r\n\r\n",
     );
-    expect(raw).toMatch(/^HTTP\/1\.1 (413|502)/);
+    expect(raw).toMatch(/^HTTP\/1\.1 413/);
   });
 
   it("retries a GET on another member when one refuses, and answers 503 when all are down", async () => {

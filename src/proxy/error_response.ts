@@ -40,20 +40,12 @@ export function errorResponse(
   return new Response(body, { status, headers });
 }
 
-/** The request body exceeded the site's max_body_size while streaming. */
-export class BodyTooLargeError extends Error {
-  constructor(limit: number) {
-    super(`Cannot accept request body: larger than ${limit} bytes`);
-    this.name = "BodyTooLargeError";
-  }
-}
-
 /** Maps a failure while proxying to the status the client gets. */
 export function statusForError(err: unknown): number {
-  if (err instanceof BodyTooLargeError) return 413;
-  if (err instanceof Error && err.cause instanceof BodyTooLargeError) return 413;
   if (err instanceof UpstreamError) {
     switch (err.kind) {
+      case "body_too_large":
+        return 413;
       case "connect_timeout":
       case "read_timeout":
       case "write_timeout":

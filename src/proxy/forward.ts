@@ -13,12 +13,7 @@ import { UpstreamError } from "../upstream/errors.ts";
 import type { ProxyPlan, RoutePlan, SitePlan } from "../server/plan_types.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardContext } from "./header_plan.ts";
 import { stripPrefix } from "./route_table.ts";
-import {
-  BodyTooLargeError,
-  describeError,
-  errorResponse,
-  statusForError,
-} from "./error_response.ts";
+import { describeError, errorResponse, statusForError } from "./error_response.ts";
 
 /** Per-request facts gathered by the server before routing; `upstream`/`error` are filled in. */
 export interface RequestContext extends ForwardContext {
@@ -36,22 +31,6 @@ export interface RequestContext extends ForwardContext {
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 const TRY_INTERVAL_MS = 250;
-
-function limitBody(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-): ReadableStream<Uint8Array> {
-  let seen = 0;
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        seen += chunk.byteLength;
-        if (seen > limit) controller.error(new BodyTooLargeError(limit));
-        else controller.enqueue(chunk);
-      },
-    }),
-  );
-}
 
 /** The path sent upstream: the member's base path, then the (maybe stripped) request path. */
 export function upstreamPath(route: RoutePlan, basePath: string, pathname: string): string {
@@ -83,8 +62,6 @@ export async function forward(
       return errorResponse(413, ctx.requestId, { connection: "close" });
     }
     if (bodyLength === 0) body = null;
-  } else if (body !== null && Number.isFinite(site.maxBodySize)) {
-    body = limitBody(body, site.maxBodySize);
   }
   const hasBody = body !== null;
   const group = route.group;
@@ -134,13 +111,14 @@ export async function forward(
         headers,
         body,
         bodyLength,
+        maxBodyLength: site.maxBodySize,
         signal: ctx.signal,
         timeouts: proxy.timeouts,
       });
     } catch (err) {
       state.inFlight--;
       lastError = err;
-      if (err instanceof UpstreamError && err.kind !== "aborted") {
+      if (err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "body_too_large") {
         state.recordFailure(err.kind);
       }
       if (!mayRetry(err, method, hasBody)) break;

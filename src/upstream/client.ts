@@ -24,6 +24,9 @@ export interface UpstreamRequest {
   body: ReadableStream<Uint8Array> | Uint8Array | null;
   /** Known body length (from the client's Content-Length) or null = unknown → chunked. */
   bodyLength: number | null;
+  /** For a body of unknown length: fail with "body_too_large" once more bytes than this were
+   *  read from it. @default Infinity */
+  maxBodyLength?: number;
   /** Client went away → abort everything, close the connection. */
   signal?: AbortSignal;
   /** Seconds (SPEC 2): connect (TCP + TLS), read (head wait and longest body gap), write stall. */
@@ -367,6 +370,7 @@ export class UpstreamClient {
       else rest = body;
     } else {
       stream = body;
+      conn.maxBodyLength = req.maxBodyLength ?? Infinity;
       h += req.bodyLength !== null
         ? "Content-Length: " + req.bodyLength + "\r\n"
         : "Transfer-Encoding: chunked\r\n";
@@ -449,6 +453,7 @@ export class UpstreamClient {
           if (sent > length) throw lengthMismatch(conn, length, "more");
           await conn.writeAll(chunk);
         } else {
+          if (sent > conn.maxBodyLength) throw bodyTooLarge(conn);
           await conn.writeAll(chunkFrame(chunk));
         }
       }
@@ -708,6 +713,14 @@ function headTooLarge(conn: Connection, max: number): UpstreamError {
   return new UpstreamError(
     "head_too_large",
     `Cannot read response from upstream "${conn.origin}": head exceeds ${max} bytes`,
+    { requestSent: true },
+  );
+}
+
+function bodyTooLarge(conn: Connection): UpstreamError {
+  return new UpstreamError(
+    "body_too_large",
+    `Cannot send request body to upstream "${conn.origin}": larger than ${conn.maxBodyLength} bytes`,
     { requestSent: true },
   );
 }

@@ -77,6 +77,8 @@ export class Connection {
   sendSettled: Promise<void> = Promise.resolve();
   /** Reader of a streamed request body, to cancel it when the exchange ends early. */
   bodyReader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
+  /** Limit for a streamed body of unknown length (set per exchange). */
+  maxBodyLength = Infinity;
   readMs = 30_000;
   writeMs = 30_000;
   #signal: AbortSignal | null = null;

@@ -17,7 +17,9 @@ export type UpstreamErrorKind =
   | "protocol"
   | "head_too_large"
   | "aborted"
-  | "closed";
+  | "closed"
+  /** The streamed request body grew past `UpstreamRequest.maxBodyLength`. */
+  | "body_too_large";
 
 /** Flags describing how far the exchange got when it failed. */
 export interface UpstreamErrorFlags {
