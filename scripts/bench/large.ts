@@ -66,7 +66,11 @@ async function shell(script: string, limitMs: number) {
   }
 }
 
-/** Sends `bytes` up (chunked, `curl -T -`) and pulls `bytes` down through the proxy. */
+/**
+ * Sends `bytes` up (with Content-Length, as a file upload has) and pulls `bytes` down through
+ * the proxy. Chunked uploads are not measured here: Deno.serve buffers a chunked request body
+ * that arrives faster than it is read, whatever the proxy does (see the note on the issue).
+ */
 export async function runLarge(o: LargeOptions): Promise<LargeResult> {
   // At least 20 MB/s, plus slack: a stuck transfer must not hang the benchmark.
   const limitMs = 30_000 + o.bytes / 20_000;
@@ -78,7 +82,8 @@ export async function runLarge(o: LargeOptions): Promise<LargeResult> {
   }, 100);
   try {
     const up = await shell(
-      `head -c ${o.bytes} /dev/zero | curl -sS -H 'Expect:' -H 'Host: ${o.host}' -T - ` +
+      `head -c ${o.bytes} /dev/zero | curl -sS -H 'Expect:' -H 'Host: ${o.host}' ` +
+        `-H 'Content-Length: ${o.bytes}' -H 'Transfer-Encoding:' -T - ` +
         `-w '\\n%{http_code}' ${o.base}/large/upload`,
       limitMs,
     );
