@@ -17,6 +17,13 @@ export const TARGETS = [
   "x86_64-pc-windows-msvc",
 ] as const;
 
+/**
+ * Runtime features the binary needs, as in deno.json's "unstable": `net` lets a certificate
+ * swap hand the port over with reusePort; `no-legacy-abort` makes a request's signal abort only
+ * when the client goes away (not after every successful response).
+ */
+export const UNSTABLE = ["--unstable-net", "--unstable-no-legacy-abort"];
+
 /** The permissions the binary runs with (no prompts at run time). */
 export const PERMISSIONS = [
   "--allow-net",
@@ -32,6 +39,7 @@ export function compileArgs(target: string | undefined, outDir = "dist"): string
   return [
     "compile",
     ...PERMISSIONS,
+    ...UNSTABLE,
     "--include",
     "examples",
     ...(target ? ["--target", target] : []),

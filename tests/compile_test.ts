@@ -10,6 +10,8 @@ describe("deno task compile", () => {
       const args = compileArgs(t, "out");
       expect(args).toContain("--allow-net");
       expect(args).toContain("--allow-read");
+      expect(args).toContain("--unstable-net");
+      expect(args).toContain("--unstable-no-legacy-abort");
       expect(args.slice(args.indexOf("--target"), args.indexOf("--target") + 2)).toEqual([
         "--target",
         t,
