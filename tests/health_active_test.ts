@@ -60,7 +60,7 @@ describe("active health checks", () => {
     await b.stop();
     const downMs = await waitFor(() => !mb.state.activeUp, 2000);
     // interval × retries = 200 ms, plus the time of one in-progress check round.
-    expect(downMs).toBeLessThan(CHECKS.interval * CHECKS.retries * 1000 + 250);
+    expect(downMs).toBeLessThan(CHECKS.interval * CHECKS.retries * 1000 + 500);
     expect(log.lines).toContainEqual(expect.objectContaining({
       level: "warn",
       msg: "upstream down",
@@ -73,7 +73,7 @@ describe("active health checks", () => {
 
     b.restart();
     const upMs = await waitFor(() => mb.state.activeUp, 2000);
-    expect(upMs).toBeLessThan(CHECKS.interval * CHECKS.rise * 1000 + 250);
+    expect(upMs).toBeLessThan(CHECKS.interval * CHECKS.rise * 1000 + 500);
     expect(log.lines).toContainEqual(
       expect.objectContaining({ level: "info", msg: "upstream up" }),
     );

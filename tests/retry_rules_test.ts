@@ -196,7 +196,7 @@ describe("retries (SPEC 4)", () => {
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
       expect(await who(proxy.url(`/after/${i}`))).toBe("a");
-      expect(performance.now() - t0).toBeLessThan(150);
+      expect(performance.now() - t0).toBeLessThan(240); // below the 250 ms try interval
     }
   });
 
