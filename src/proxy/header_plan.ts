@@ -143,38 +143,47 @@ export function buildUpstreamHeaders(
   plan: HeaderPlan,
   ctx: ForwardContext,
 ): [string, string][] {
-  const out: [string, string][] = [];
-  const named = connectionNamed(src.get("connection"));
+  let out: [string, string][] = [];
+  let connection: string | null = null;
   let xff: string | null = null;
   let xfProto: string | null = null;
   let xfHost: string | null = null;
   let fwd: string | null = null;
-  for (const [name, value] of src) {
-    if (HOP_BY_HOP.has(name) || REQUEST_SKIP.has(name)) continue;
-    if (named !== null && named.has(name)) continue;
-    if (plan.requestRemove.has(name)) continue;
+  const remove = plan.requestRemove;
+  const removes = remove.size > 0;
+  // forEach, not for-of: Deno's Headers iterator costs several times more per request.
+  src.forEach((value, name) => {
+    if (HOP_BY_HOP.has(name)) {
+      if (name === "connection") connection = value;
+      return;
+    }
+    if (REQUEST_SKIP.has(name) || (removes && remove.has(name))) return;
     switch (name) {
       case "x-forwarded-for":
         xff = value;
-        if (plan.addXForwarded) continue;
+        if (plan.addXForwarded) return;
         break;
       case "x-forwarded-proto":
         xfProto = value;
-        if (plan.addXForwarded) continue;
+        if (plan.addXForwarded) return;
         break;
       case "x-forwarded-host":
         xfHost = value;
-        if (plan.addXForwarded) continue;
+        if (plan.addXForwarded) return;
         break;
       case "forwarded":
         fwd = value;
-        if (plan.addForwarded) continue;
+        if (plan.addForwarded) return;
         break;
       case "x-request-id":
-        if (plan.requestIdUpstream) continue;
+        if (plan.requestIdUpstream) return;
         break;
     }
     out.push([name, value]);
+  });
+  if (connection !== null) {
+    const named = connectionNamed(connection);
+    if (named !== null && named.size > 0) out = out.filter(([name]) => !named.has(name));
   }
   out.push(["host", plan.preserveHost ? ctx.host : ctx.upstreamHost]);
   const trusted = ctx.peerTrusted;
@@ -188,37 +197,44 @@ export function buildUpstreamHeaders(
     out.push(["forwarded", trusted && fwd ? `${fwd}, ${el}` : el]);
   }
   if (plan.requestIdUpstream) out.push(["x-request-id", ctx.requestId]);
-  for (const [name, value] of plan.requestAdd) {
-    const lname = name.toLowerCase();
-    for (let i = out.length - 1; i >= 0; i--) if (out[i][0] === lname) out.splice(i, 1);
-    out.push([lname, value]);
-  }
+  for (const [name, value] of plan.requestAdd) setHeader(out, name.toLowerCase(), value);
   return out;
 }
 
+/** Replaces every `name` entry (lower-cased) of `list` by one `[name, value]` at the end. */
+function setHeader(list: [string, string][], name: string, value: string): void {
+  for (let i = list.length - 1; i >= 0; i--) if (list[i][0] === name) list.splice(i, 1);
+  list.push([name, value]);
+}
+
 /**
- * Builds the client response headers from the upstream's list: hop-by-hop and Connection-named
- * headers dropped, removals applied, configured and site headers set.
+ * Builds the client response header list from the upstream's (names lower-cased): hop-by-hop
+ * and Connection-named headers dropped, removals applied, configured and site headers set.
+ * A plain list, not a `Headers`: `new Response` validates it once, a `Headers` twice.
  */
 export function buildResponseHeaders(
   upstream: readonly [string, string][],
   plan: HeaderPlan,
   siteHeaders: readonly (readonly [string, string])[],
   requestId: string,
-): Headers {
-  const h = new Headers();
+): [string, string][] {
+  const out: [string, string][] = [];
   let named: Set<string> | null = null;
-  for (const [name, value] of upstream) {
-    if (name === "connection") named = connectionNamed(value);
+  for (let i = 0; i < upstream.length; i++) {
+    if (upstream[i][0] === "connection") named = connectionNamed(upstream[i][1]);
   }
-  for (const [name, value] of upstream) {
+  const remove = plan.responseRemove;
+  const removes = remove.size > 0;
+  for (let i = 0; i < upstream.length; i++) {
+    const h = upstream[i];
+    const name = h[0];
     if (HOP_BY_HOP.has(name)) continue;
     if (named !== null && named.has(name)) continue;
-    if (plan.responseRemove.has(name)) continue;
-    h.append(name, value);
+    if (removes && remove.has(name)) continue;
+    out.push(h as [string, string]);
   }
-  for (const [name, value] of plan.responseAdd) h.set(name, value);
-  if (plan.requestIdResponse) h.set("x-request-id", requestId);
-  for (const [name, value] of siteHeaders) h.set(name, value);
-  return h;
+  for (const [name, value] of plan.responseAdd) setHeader(out, name.toLowerCase(), value);
+  if (plan.requestIdResponse) setHeader(out, "x-request-id", requestId);
+  for (const [name, value] of siteHeaders) setHeader(out, name.toLowerCase(), value);
+  return out;
 }
