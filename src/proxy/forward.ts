@@ -27,6 +27,9 @@ export interface RequestContext extends ForwardContext {
   error: string;
   /** Set when a member was chosen: released when the response is complete. */
   member: Member | null;
+  /** Body bytes of the proxied response when known here (saves reading the Response's
+   *  headers afterwards), else -1. */
+  bytesOut: number;
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -161,13 +164,20 @@ function toClientResponse(
   site: SitePlan,
   proxy: ProxyPlan,
 ): Response {
-  const headers = buildResponseHeaders(res.headers, proxy.headers, site.siteHeaders, ctx.requestId);
+  const bytes = res.bytes;
+  // Deno frames a byte body itself, with this very length: one header less to validate.
+  const headers = buildResponseHeaders(
+    res.headers,
+    proxy.headers,
+    site.siteHeaders,
+    ctx.requestId,
+    bytes !== null,
+  );
   try {
-    return new Response(res.bytes ?? res.body, {
-      status: res.status,
-      statusText: res.statusText,
-      headers,
-    });
+    // No statusText: Deno.serve sends the standard reason phrase whatever it is given.
+    const out = new Response(bytes ?? res.body, { status: res.status, headers });
+    ctx.bytesOut = bytes !== null ? bytes.length : res.contentLength ?? -1;
+    return out;
   } catch (err) {
     // A status the platform cannot send (e.g. a stray 101): treat as a bad upstream.
     res.body?.cancel().catch(() => {});

@@ -211,12 +211,14 @@ function setHeader(list: [string, string][], name: string, value: string): void 
  * Builds the client response header list from the upstream's (names lower-cased): hop-by-hop
  * and Connection-named headers dropped, removals applied, configured and site headers set.
  * A plain list, not a `Headers`: `new Response` validates it once, a `Headers` twice.
+ * `dropContentLength` leaves out Content-Length (for a body whose length the platform sets).
  */
 export function buildResponseHeaders(
   upstream: readonly [string, string][],
   plan: HeaderPlan,
   siteHeaders: readonly (readonly [string, string])[],
   requestId: string,
+  dropContentLength = false,
 ): [string, string][] {
   const out: [string, string][] = [];
   let named: Set<string> | null = null;
@@ -231,6 +233,7 @@ export function buildResponseHeaders(
     if (HOP_BY_HOP.has(name)) continue;
     if (named !== null && named.has(name)) continue;
     if (removes && remove.has(name)) continue;
+    if (dropContentLength && name === "content-length") continue;
     out.push(h as [string, string]);
   }
   for (const [name, value] of plan.responseAdd) setHeader(out, name.toLowerCase(), value);

@@ -132,6 +132,7 @@ export async function handleRequest(
     upstream: "",
     error: "",
     member: null,
+    bytesOut: -1,
   };
   let res: Response;
   let routePath = "";
@@ -161,8 +162,11 @@ export async function handleRequest(
     const member = ctx.member;
     if (member !== null) member.state.inFlight--;
     const durationMs = performance.now() - started;
-    const cl = res.headers.get("content-length");
-    const bytesOut = cl === null ? 0 : Number(cl);
+    let bytesOut = ctx.bytesOut;
+    if (bytesOut < 0) {
+      const cl = res.headers.get("content-length");
+      bytesOut = cl === null ? 0 : Number(cl);
+    }
     services.metrics.recordRequest(
       site.name,
       routePath,
