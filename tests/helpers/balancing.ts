@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { TestBws } from "./bws.ts";
+import { proxySite, type TestBws } from "./bws.ts";
 
 /** A proxy site in front of `members` (group "b") with the given method and extra TOML. */
 export function balancedSite(
@@ -14,35 +14,11 @@ export function balancedSite(
   extra = "",
   server = "",
 ): string {
-  return `
-[server]
-grace_period = 1
-${server}
-
-[[sites]]
-name = "s"
-hostname = "localhost"
-port = 0
-bind = "127.0.0.1"
-
-[sites.proxy]
-enabled = true
-
+  const balancing = `
 [sites.proxy.load_balancing]
 method = "${method}"
-${
-    members.map((m) => `
-[[sites.proxy.upstreams]]
-name = "b"
-url = "${m.url}"
-weight = ${m.weight ?? 1}
-`).join("")
-  }
-[[sites.proxy.routes]]
-path = "/"
-upstream = "b"
-${extra}
 `;
+  return proxySite(members, balancing + extra, undefined, server);
 }
 
 /** GETs `url` and returns the id of the backend that answered (or `status:<n>`). */

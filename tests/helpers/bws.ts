@@ -59,7 +59,7 @@ export async function startBws(toml: string, baseDir = Deno.cwd()): Promise<Test
 
 /** A minimal proxy site config in TOML in front of `upstreams` (group "b"). */
 export function proxySite(
-  upstreams: string[],
+  upstreams: (string | { url: string; weight?: number })[],
   extra = "",
   routes = `
 [[sites.proxy.routes]]
@@ -85,7 +85,8 @@ ${
     upstreams.map((u) => `
 [[sites.proxy.upstreams]]
 name = "b"
-url = "${u}"
+url = "${typeof u === "string" ? u : u.url}"
+weight = ${typeof u === "string" ? 1 : u.weight ?? 1}
 `).join("")
   }
 ${routes}
