@@ -175,7 +175,11 @@ function toClientResponse(
   );
   try {
     // No statusText: Deno.serve sends the standard reason phrase whatever it is given.
-    const out = new Response(bytes ?? res.body, { status: res.status, headers });
+    const out = new Response(bytes ?? res.body, { status: res.status });
+    // Appending costs less than a header list in the init (Deno converts that through
+    // iterators before validating each pair).
+    const h = out.headers;
+    for (let i = 0; i < headers.length; i++) h.append(headers[i][0], headers[i][1]);
     ctx.bytesOut = bytes !== null ? bytes.length : res.contentLength ?? -1;
     return out;
   } catch (err) {
