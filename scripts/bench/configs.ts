@@ -54,6 +54,40 @@ export function nginxProxyConf(dir: string, port: number, backendPort: number): 
   );
 }
 
+/**
+ * nginx doing the per-request work of the bws bench config: an access log line per request to a
+ * file (buffered, as bws batches its log), X-Forwarded-For/-Proto/-Host and X-Request-ID
+ * upstream, X-Request-ID and X-Content-Type-Options back to the client.
+ */
+export function nginxSameWorkConf(dir: string, port: number, backendPort: number): string {
+  return nginxMain(
+    dir,
+    `  log_format bws '$time_iso8601 $remote_addr "$request" $status $body_bytes_sent '
+                 '$request_time $upstream_addr $request_id';
+  upstream backend {
+    server 127.0.0.1:${backendPort};
+    keepalive 32;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    access_log ${dir}/access.log bws buffer=64k flush=1s;
+    location /api/ {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Request-ID $request_id;
+      add_header X-Request-ID $request_id always;
+      add_header X-Content-Type-Options nosniff always;
+    }
+  }`,
+  );
+}
+
 /** HAProxy, one thread, HTTP mode, connection reuse, no logs. */
 export function haproxyConf(port: number, backendPort: number): string {
   return `global

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { parseConfigText } from "../../src/config/load.ts";
-import { BENCH_HOST, bwsToml, haproxyConf, nginxProxyConf } from "./configs.ts";
+import { BENCH_HOST, bwsToml, haproxyConf, nginxProxyConf, nginxSameWorkConf } from "./configs.ts";
 
 describe("bwsToml", () => {
   it("is a valid bws config with two sites, /api/ to the backend and a file access log", () => {
@@ -37,5 +37,15 @@ describe("other proxies' configs", () => {
   it("keep upstream connections alive", () => {
     expect(nginxProxyConf("/tmp/x", 1, 2)).toMatch(/keepalive 32;[\s\S]*Connection ""/);
     expect(haproxyConf(1, 2)).toContain("http-reuse always");
+  });
+
+  it("give nginx-same-work the bws bench config's per-request work", () => {
+    const conf = nginxSameWorkConf("/tmp/x", 1, 2);
+    expect(conf).toMatch(/access_log \/tmp\/x\/access\.log bws buffer=64k/);
+    for (const h of ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"]) {
+      expect(conf).toContain(`proxy_set_header ${h} `);
+    }
+    expect(conf).toContain("add_header X-Request-ID $request_id always;");
+    expect(conf).toContain("add_header X-Content-Type-Options nosniff always;");
   });
 });

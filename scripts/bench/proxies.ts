@@ -1,6 +1,13 @@
 /** The servers the benchmark starts: the shared backend and each proxy under test. */
 
-import { bwsToml, caddyfile, haproxyConf, nginxBackendConf, nginxProxyConf } from "./configs.ts";
+import {
+  bwsToml,
+  caddyfile,
+  haproxyConf,
+  nginxBackendConf,
+  nginxProxyConf,
+  nginxSameWorkConf,
+} from "./configs.ts";
 import { type Service, startService } from "./process.ts";
 
 /** Where the proxies run and what they proxy to. */
@@ -123,6 +130,29 @@ export const MINIMAL_DENO: ProxySpec = {
   },
 };
 
+/** Deno.serve + raw Deno.connect with no features: the cheapest proxy this stack allows. */
+export const DENO_FLOOR: ProxySpec = {
+  name: "deno-floor",
+  binary: Deno.execPath(),
+  note: "deno-floor: scripts/bench/floor_proxy.ts (Deno.serve + raw Deno.connect pool, no " +
+    "routing, header rewriting, timeouts or logging): the platform's floor",
+  start(ctx, port) {
+    return startService({
+      name: "deno-floor",
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "-A",
+        "--no-config",
+        `${ctx.repoRoot}/scripts/bench/floor_proxy.ts`,
+        String(port),
+        String(ctx.backendPort),
+      ],
+      logDir: ctx.tmp,
+    });
+  },
+};
+
 /** nginx as a proxy. */
 export const NGINX: ProxySpec = {
   name: "nginx",
@@ -134,6 +164,22 @@ export const NGINX: ProxySpec = {
       "nginx",
       binaryPath,
       (dir) => nginxProxyConf(dir, port, ctx.backendPort),
+    );
+  },
+};
+
+/** nginx configured to do what the bws bench config does per request. */
+export const NGINX_SAME_WORK: ProxySpec = {
+  name: "nginx-same-work",
+  binary: "nginx",
+  note: "nginx-same-work: as nginx, plus access log to a file (buffer=64k), X-Forwarded-For/" +
+    "-Proto/-Host and X-Request-ID upstream, X-Request-ID and X-Content-Type-Options back",
+  start(ctx, port, binaryPath) {
+    return startNginx(
+      ctx,
+      "nginx-same-work",
+      binaryPath,
+      (dir) => nginxSameWorkConf(dir, port, ctx.backendPort),
     );
   },
 };
@@ -179,4 +225,12 @@ export const CADDY: ProxySpec = {
 };
 
 /** Every proxy, in run order. */
-export const ALL_PROXIES: readonly ProxySpec[] = [BWS, MINIMAL_DENO, NGINX, HAPROXY, CADDY];
+export const ALL_PROXIES: readonly ProxySpec[] = [
+  BWS,
+  MINIMAL_DENO,
+  DENO_FLOOR,
+  NGINX,
+  NGINX_SAME_WORK,
+  HAPROXY,
+  CADDY,
+];

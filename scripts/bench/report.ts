@@ -85,5 +85,17 @@ export function verdicts(rows: readonly Row[]): string[] {
   };
   bar("bws CPU/req ≤ minimal Deno proxy", minimal, 1);
   bar("bws CPU/req ≤ 1.8 × nginx", nginx, 1.8);
+  bar("bws CPU/req ≤ 1.8 × nginx doing the same work", find("nginx-same-work"), 1.8);
+  const floor = find("deno-floor");
+  if (floor && nginx) {
+    lines.push(
+      `platform floor: deno-floor ${fixed(floor.cpuMicrosPerRequest, 1)} µs = ` +
+        `${(floor.cpuMicrosPerRequest / nginx.cpuMicrosPerRequest).toFixed(2)}x nginx` +
+        (bws
+          ? `; bws spends ${fixed(bws.cpuMicrosPerRequest - floor.cpuMicrosPerRequest, 1)} µs ` +
+            "above it"
+          : ""),
+    );
+  }
   return lines;
 }

@@ -41,6 +41,19 @@ describe("verdicts", () => {
     expect(lines[1]).toMatch(/FAIL .*2\.11x/);
   });
 
+  it("holds bws to nginx doing the same work and reports the platform floor", () => {
+    const lines = verdicts([
+      row("bws", 30),
+      row("nginx", 12),
+      row("nginx-same-work", 18),
+      row("deno-floor", 18),
+    ]);
+    expect(lines[2]).toMatch(/^bws CPU\/req ≤ 1.8 × nginx doing the same work: PASS .*1\.67x/);
+    expect(lines[3]).toBe(
+      "platform floor: deno-floor 18.0 µs = 1.50x nginx; bws spends 12.0 µs above it",
+    );
+  });
+
   it("says when a comparison was not measured", () => {
     expect(verdicts([row("bws", 30)])[1]).toContain("not measured");
   });
