@@ -111,6 +111,24 @@ describe("WebSocket proxying through bws (SPEC 6)", () => {
     }
   });
 
+  it("sends the client's Host upstream (preserve_host defaults to true)", async () => {
+    const c = await openClient(wsUrl("/ws"));
+    try {
+      expect(echo.headers.at(-1)!.get("host")).toBe(`127.0.0.1:${bws.port}`);
+    } finally {
+      await closeClient(c);
+    }
+    const raw = await rawRequest(
+      bws.port,
+      "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      300,
+    );
+    expect(raw.startsWith("HTTP/1.1 101")).toBe(true);
+    expect(echo.headers.at(-1)!.get("host")).toBe("localhost");
+    expect(echo.headers.at(-1)!.get("x-forwarded-host")).toBe("localhost");
+  });
+
   it("passes close codes and reasons both ways", async () => {
     const c = await openClient(wsUrl("/ws"));
     const up = echo.sockets.at(-1)!;
@@ -177,6 +195,31 @@ describe("WebSocket proxying through bws (SPEC 6)", () => {
 function statusMembers(bws: TestBws) {
   return bws.handle.upstreams().find((g) => g.name === "echo")!.members;
 }
+
+describe("WebSocket Host with preserve_host = false (SPEC 2, 6)", () => {
+  it("sends the upstream's host:port as Host and the client's in X-Forwarded-Host", async () => {
+    const echo = startEchoUpstream();
+    const http = startEchoBackend("http");
+    const bws = await startBws(
+      site(
+        `http://127.0.0.1:${echo.port}`,
+        http.url,
+        "\n[sites.proxy.headers]\npreserve_host = false\n",
+      ),
+    );
+    try {
+      const c = await openClient(`ws://127.0.0.1:${bws.port}/ws`);
+      await closeClient(c);
+      const h = echo.headers.at(-1)!;
+      expect(h.get("host")).toBe(`127.0.0.1:${echo.port}`);
+      expect(h.get("x-forwarded-host")).toBe(`127.0.0.1:${bws.port}`);
+    } finally {
+      await bws.close();
+      await echo.close();
+      await http.close();
+    }
+  });
+});
 
 describe("WebSocket upstream failures (SPEC 6)", () => {
   it("answers 502 before upgrading when the upstream is down", async () => {

@@ -11,9 +11,9 @@ import { buildUpstreamHeaders } from "./header_plan.ts";
 import { errorResponse } from "./error_response.ts";
 import { type RequestContext, upstreamPath } from "./forward.ts";
 
-/** Headers the WebSocket client sets itself. */
+/** Headers the WebSocket client sets itself (Host is ours: preserve_host as on plain HTTP). */
 function skipForWebSocket(name: string): boolean {
-  return name === "host" || name.startsWith("sec-websocket-");
+  return name.startsWith("sec-websocket-");
 }
 
 export interface WebSocketHooks {

@@ -29,8 +29,9 @@ export interface RelayCloseInfo {
 export interface RelayOptions {
   /** Full upstream URL: ws:// or wss://host:port/path?query. */
   upstreamUrl: string;
-  /** Headers to send upstream. Host, Connection, Upgrade and Sec-WebSocket-* are set by the
-   * WebSocket client itself and are skipped; Deno prefixes User-Agent with its own. */
+  /** Headers to send upstream. Host is sent as given (else the URL's host:port); Connection,
+   * Upgrade and Sec-WebSocket-* are set by the WebSocket client itself and are skipped; Deno
+   * prefixes User-Agent with its own. */
   headers: Headers;
   /** Seconds to wait for the upstream handshake; 0 = no limit. */
   connectTimeout: number;
@@ -55,7 +56,18 @@ export interface RelayOptions {
 const CLOSE_GRACE_MS = 5000;
 
 /** Headers the WebSocket client builds itself. */
-const OWN_HEADERS = new Set(["host", "connection", "upgrade", "content-length"]);
+const OWN_HEADERS = new Set(["connection", "upgrade", "content-length"]);
+
+let hostClient: Deno.HttpClient | undefined;
+
+/**
+ * The client every upstream WebSocket connects through. Deno's WebSocket replaces a Host header
+ * with the URL's host:port unless its `client` was created with `allowHost`. TLS still checks
+ * (and SNI names) the URL's host, with the default roots plus `DENO_CERT`.
+ */
+function upstreamClient(): Deno.HttpClient {
+  return hostClient ??= Deno.createHttpClient({ allowHost: true });
+}
 
 /** Whether `req` asks for a WebSocket: GET with `Upgrade: websocket` (any case). */
 export function isWebSocketUpgrade(req: Request): boolean {
@@ -102,6 +114,7 @@ function connectUpstream(req: Request, opts: RelayOptions): Promise<Connected> {
       socket = new WebSocket(url, {
         headers: upstreamHeaders(opts.headers),
         protocols: offeredProtocols(req),
+        client: upstreamClient(),
       });
     } catch (err) {
       reject(new Error(`Cannot connect to "${url}": ${(err as Error).message}`));
