@@ -12,6 +12,7 @@ import { summarizeConfig } from "../config/summary.ts";
 import { type Config, ConfigError, type ConfigIssue, formatIssues } from "../config/types.ts";
 import type { ReloadResult, ServerHandle } from "../server/types.ts";
 import { parseCliArgs, USAGE } from "./args.ts";
+import { preflightConfig } from "./preflight.ts";
 
 /** The version printed by `bws --version`. */
 export const VERSION: string = denoJson.version;
@@ -91,19 +92,30 @@ function findDefaultConfig(): string | undefined {
   return undefined;
 }
 
-/** Loads a config file; prints its errors (and returns null) or its warnings. */
+/**
+ * Loads a config file and checks the files a start needs (certificates, the log file's
+ * directory); prints its errors (and returns null) or its warnings.
+ */
 async function loadOrReport(path: string): Promise<LoadResult | null> {
+  let loaded: LoadResult;
   try {
-    const loaded = await loadConfigFileWithWarnings(path);
-    printWarnings(loaded.config.source, loaded.warnings);
-    return loaded;
+    loaded = await loadConfigFileWithWarnings(path);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    console.error(e.message);
-    const n = e.issues.length;
-    console.error(`bws: ${n} error${n === 1 ? "" : "s"} in config`);
-    return null;
+    return reportErrors(e.message, e.issues.length);
   }
+  printWarnings(loaded.config.source, loaded.warnings);
+  const problems = await preflightConfig(loaded.config);
+  if (problems.length > 0) {
+    return reportErrors(formatIssues(loaded.config.source, problems), problems.length);
+  }
+  return loaded;
+}
+
+function reportErrors(text: string, n: number): null {
+  console.error(text);
+  console.error(`bws: ${n} error${n === 1 ? "" : "s"} in config`);
+  return null;
 }
 
 function printWarnings(file: string, warnings: readonly ConfigIssue[]): void {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { parseUpstreamUrl } from "../upstream/target.ts";
 import type { Config, SiteConfig } from "./types.ts";
 import type { RawIssue } from "./validate.ts";
@@ -40,11 +40,13 @@ export function checkSemantics(
       } else names.set(site.name, i);
     }
     checkSite(site, p, err, (path, message) => warnings.push({ path, message }), broken);
-    if (site.staticDir && !existsSync(site.staticDir)) {
+    // Not an error: startup does not need the directory, and a deploy may create it later.
+    const staticProblem = site.staticDir ? directoryProblem(site.staticDir) : null;
+    if (staticProblem) {
       warnings.push({
         path: `${p}.static_dir`,
-        message:
-          `static_dir "${site.staticDir}" does not exist (requests not routed to a proxy will get 404)`,
+        message: `static_dir "${site.staticDir}" ${staticProblem} ` +
+          "(requests not routed to a proxy will get 404)",
       });
     }
   });
@@ -58,6 +60,15 @@ export function checkSemantics(
 }
 
 type Report = (path: string, message: string) => void;
+
+/** "does not exist" / "is not a directory", or null for a directory (or when it cannot tell). */
+function directoryProblem(path: string): string | null {
+  try {
+    return statSync(path).isDirectory() ? null : "is not a directory";
+  } catch (e) {
+    return (e as { code?: string }).code === "ENOENT" ? "does not exist" : null;
+  }
+}
 
 function checkSite(
   site: SiteConfig,
