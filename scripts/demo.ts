@@ -1,11 +1,16 @@
 /**
- * `deno task start`: two demo backends plus bws with `examples/demo.toml`, in one process.
+ * `deno task start`: with no arguments, two demo backends plus bws with `examples/demo.toml`, in
+ * one process. With arguments (`deno task start -c bws.toml`), the `bws` command line, exactly
+ * as `cli.ts`.
  *
  * @module
  */
 
 import { startFromFile } from "../mod.ts";
+import { runCli } from "../src/cli/main.ts";
 import { startDemoBackend } from "./demo_backend.ts";
+
+if (Deno.args.length > 0) Deno.exit(await runCli(Deno.args));
 
 const configPath = new URL("../examples/demo.toml", import.meta.url).pathname;
 const backends = [startDemoBackend("backend-1", 3001), startDemoBackend("backend-2", 3002)];
