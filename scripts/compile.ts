@@ -24,6 +24,12 @@ export const TARGETS = [
  */
 export const UNSTABLE = ["--unstable-net", "--unstable-no-legacy-abort"];
 
+/**
+ * V8 flags baked into the binary: `--expose-gc` lets bws run a minor GC every few MiB of
+ * streamed body, which bounds the memory big downloads hold (src/upstream/gc_pacer.ts).
+ */
+export const V8_FLAGS = ["--v8-flags=--expose-gc"];
+
 /** The permissions the binary runs with (no prompts at run time). */
 export const PERMISSIONS = [
   "--allow-net",
@@ -40,6 +46,7 @@ export function compileArgs(target: string | undefined, outDir = "dist"): string
     "compile",
     ...PERMISSIONS,
     ...UNSTABLE,
+    ...V8_FLAGS,
     "--include",
     "examples",
     ...(target ? ["--target", target] : []),

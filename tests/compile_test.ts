@@ -14,6 +14,7 @@ describe("deno task compile", () => {
       expect(args).toContain("--allow-read");
       expect(args).toContain("--unstable-net");
       expect(args).toContain("--unstable-no-legacy-abort");
+      expect(args).toContain("--v8-flags=--expose-gc");
       expect(args.slice(args.indexOf("--target"), args.indexOf("--target") + 2)).toEqual([
         "--target",
         t,

@@ -82,7 +82,8 @@ export function startDenoBackend(ctx: BenchContext, port: number): Promise<Servi
 export const BWS: ProxySpec = {
   name: "bws",
   binary: Deno.execPath(),
-  note: "bws: deno run -A cli.ts, 2 sites, 4 routes, forwarded headers, X-Request-ID auto, " +
+  note:
+    "bws: deno run -A --v8-flags=--expose-gc cli.ts, 2 sites, 4 routes, forwarded headers, X-Request-ID auto, " +
     "access log on (file, level info)",
   async start(ctx, port) {
     const dir = await subdir(ctx, "bws");
@@ -101,7 +102,15 @@ export const BWS: ProxySpec = {
     return startService({
       name: "bws",
       command: Deno.execPath(),
-      args: ["run", "-A", ...(ctx.bwsDenoFlags ?? []), "cli.ts", "-c", `${dir}/bws.toml`],
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc", // as the compiled binary: paces GC for streamed bodies
+        ...(ctx.bwsDenoFlags ?? []),
+        "cli.ts",
+        "-c",
+        `${dir}/bws.toml`,
+      ],
       cwd: ctx.repoRoot,
       logDir: ctx.tmp,
     });

@@ -8,6 +8,7 @@
 
 import { ChunkedDecoder } from "./chunked_decoder.ts";
 import { Connection } from "./connection.ts";
+import { noteStreamedBytes } from "./gc_pacer.ts";
 import { connectErrorKind, UpstreamError } from "./errors.ts";
 import { findHeadEnd, parseResponseHead, type ResponseHead } from "./response_head.ts";
 import type { UpstreamTarget } from "./target.ts";
@@ -519,6 +520,7 @@ export class UpstreamClient {
           if (conn.start === conn.end && !(await conn.fill())) throw midBodyClose(conn);
           const take = Math.min(remaining, conn.end - conn.start);
           c.enqueue(conn.buf.slice(conn.start, conn.start + take));
+          noteStreamedBytes(take);
           conn.start += take;
           remaining -= take;
           if (remaining === 0) {
@@ -563,7 +565,10 @@ export class UpstreamClient {
               const out = new Uint8Array(conn.end - conn.start);
               dec.decode(conn.buf, conn.start, conn.end, out);
               conn.start += dec.consumed;
-              if (dec.produced > 0) c.enqueue(out.subarray(0, dec.produced));
+              if (dec.produced > 0) {
+                c.enqueue(out.subarray(0, dec.produced));
+                noteStreamedBytes(out.length);
+              }
               if (dec.done) {
                 c.close();
                 this.#finish(conn, keepAlive);
@@ -593,6 +598,7 @@ export class UpstreamClient {
             return;
           }
           c.enqueue(conn.buf.slice(conn.start, conn.end));
+          noteStreamedBytes(conn.end - conn.start);
           conn.start = conn.end;
         } catch (err) {
           this.#finish(conn, false);
