@@ -4,6 +4,8 @@
  * @module
  */
 
+import { noteStreamedBytes } from "../upstream/gc_pacer.ts";
+
 const CHUNK = 64 * 1024;
 
 /**
@@ -51,6 +53,7 @@ export function fileRangeStream(
         }
         remaining -= n;
         controller.enqueue(n === buf.length ? buf : buf.subarray(0, n));
+        noteStreamedBytes(buf.length);
         if (remaining <= 0) {
           close();
           controller.close();
