@@ -28,8 +28,11 @@ export interface RequestContext extends ForwardContext {
   /** Set when a member was chosen: released when the response is complete. */
   member: Member | null;
   /** Body bytes of the proxied response when known here (saves reading the Response's
-   *  headers afterwards), else -1. */
+   *  headers afterwards), else -1. A streamed body counts up as its chunks go to the client. */
   bytesOut: number;
+  /** Request body bytes read so far when the client sent no Content-Length (chunked upload),
+   *  else -1 (the Content-Length is the count). */
+  bytesIn: number;
 }
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -65,6 +68,9 @@ export async function forward(
       return errorResponse(413, ctx.requestId, { connection: "close" });
     }
     if (bodyLength === 0) body = null;
+  } else if (body !== null) {
+    // Chunked upload: count what the client really sent.
+    body = counted(body, ctx, "bytesIn");
   }
   const hasBody = body !== null;
   const group = route.group;
@@ -173,21 +179,56 @@ function toClientResponse(
     ctx.requestId,
     bytes !== null,
   );
+  let counting: ReadableStream<Uint8Array> | null = null;
   try {
-    // No statusText: Deno.serve sends the standard reason phrase whatever it is given.
-    const out = new Response(bytes ?? res.body, { status: res.status });
+    let out: Response;
+    if (bytes !== null) {
+      // No statusText: Deno.serve sends the standard reason phrase whatever it is given.
+      out = new Response(bytes, { status: res.status });
+      ctx.bytesOut = bytes.length;
+    } else {
+      // HEAD, 204, 304 (no body) or a streamed body, counted as the client pulls it.
+      const stream = res.body;
+      if (stream !== null) counting = counted(stream, ctx, "bytesOut");
+      else ctx.bytesOut = 0;
+      out = new Response(counting, { status: res.status });
+    }
     // Appending costs less than a header list in the init (Deno converts that through
     // iterators before validating each pair).
     const h = out.headers;
     for (let i = 0; i < headers.length; i++) h.append(headers[i][0], headers[i][1]);
-    ctx.bytesOut = bytes !== null ? bytes.length : res.contentLength ?? -1;
     return out;
   } catch (err) {
     // A status the platform cannot send (e.g. a stray 101): treat as a bad upstream.
-    res.body?.cancel().catch(() => {});
+    (counting ?? res.body)?.cancel().catch(() => {});
+    ctx.bytesOut = -1;
     ctx.error = describeError(err);
     return errorResponse(502, ctx.requestId);
   }
+}
+
+/** `src` passed through unchanged, adding each chunk's size to `ctx[key]` (reset to 0). */
+function counted(
+  src: ReadableStream<Uint8Array>,
+  ctx: RequestContext,
+  key: "bytesIn" | "bytesOut",
+): ReadableStream<Uint8Array> {
+  const reader = src.getReader();
+  ctx[key] = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const { done, value } = await reader.read();
+      if (done) {
+        c.close();
+        return;
+      }
+      ctx[key] += value.byteLength;
+      c.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -75,6 +75,66 @@ function redirectResponse(req: Request, host: string, pathAndQuery: string, port
   });
 }
 
+/** The access-log and metrics site of a request answered before a site was chosen. */
+const UNKNOWN_SITE = "-";
+
+/** Runs `fn` once the response is done (sent or abandoned), or now without `completed`. */
+function whenCompleted(info: ServeInfo, fn: () => void): void {
+  if (info.completed) info.completed.then(fn, fn);
+  else fn();
+}
+
+/**
+ * Logs and counts a response given before any site handling (missing Host, ACME answer, the
+ * http_port redirect or 404). Off the proxy fast path, so it may spend a little: it buffers the
+ * (small) body once to know its length, which keeps its Content-Length framing.
+ */
+async function answerEarly(
+  req: Request,
+  info: ServeInfo,
+  plan: Plan,
+  services: Services,
+  site: string,
+  res: Response,
+  started: number,
+  time: number,
+  requestId = resolveRequestId(req.headers.get("x-request-id")),
+): Promise<Response> {
+  // Headers must be read before the response completes (Deno throws "Request closed" after).
+  const peer = info.remoteAddr.hostname;
+  const clientIp = plan.trusted.has(peer)
+    ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
+    : peer;
+  const bytesIn = Number(req.headers.get("content-length") ?? 0);
+  const method = req.method;
+  const [pathname, search] = splitUrl(req.url);
+  let out = res;
+  let bytesOut = 0;
+  if (res.body !== null) {
+    const body = new Uint8Array(await res.arrayBuffer());
+    out = new Response(body, { status: res.status, headers: res.headers });
+    if (method !== "HEAD") bytesOut = body.length;
+  }
+  whenCompleted(info, () => {
+    const durationMs = performance.now() - started;
+    services.metrics.recordRequest(site, "", out.status, durationMs / 1000, bytesIn, bytesOut);
+    plan.logger.access({
+      time,
+      site,
+      client: clientIp,
+      method,
+      path: pathname + search,
+      status: out.status,
+      bytesOut,
+      durationMs,
+      upstream: "",
+      requestId,
+      route: "",
+    });
+  });
+  return out;
+}
+
 /**
  * Handles one request against the listener's current plan. `plan` and `lp` are read once by
  * the caller, so a reload during the request does not affect it.
@@ -95,23 +155,28 @@ export async function handleRequest(
     host = req.url.slice(authStart, authEnd < 0 ? undefined : authEnd);
   }
   if (host === null || host === "") {
-    return errorResponse(400, resolveRequestId(req.headers.get("x-request-id")), {
-      connection: "close",
-    });
+    const requestId = resolveRequestId(req.headers.get("x-request-id"));
+    const res = errorResponse(400, requestId, { connection: "close" });
+    return answerEarly(req, info, plan, services, UNKNOWN_SITE, res, started, time, requestId);
   }
   const [pathname, search] = splitUrl(req.url);
   if (lp.acmeChallenges && pathname.startsWith(ACME_PREFIX)) {
     const answer = services.acmeChallenge(pathname.slice(ACME_PREFIX.length));
     if (answer !== null) {
-      return new Response(answer, { headers: { "content-type": "text/plain" } });
+      const res = new Response(answer, { headers: { "content-type": "text/plain" } });
+      const target = lookupHost(lp, host);
+      const name = target.kind === "site" ? target.site.name : target.redirect.site.name;
+      return answerEarly(req, info, plan, services, name, res, started, time);
     }
   }
   const target = lookupHost(lp, host);
   if (target.kind === "redirect") {
     const r = target.redirect;
     // Challenge paths are never redirected: an unknown token is a plain 404.
-    if (!r.redirect || pathname.startsWith(ACME_PREFIX)) return notFoundResponse();
-    return redirectResponse(req, host, pathname + search, r.httpsPort);
+    const res = !r.redirect || pathname.startsWith(ACME_PREFIX)
+      ? notFoundResponse()
+      : redirectResponse(req, host, pathname + search, r.httpsPort);
+    return answerEarly(req, info, plan, services, r.site.name, res, started, time);
   }
   const site = target.site;
   const peer = info.remoteAddr.hostname;
@@ -133,6 +198,7 @@ export async function handleRequest(
     error: "",
     member: null,
     bytesOut: -1,
+    bytesIn: -1,
   };
   let res: Response;
   let routePath = "";
@@ -156,7 +222,7 @@ export async function handleRequest(
     res = withSiteHeaders(notFoundResponse(), site);
   }
   // Read before the response completes: afterwards Deno throws "Request closed" on req.headers.
-  const bytesIn = Number(req.headers.get("content-length") ?? 0);
+  const declaredIn = Number(req.headers.get("content-length") ?? 0);
   const method = req.method;
   const finish = () => {
     const member = ctx.member;
@@ -164,9 +230,11 @@ export async function handleRequest(
     const durationMs = performance.now() - started;
     let bytesOut = ctx.bytesOut;
     if (bytesOut < 0) {
-      const cl = res.headers.get("content-length");
+      // Not proxied (or no response from upstream): no body goes out for HEAD.
+      const cl = method === "HEAD" ? null : res.headers.get("content-length");
       bytesOut = cl === null ? 0 : Number(cl);
     }
+    const bytesIn = ctx.bytesIn < 0 ? declaredIn : ctx.bytesIn;
     services.metrics.recordRequest(
       site.name,
       routePath,
@@ -190,7 +258,6 @@ export async function handleRequest(
       error: ctx.error || undefined,
     });
   };
-  if (info.completed) info.completed.then(finish, finish);
-  else finish();
+  whenCompleted(info, finish);
   return res;
 }

@@ -7,7 +7,11 @@
 /** The request handler a TLS listener runs (fetch style). */
 export type TlsHandler = (
   req: Request,
-  info: { remoteAddr: { hostname: string; port: number } },
+  info: {
+    remoteAddr: { hostname: string; port: number };
+    /** Settles once the response has been sent or abandoned (as Deno.serve's). */
+    completed?: Promise<void>;
+  },
 ) => Response | Promise<Response>;
 
 /** Where and how a backend binds and serves. */

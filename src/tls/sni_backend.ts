@@ -68,7 +68,9 @@ export class SniBackend implements Backend {
       if (url.charCodeAt(4) === 58) {
         Object.defineProperty(req, "url", { value: "https" + url.slice(4) });
       }
-      return handler(req, { remoteAddr: peer });
+      // The inner response is done once written into the pipe to the TLS socket; node's pipe
+      // backpressure bounds what is still buffered on its way to the client.
+      return handler(req, { remoteAddr: peer, completed: info.completed });
     });
     const innerPort = inner.addr.port;
 
