@@ -234,6 +234,10 @@ describe("WebSocket upstream failures (SPEC 6)", () => {
         1000,
       );
       expect(raw.startsWith("HTTP/1.1 502")).toBe(true);
+      // The proxy's error shape: the request id in a header and in the body.
+      const id = raw.match(/\r\nx-request-id: ([^\r]+)\r\n/i)?.[1];
+      expect(id).toBeDefined();
+      expect(raw).toContain(`request id: ${id}`);
     } finally {
       await bws.close();
       await http.close();

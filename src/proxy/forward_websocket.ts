@@ -75,6 +75,10 @@ export async function forwardWebSocket(
       ctx.error = err.message;
     },
   });
-  if (res.status === 101) state.recordSuccess();
-  return res;
+  if (res.status === 101) {
+    state.recordSuccess();
+    return res;
+  }
+  // The relay's own refusals (bad upgrade, upstream unreachable) get the proxy's error shape.
+  return errorResponse(res.status, ctx.requestId);
 }
