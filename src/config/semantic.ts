@@ -165,11 +165,14 @@ function sameBind(a: string, b: string): boolean {
 function checkListeners(config: Config, err: Report): void {
   // Port 0 asks for an ephemeral port per listener, so it never conflicts.
   const byListener = new Map<string, number[]>();
+  const byPort = new Map<number, number[]>();
   config.sites.forEach((s, i) => {
     if (s.port === 0) return;
     const key = `${s.bind} ${s.port}`;
     byListener.set(key, [...(byListener.get(key) ?? []), i]);
+    byPort.set(s.port, [...(byPort.get(s.port) ?? []), i]);
   });
+  for (const indexes of byPort.values()) checkBinds(config, indexes, err);
   for (const indexes of byListener.values()) {
     checkHostnames(config, indexes, err);
     const first = config.sites[indexes[0]];
@@ -207,6 +210,28 @@ function checkListeners(config: Config, err: Report): void {
       }
     });
   }
+}
+
+/**
+ * Sites on one port bind either the same address (they share a listener) or disjoint ones: a
+ * wildcard bind (`0.0.0.0`, `::`) next to a specific address on the same port cannot both listen.
+ */
+function checkBinds(config: Config, indexes: readonly number[], err: Report): void {
+  indexes.forEach((i, k) => {
+    const s = config.sites[i];
+    const o = indexes.slice(0, k).find((j) => {
+      const bind = config.sites[j].bind;
+      return bind !== s.bind && sameBind(bind, s.bind);
+    });
+    if (o === undefined) return;
+    const other = config.sites[o];
+    err(
+      `sites[${i}].bind`,
+      `Cannot bind "${s.bind}" port ${s.port} for site "${s.name}": site "${other.name}" ` +
+        `(sites[${o}]) binds "${other.bind}" on the same port and the addresses overlap ` +
+        "(give both sites the same bind, or different ports)",
+    );
+  });
 }
 
 /** Two sites on one listener must not claim the same host name. */

@@ -36,16 +36,40 @@ interface RunningListener {
   readonly tls: boolean;
   readonly addr: { hostname: string; port: number };
   readonly tlsListener: TlsListener | null;
+  /** Stops accepting now; resolves once open connections are done. Idempotent. */
   shutdown(): Promise<void>;
+  /** Ends every request still waiting for its response: its client sees the response cut. */
+  cut(): void;
   readonly finished: Promise<void>;
 }
+
+/**
+ * How long a listener keeps retrying to bind an address that a listener it replaces has just
+ * let go of (Deno closes a listening socket a moment after `shutdown()`).
+ */
+const REBIND_MS = 2000;
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+function isAddrInUse(err: unknown): boolean {
+  return err instanceof Deno.errors.AddrInUse ||
+    (err as { code?: string } | null)?.code === "EADDRINUSE";
+}
+
+/** What a request still waiting when its listener's grace period ends gets: a truncated 503. */
+function cutResponse(): Response {
+  const body = new ReadableStream({
+    start(c) {
+      c.error(new Error("grace period over"));
+    },
+  });
+  return new Response(body, { status: 503 });
+}
+
 function listenError(bind: string, port: number, err: unknown): Error {
-  const why = err instanceof Deno.errors.AddrInUse
+  const why = isAddrInUse(err)
     ? "address in use"
     : err instanceof Deno.errors.PermissionDenied
     ? "permission denied"
@@ -74,6 +98,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     acmeChallenge: (token) => certificates.challengeResponse(token),
   };
   const running = new Map<string, RunningListener>();
+  /** Listeners a reload removed that still drain, with the timer that cuts them. */
+  const retiring = new Map<RunningListener, ReturnType<typeof setTimeout>>();
   let generation = 1;
   let plan = compilePlan(config, generation, { registry, logger });
   let admin: { addr: { hostname: string; port: number }; shutdown(): Promise<void> } | null = null;
@@ -81,87 +107,164 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
 
-  async function startListener(lp: ListenerPlan, p: Plan): Promise<RunningListener> {
+  /** Starts a listener; retries for `rebindMs` while its address is still in use. */
+  async function startListener(
+    lp: ListenerPlan,
+    p: Plan,
+    rebindMs = 0,
+  ): Promise<RunningListener> {
+    const deadline = Date.now() + rebindMs;
+    for (;;) {
+      try {
+        return await openListener(lp, p);
+      } catch (err) {
+        if (!isAddrInUse(err) || Date.now() >= deadline) throw listenError(lp.bind, lp.port, err);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  }
+
+  async function openListener(lp: ListenerPlan, p: Plan): Promise<RunningListener> {
     const state = { lp, plan: p } as RunningListener;
+    // Resolvers of the requests waiting for their response, so that a grace period can end them.
+    const waiting = new Set<(res: Response) => void>();
     const handler = (
       req: Request,
       info: Deno.ServeHandlerInfo | { remoteAddr: { hostname: string; port: number } },
-    ) =>
-      handleRequest(
+    ): Promise<Response> => {
+      const res = handleRequest(
         req,
         info as Deno.ServeHandlerInfo<Deno.NetAddr>,
         state.plan,
         state.lp,
         services,
       );
-    try {
-      if (lp.tls) {
-        const certs = await certificates.forListener(lp, p);
-        const tl = await serveTls({
-          hostname: lp.bind,
-          port: lp.port,
-          certificates: certs.map,
-          defaultName: certs.defaultName,
-          handler,
+      return new Promise((resolve, reject) => {
+        waiting.add(resolve);
+        res.then((r) => {
+          waiting.delete(resolve);
+          resolve(r);
+        }, (err) => {
+          waiting.delete(resolve);
+          reject(err);
         });
-        certificates.attach(lp.key, tl);
-        return Object.assign(state, {
-          tls: true,
-          addr: tl.addr,
-          tlsListener: tl,
-          shutdown: () => tl.shutdown(),
-          finished: tl.finished,
-        });
-      }
-      const server = Deno.serve({
+      });
+    };
+    const cut = () => {
+      for (const end of waiting) end(cutResponse());
+      waiting.clear();
+    };
+    let stopping: Promise<void> | undefined;
+    if (lp.tls) {
+      const certs = await certificates.forListener(lp, p);
+      const tl = await serveTls({
         hostname: lp.bind,
         port: lp.port,
-        onListen() {},
-        onError(err) {
-          logger.error("request failed", { error: errorMessage(err) });
-          return new Response("500 Internal Server Error\n", { status: 500 });
-        },
-      }, handler);
-      const addr = server.addr as Deno.NetAddr;
-      return Object.assign(state, {
-        tls: false,
-        addr: { hostname: addr.hostname, port: addr.port },
-        tlsListener: null,
-        shutdown: () => server.shutdown(),
-        finished: server.finished,
+        certificates: certs.map,
+        defaultName: certs.defaultName,
+        handler,
       });
-    } catch (err) {
-      throw listenError(lp.bind, lp.port, err);
+      certificates.attach(lp.key, tl);
+      return Object.assign(state, {
+        tls: true,
+        addr: tl.addr,
+        tlsListener: tl,
+        shutdown: () => (stopping ??= tl.shutdown()),
+        cut,
+        finished: tl.finished,
+      });
+    }
+    const server = Deno.serve({
+      hostname: lp.bind,
+      port: lp.port,
+      onListen() {},
+      onError(err) {
+        logger.error("request failed", { error: errorMessage(err) });
+        return new Response("500 Internal Server Error\n", { status: 500 });
+      },
+    }, handler);
+    const addr = server.addr as Deno.NetAddr;
+    return Object.assign(state, {
+      tls: false,
+      addr: { hostname: addr.hostname, port: addr.port },
+      tlsListener: null,
+      shutdown: () => (stopping ??= server.shutdown()),
+      cut,
+      finished: server.finished,
+    });
+  }
+
+  /** Stops a listener a reload removed: it drains for `graceMs`, then what is left is cut. */
+  function retire(l: RunningListener, graceMs: number): void {
+    if (retiring.has(l)) return;
+    const timer = setTimeout(() => {
+      l.cut();
+      logger.warn("grace period over: cut the requests still open on a removed listener", {
+        listener: l.lp.key,
+      });
+    }, graceMs);
+    retiring.set(l, timer);
+    void l.shutdown().catch(() => {}).finally(() => {
+      clearTimeout(timer);
+      retiring.delete(l);
+    });
+  }
+
+  /** After a failed reload: opens again the listeners it had stopped, on their old plan. */
+  async function restore(stopped: readonly RunningListener[]): Promise<void> {
+    for (const old of stopped) {
+      try {
+        running.set(old.lp.key, await startListener(old.lp, old.plan, REBIND_MS));
+      } catch (err) {
+        running.delete(old.lp.key);
+        if (old.tls) certificates.detach(old.lp.key);
+        logger.error("Cannot reopen a listener after a failed reload", {
+          listener: old.lp.key,
+          error: errorMessage(err),
+        });
+      }
     }
   }
 
   async function applyPlan(next: Plan, prev: Plan | null): Promise<void> {
     await certificates.prepare(next);
+    const graceMs = next.config.server.gracePeriod * 1000;
+    const keeps = (l: RunningListener) => next.listeners.get(l.lp.key)?.tls === l.tls;
+    const toStart = [...next.listeners.values()].filter((lp) => {
+      const cur = running.get(lp.key);
+      return !cur || !keeps(cur);
+    });
+    const leaving = [...running.values()].filter((l) => !keeps(l));
+    // A leaving listener on a port that a new one takes may hold its address (the same bind, or
+    // a wildcard next to a specific one): it stops accepting first, so the new one can bind.
+    const takesPort = (port: number) => port !== 0 && toStart.some((lp) => lp.port === port);
+    const holders = leaving.filter((l) => takesPort(l.lp.port));
+    const contested = (lp: ListenerPlan) =>
+      lp.port !== 0 && holders.some((l) => l.lp.port === lp.port);
     const started: RunningListener[] = [];
     try {
-      for (const [key, lp] of next.listeners) {
-        const cur = running.get(key);
-        if (cur && cur.tls === lp.tls) continue;
-        started.push(await startListener(lp, next));
+      for (const lp of toStart) if (!contested(lp)) started.push(await startListener(lp, next));
+      for (const l of holders) retire(l, graceMs);
+      for (const lp of toStart) {
+        if (contested(lp)) started.push(await startListener(lp, next, REBIND_MS));
       }
     } catch (err) {
-      await Promise.all(started.map((l) => l.shutdown().catch(() => {})));
+      for (const l of started) {
+        if (l.tls) certificates.detach(l.lp.key);
+        retire(l, graceMs);
+      }
+      await restore(holders);
       throw err;
     }
     // Commit: from here on nothing fails.
-    for (const l of started) {
-      const old = running.get(l.lp.key);
-      if (old) void old.shutdown().catch(() => {});
-      running.set(l.lp.key, l);
+    for (const l of leaving) {
+      running.delete(l.lp.key);
+      if (l.tls) certificates.detach(l.lp.key);
+      retire(l, graceMs);
     }
+    for (const l of started) running.set(l.lp.key, l);
     for (const [key, l] of running) {
-      const lp = next.listeners.get(key);
-      if (!lp) {
-        running.delete(key);
-        certificates.detach(key);
-        void l.shutdown().catch(() => {});
-        continue;
-      }
+      const lp = next.listeners.get(key)!;
       l.lp = lp;
       l.plan = next;
       if (l.tlsListener && prev) await certificates.update(lp, next, l.tlsListener);
@@ -331,11 +434,14 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         try {
           Deno.removeSignalListener("SIGUSR1", onUsr1);
         } catch { /* ignore */ }
-        const drained = Promise.all([...running.values()].map((l) => l.shutdown().catch(() => {})));
+        for (const t of retiring.values()) clearTimeout(t);
+        const all = [...running.values(), ...retiring.keys()];
+        const drained = Promise.all(all.map((l) => l.shutdown().catch(() => {})));
         let timer: ReturnType<typeof setTimeout> | undefined;
         const graceOver = new Promise<void>((r) => (timer = setTimeout(r, grace)));
         await Promise.race([drained, graceOver]);
         clearTimeout(timer);
+        for (const l of all) l.cut();
         await webSockets.closeAll(1001, "server shutting down", 2000);
         await Promise.race([drained, new Promise((r) => setTimeout(r, 100))]);
         await Promise.all(plan.groups.map((g) => g.stop()));
