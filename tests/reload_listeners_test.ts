@@ -260,6 +260,28 @@ describe("config check: binds on one port", () => {
     expect(issues[0].line).toBe(line);
   });
 
+  it("rejects a TLS site's http_port on 127.0.0.1 next to a 0.0.0.0 site on that port", () => {
+    const toml = config([
+      { name: "wide", port: 8181, bind: "0.0.0.0", upstream: "http://127.0.0.1:9" },
+      {
+        name: "secure",
+        port: 8443,
+        upstream: "http://127.0.0.1:9",
+        tls: { cert: "c.pem", key: "k.pem" },
+      },
+    ]).replace('key_file = "k.pem"', 'key_file = "k.pem"\nredirect_http = true\nhttp_port = 8181');
+    let error: unknown;
+    try {
+      parse(toml);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const issue = (error as ConfigError).issues.find((i) => i.path === "sites[1].ssl.http_port");
+    expect(issue?.message).toContain('site "wide" (sites[0]) binds "0.0.0.0"');
+    expect(issue?.line).toBe(toml.split("\n").indexOf("http_port = 8181") + 1);
+  });
+
   it("accepts two specific binds on one port, and one bind shared by two sites", () => {
     const ok = config([
       { name: "one", port: 8181, bind: "127.0.0.1", upstream: "http://127.0.0.1:9" },

@@ -162,17 +162,31 @@ function sameBind(a: string, b: string): boolean {
   return a === b || ANY.has(a) || ANY.has(b);
 }
 
+/** One address a site listens on; `path` is the key to blame for a clash. */
+interface Bound {
+  readonly site: number;
+  readonly bind: string;
+  readonly port: number;
+  readonly path: string;
+}
+
 function checkListeners(config: Config, err: Report): void {
   // Port 0 asks for an ephemeral port per listener, so it never conflicts.
   const byListener = new Map<string, number[]>();
-  const byPort = new Map<number, number[]>();
+  const byPort = new Map<number, Bound[]>();
+  const bound = (b: Bound) => byPort.set(b.port, [...(byPort.get(b.port) ?? []), b]);
   config.sites.forEach((s, i) => {
+    // TLS sites also listen on their plain http_port (redirects, ACME challenges).
+    const ssl = s.ssl;
+    if (ssl.enabled && (ssl.redirectHttp || ssl.autoCert) && ssl.httpPort !== 0) {
+      bound({ site: i, bind: s.bind, port: ssl.httpPort, path: `sites[${i}].ssl.http_port` });
+    }
     if (s.port === 0) return;
     const key = `${s.bind} ${s.port}`;
     byListener.set(key, [...(byListener.get(key) ?? []), i]);
-    byPort.set(s.port, [...(byPort.get(s.port) ?? []), i]);
+    bound({ site: i, bind: s.bind, port: s.port, path: `sites[${i}].bind` });
   });
-  for (const indexes of byPort.values()) checkBinds(config, indexes, err);
+  for (const list of byPort.values()) checkBinds(config, list, err);
   for (const indexes of byListener.values()) {
     checkHostnames(config, indexes, err);
     const first = config.sites[indexes[0]];
@@ -216,19 +230,15 @@ function checkListeners(config: Config, err: Report): void {
  * Sites on one port bind either the same address (they share a listener) or disjoint ones: a
  * wildcard bind (`0.0.0.0`, `::`) next to a specific address on the same port cannot both listen.
  */
-function checkBinds(config: Config, indexes: readonly number[], err: Report): void {
-  indexes.forEach((i, k) => {
-    const s = config.sites[i];
-    const o = indexes.slice(0, k).find((j) => {
-      const bind = config.sites[j].bind;
-      return bind !== s.bind && sameBind(bind, s.bind);
-    });
+function checkBinds(config: Config, list: readonly Bound[], err: Report): void {
+  list.forEach((b, k) => {
+    const o = list.slice(0, k).find((x) => x.bind !== b.bind && sameBind(x.bind, b.bind));
     if (o === undefined) return;
-    const other = config.sites[o];
+    const [s, other] = [config.sites[b.site], config.sites[o.site]];
     err(
-      `sites[${i}].bind`,
-      `Cannot bind "${s.bind}" port ${s.port} for site "${s.name}": site "${other.name}" ` +
-        `(sites[${o}]) binds "${other.bind}" on the same port and the addresses overlap ` +
+      b.path,
+      `Cannot bind "${b.bind}" port ${b.port} for site "${s.name}": site "${other.name}" ` +
+        `(sites[${o.site}]) binds "${o.bind}" on the same port and the addresses overlap ` +
         "(give both sites the same bind, or different ports)",
     );
   });
