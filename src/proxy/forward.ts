@@ -14,6 +14,7 @@ import type { ProxyPlan, RoutePlan, SitePlan } from "../server/plan_types.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardContext } from "./header_plan.ts";
 import { stripPrefix } from "./route_table.ts";
 import { describeError, errorResponse, statusForError } from "./error_response.ts";
+import type { RequestAbort } from "./request_abort.ts";
 
 /** Per-request facts gathered by the server before routing; `upstream`/`error` are filled in. */
 export interface RequestContext extends ForwardContext {
@@ -22,7 +23,8 @@ export interface RequestContext extends ForwardContext {
   /** Raw path (undecoded) and query ("" or "?…"). */
   readonly pathname: string;
   readonly search: string;
-  readonly signal: AbortSignal;
+  /** The client leaving or the listener's grace period ending; read `.signal` only when needed. */
+  readonly abort: RequestAbort;
   upstream: string;
   error: string;
   /** Set when a member was chosen: released when the response is complete. */
@@ -88,8 +90,8 @@ export async function forward(
       // Everyone is down or tried: keep trying (the backend may be restarting) until the
       // deadline, probing members even while passively ejected.
       if (Date.now() + TRY_INTERVAL_MS > deadline) break;
-      await sleep(TRY_INTERVAL_MS, ctx.signal);
-      if (ctx.signal.aborted) break;
+      await sleep(TRY_INTERVAL_MS, ctx.abort.signal);
+      if (ctx.abort.signal.aborted) break;
       tried.clear();
       member = group.pick(ctx.clientIp, tried);
       if (member === null) {
@@ -121,7 +123,7 @@ export async function forward(
         body,
         bodyLength,
         maxBodyLength: site.maxBodySize,
-        signal: ctx.signal,
+        signal: ctx.abort,
         timeouts: proxy.timeouts,
       });
     } catch (err) {
@@ -140,7 +142,12 @@ export async function forward(
     return toClientResponse(res, ctx, site, proxy);
   }
 
-  if (ctx.signal.aborted) {
+  const clientGone = lastError instanceof UpstreamError && lastError.kind === "aborted";
+  if (ctx.abort.cutShort) {
+    ctx.error = "grace period over: the listener was removed or the server is stopping";
+    return errorResponse(503, ctx.requestId);
+  }
+  if (clientGone || ctx.abort.signal.aborted) {
     // The client left (maybe while try_duration was waiting for a member): log it as such.
     ctx.error = lastError === null
       ? "client closed the request while waiting for a live upstream"

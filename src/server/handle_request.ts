@@ -8,6 +8,7 @@
 import type { CidrSet } from "../proxy/cidr.ts";
 import { resolveRequestId } from "../proxy/header_plan.ts";
 import { forward, type RequestContext } from "../proxy/forward.ts";
+import { RequestAbort } from "../proxy/request_abort.ts";
 import { forwardWebSocket } from "../proxy/forward_websocket.ts";
 import { errorResponse } from "../proxy/error_response.ts";
 import { isWebSocketUpgrade, type WebSocketRegistry } from "../websocket/relay.ts";
@@ -145,6 +146,7 @@ export async function handleRequest(
   plan: Plan,
   lp: ListenerPlan,
   services: Services,
+  cut: AbortSignal,
 ): Promise<Response> {
   const started = performance.now();
   const time = Date.now();
@@ -193,7 +195,7 @@ export async function handleRequest(
     upstreamHost: "",
     pathname,
     search,
-    signal: req.signal,
+    abort: new RequestAbort(req, cut),
     upstream: "",
     error: "",
     member: null,

@@ -38,7 +38,7 @@ interface RunningListener {
   readonly tlsListener: TlsListener | null;
   /** Stops accepting now; resolves once open connections are done. Idempotent. */
   shutdown(): Promise<void>;
-  /** Ends every request still waiting for its response: its client sees the response cut. */
+  /** Ends every request still waiting for its upstream: its client gets a 503. */
   cut(): void;
   readonly finished: Promise<void>;
 }
@@ -56,16 +56,6 @@ function errorMessage(err: unknown): string {
 function isAddrInUse(err: unknown): boolean {
   return err instanceof Deno.errors.AddrInUse ||
     (err as { code?: string } | null)?.code === "EADDRINUSE";
-}
-
-/** What a request still waiting when its listener's grace period ends gets: a truncated 503. */
-function cutResponse(): Response {
-  const body = new ReadableStream({
-    start(c) {
-      c.error(new Error("grace period over"));
-    },
-  });
-  return new Response(body, { status: 503 });
 }
 
 function listenError(bind: string, port: number, err: unknown): Error {
@@ -126,34 +116,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   async function openListener(lp: ListenerPlan, p: Plan): Promise<RunningListener> {
     const state = { lp, plan: p } as RunningListener;
-    // Resolvers of the requests waiting for their response, so that a grace period can end them.
-    const waiting = new Set<(res: Response) => void>();
+    // Aborted when the grace period of this listener is over: requests still waiting for their
+    // upstream then answer 503 (no per-request bookkeeping: the abort is read lazily).
+    const cutter = new AbortController();
     const handler = (
       req: Request,
       info: Deno.ServeHandlerInfo | { remoteAddr: { hostname: string; port: number } },
-    ): Promise<Response> => {
-      const res = handleRequest(
+    ): Promise<Response> =>
+      handleRequest(
         req,
         info as Deno.ServeHandlerInfo<Deno.NetAddr>,
         state.plan,
         state.lp,
         services,
+        cutter.signal,
       );
-      return new Promise((resolve, reject) => {
-        waiting.add(resolve);
-        res.then((r) => {
-          waiting.delete(resolve);
-          resolve(r);
-        }, (err) => {
-          waiting.delete(resolve);
-          reject(err);
-        });
-      });
-    };
-    const cut = () => {
-      for (const end of waiting) end(cutResponse());
-      waiting.clear();
-    };
+    const cut = () => cutter.abort();
     let stopping: Promise<void> | undefined;
     if (lp.tls) {
       const certs = await certificates.forListener(lp, p);

@@ -13,6 +13,12 @@ import { connectErrorKind, UpstreamError } from "./errors.ts";
 import { findHeadEnd, parseResponseHead, type ResponseHead } from "./response_head.ts";
 import type { UpstreamTarget } from "./target.ts";
 
+/**
+ * An abort signal, or an object whose `signal` is read only when needed: on a dial, or once an
+ * exchange runs longer than a few ms (reading a Deno.serve request's `signal` has a cost).
+ */
+export type AbortSource = AbortSignal | { readonly signal: AbortSignal };
+
 /** One request to send upstream. */
 export interface UpstreamRequest {
   method: string;
@@ -29,7 +35,7 @@ export interface UpstreamRequest {
    *  read from it. @default Infinity */
   maxBodyLength?: number;
   /** Client went away → abort everything, close the connection. */
-  signal?: AbortSignal;
+  signal?: AbortSource;
   /** Seconds (SPEC 2): connect (TCP + TLS), read (head wait and longest body gap), write stall. */
   timeouts: { connect: number; read: number; write: number };
 }
@@ -108,7 +114,7 @@ export class UpstreamClient {
         dial: true,
       });
     }
-    if (req.signal?.aborted) {
+    if (req.signal instanceof AbortSignal && req.signal.aborted) {
       throw new UpstreamError("aborted", "Cannot send upstream request: aborted by the client", {
         dial: true,
       });
@@ -121,7 +127,7 @@ export class UpstreamClient {
         const replayable = req.body === null || req.body instanceof Uint8Array;
         if (
           !(err instanceof UpstreamError) || !err.reusedConnection || !replayable ||
-          req.signal?.aborted || this.#closed
+          signalOf(req)?.aborted || this.#closed
         ) throw err;
       }
     }
@@ -255,7 +261,9 @@ export class UpstreamClient {
       ctl.abort();
     }, req.timeouts.connect * 1000);
     const onAbort = () => ctl.abort();
-    req.signal?.addEventListener("abort", onAbort);
+    const signal = signalOf(req);
+    if (signal?.aborted) ctl.abort();
+    signal?.addEventListener("abort", onAbort);
     let handshaking = false;
     let sock: Deno.Conn | null = null;
     try {
@@ -283,7 +291,7 @@ export class UpstreamClient {
       }
       const kind = timedOut
         ? "connect_timeout"
-        : req.signal?.aborted
+        : signal?.aborted
         ? "aborted"
         : handshaking
         ? (connectErrorKind(err, true) === "connect_timeout" ? "connect_timeout" : "tls")
@@ -295,7 +303,7 @@ export class UpstreamClient {
       });
     } finally {
       clearTimeout(timer);
-      req.signal?.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
     }
     if (this.#closed) {
       sock.close();
@@ -687,6 +695,11 @@ function erroredStream(err: unknown): ReadableStream<Uint8Array> {
       c.error(asUpstreamError(err, "protocol"));
     },
   });
+}
+
+function signalOf(req: UpstreamRequest): AbortSignal | undefined {
+  const s = req.signal;
+  return s === undefined || s instanceof AbortSignal ? s : s.signal;
 }
 
 function errText(err: unknown): string {

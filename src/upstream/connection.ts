@@ -6,6 +6,7 @@
  */
 
 import { socketErrorKind, UpstreamError } from "./errors.ts";
+import type { AbortSource } from "./client.ts";
 
 const INITIAL_READ = 16 * 1024;
 /** An exchange running longer than this starts listening for the client's abort. */
@@ -81,7 +82,7 @@ export class Connection {
   maxBodyLength = Infinity;
   readMs = 30_000;
   writeMs = 30_000;
-  #signal: AbortSignal | null = null;
+  #signal: AbortSource | null = null;
 
   #readDeadline = 0;
   /** A fill() is waiting for bytes. */
@@ -97,7 +98,7 @@ export class Connection {
   }
 
   /** Resets per-exchange state and watches `signal` (closing the socket on abort). */
-  begin(readMs: number, writeMs: number, signal: AbortSignal | undefined): void {
+  begin(readMs: number, writeMs: number, signal: AbortSource | undefined): void {
     this.failure = null;
     this.gotBytes = false;
     this.requestSent = false;
@@ -124,8 +125,10 @@ export class Connection {
 
   /** Called by the watcher for an exchange that has run for a while: listen for the abort. */
   listenForAbort(): void {
-    const signal = this.#signal;
-    if (signal === null || this.#listening) return;
+    const source = this.#signal;
+    if (source === null || this.#listening) return;
+    const signal = source instanceof AbortSignal ? source : source.signal;
+    this.#signal = signal;
     if (signal.aborted) {
       this.#onAbort();
       return;
@@ -137,8 +140,9 @@ export class Connection {
   /** Stops watching the abort signal and the deadlines of this exchange. */
   finishExchange(): void {
     if (this.#signal !== null) {
-      if (this.#listening) this.#signal.removeEventListener("abort", this.#onAbort);
-      else unwatchSlow(this);
+      if (this.#listening) {
+        (this.#signal as AbortSignal).removeEventListener("abort", this.#onAbort);
+      } else unwatchSlow(this);
       this.#listening = false;
       this.#signal = null;
     }
