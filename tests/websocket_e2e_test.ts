@@ -224,7 +224,7 @@ describe("WebSocket Host with preserve_host = false (SPEC 2, 6)", () => {
 describe("WebSocket upstream failures (SPEC 6)", () => {
   it("answers 502 before upgrading when the upstream is down", async () => {
     const http = startEchoBackend("http");
-    const bws = await startBws(site(deadAddress(), http.url));
+    const bws = await startBws(site(deadAddress(), http.url, '[sites.headers]\n"X-Site" = "on"'));
     try {
       await expect(openClient(`ws://127.0.0.1:${bws.port}/ws`)).rejects.toThrow();
       const raw = await rawRequest(
@@ -238,6 +238,7 @@ describe("WebSocket upstream failures (SPEC 6)", () => {
       const id = raw.match(/\r\nx-request-id: ([^\r]+)\r\n/i)?.[1];
       expect(id).toBeDefined();
       expect(raw).toContain(`request id: ${id}`);
+      expect(raw).toMatch(/\r\nx-site: on\r\n/i);
     } finally {
       await bws.close();
       await http.close();

@@ -214,6 +214,7 @@ export async function handleRequest(
         opened: () => metrics.webSocketOpened(site.name),
         closed: () => metrics.webSocketClosed(site.name),
       });
+      if (res.status !== 101) res = withSiteHeaders(res, site);
     } else {
       res = await forward(req, ctx, site, proxy, route.value, services.client);
       if (ctx.member === null) res = withSiteHeaders(res, site);
