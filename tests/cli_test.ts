@@ -5,8 +5,10 @@ import { after, describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TestPki } from "../src/tls/test_pki.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const EXAMPLES = fileURLToPath(new URL("../examples/", import.meta.url));
 const tmp = Deno.makeTempDirSync({ prefix: "bws_cli_test_" });
 after(() => Deno.removeSync(tmp, { recursive: true }));
@@ -34,9 +36,10 @@ class Running {
   stderr = "";
   exited = false;
   readonly #done: Promise<void>;
-  constructor(args: string[], cwd = tmp) {
+  /** `deno` runs `command` + `args` (by default the command is `cli.ts` with every permission). */
+  constructor(args: string[], cwd = tmp, command = ["run", "-A", CLI]) {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CLI, ...args],
+      args: [...command, ...args],
       cwd,
       stdin: "null",
       stdout: "null",
@@ -60,7 +63,7 @@ class Running {
       if (this.exited) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    await this.#done;
+    if (this.exited) await this.#done; // all of stderr, for the message
     const why = this.exited ? "bws exited" : "timed out";
     throw new Error(`${why} waiting for ${re}; stderr so far:\n${this.stderr}`);
   }
@@ -134,6 +137,7 @@ describe("bws check", () => {
         "high_availability.toml",
         "ssl_termination.toml",
         "snippets.toml",
+        "demo.toml",
       ]
     ) {
       const r = await run(["check", "-c", EXAMPLES + f]);
@@ -186,6 +190,93 @@ strip_prefx = true
     const missing = await run(["check", "-c", join(tmp, "missing.toml")]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`Cannot read config file "${join(tmp, "missing.toml")}"`);
+  });
+
+  it("reports a missing cert_file, key_file and log directory with key and line, exit 1", async () => {
+    const path = write(
+      "missing-files/bws.toml",
+      `[logging]
+output = "file"
+file_path = "logs/bws.log"
+
+${siteToml(0)}
+[sites.ssl]
+enabled = true
+cert_file = "tls/site.crt"
+key_file = "tls/site.key"
+`,
+    );
+    const dir = join(tmp, "missing-files");
+    Deno.mkdirSync(join(dir, "www"));
+    const r = await run(["check", "-c", path]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(
+      `${path}:3:1: logging.file_path: Cannot open log file "${dir}/logs/bws.log": ` +
+        `directory "${dir}/logs" does not exist`,
+    );
+    expect(r.stderr).toContain(
+      `${path}:14:1: sites[0].ssl.cert_file: Cannot load certificate "${dir}/tls/site.crt": ` +
+        "file not found",
+    );
+    expect(r.stderr).toContain(
+      `${path}:15:1: sites[0].ssl.key_file: Cannot load key "${dir}/tls/site.key": file not found`,
+    );
+    expect(r.stderr).toContain("bws: 3 errors in config");
+    // check has no side effects: the log directory is still not there
+    expect(() => Deno.statSync(join(dir, "logs"))).toThrow(Deno.errors.NotFound);
+
+    // running it reports the same errors together, instead of failing on the first one
+    const started = await run(["-c", path]);
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain("sites[0].ssl.cert_file: Cannot load certificate");
+    expect(started.stderr).toContain("logging.file_path: Cannot open log file");
+    expect(started.stderr).not.toContain("listening on");
+  });
+
+  it("reads and parses the certificate files as a start does", async () => {
+    const pki = await TestPki.create();
+    try {
+      const good = await pki.issue("localhost", ["DNS:localhost"]);
+      const other = await pki.issue("other", ["DNS:other.test"]);
+      const expired = await pki.issue("old", ["DNS:localhost"], {
+        start: "20200101000000Z",
+        end: "20200201000000Z",
+      });
+      Deno.mkdirSync(join(tmp, "certs/www"), { recursive: true });
+      Deno.mkdirSync(join(tmp, "certs/logs"));
+      const config = (cert: string, key: string) =>
+        write(
+          "certs/bws.toml",
+          `[logging]\noutput = "file"\nfile_path = "logs/bws.log"\n\n${siteToml(0)}` +
+            `[sites.ssl]\nenabled = true\ncert_file = "${cert}"\nkey_file = "${key}"\n`,
+        );
+
+      let r = await run(["check", "-c", config(good.certFile, good.keyFile)]);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(r.stdout).toContain(`tls: ${good.certFile} + ${good.keyFile}`);
+      // the log file a start would create is not created by check
+      expect(() => Deno.statSync(join(tmp, "certs/logs/bws.log"))).toThrow(Deno.errors.NotFound);
+
+      r = await run(["check", "-c", config(good.certFile, other.keyFile)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /:14:1: sites\[0\]\.ssl\.key_file: .*key does not match certificate/,
+      );
+
+      r = await run(["check", "-c", config(good.keyFile, good.keyFile)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/:13:1: sites\[0\]\.ssl\.cert_file: .*not a PEM certificate/);
+
+      r = await run(["check", "-c", config(expired.certFile, expired.keyFile)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `sites[0].ssl.cert_file: Cannot load certificate "${expired.certFile}": ` +
+          "certificate expired on 2020-02-01T00:00:00.000Z",
+      );
+    } finally {
+      await pki.remove();
+    }
   });
 
   it("finds ./bws.toml, else ./config.toml", async () => {
@@ -272,6 +363,22 @@ describe("running", () => {
       await bws.waitFor(/change: config reloaded \(generation 2\)/);
       Deno.writeTextFileSync(path, siteToml(0, 'index_file = "again.html"\n'));
       await bws.waitFor(/change: config reloaded \(generation 3\)/);
+    } finally {
+      expect(await bws.stop("SIGTERM")).toBe(0);
+    }
+  });
+
+  it("`deno task start -c FILE` serves that config, not the demo", async () => {
+    Deno.mkdirSync(join(tmp, "task/www"), { recursive: true });
+    Deno.writeTextFileSync(join(tmp, "task/www/index.html"), "<h1>my own site</h1>");
+    const path = write("task/bws.toml", siteToml(0));
+    const bws = new Running(["-c", path], ROOT, ["task", "start"]);
+    try {
+      const [, port] = await bws.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/, 15_000);
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain("my own site");
+      expect(bws.stderr).toContain("(web)");
     } finally {
       expect(await bws.stop("SIGTERM")).toBe(0);
     }
