@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { TestPki } from "../src/tls/test_pki.ts";
 import type { AccessEntry } from "../src/log/types.ts";
-import { type Backend, rawRequest, startEchoBackend } from "./helpers/backends.ts";
+import { type Backend, deadAddress, rawRequest, startEchoBackend } from "./helpers/backends.ts";
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 import { memberStats } from "./helpers/balancing.ts";
 import { parseProm } from "./helpers/prom_parse.ts";
@@ -161,6 +161,21 @@ describe("request accounting: access log, metrics, in-flight", () => {
     const m = await metrics(bws);
     expect(m.value("bws_bytes_received_total", { site: "s" })).toBe(before + 30_000);
     expect(m.value("bws_bytes_sent_total", { site: "s" })).toBeGreaterThanOrEqual(n + SIZED);
+  });
+
+  it("logs the bytes of the answers bws makes itself (502, 404)", async () => {
+    const bws = await startBws(proxySite([deadAddress()], "", undefined, ""));
+    open.push(bws);
+    const bad = await fetch(bws.url("/api/x"));
+    expect(bad.status).toBe(502);
+    const badBody = await bad.arrayBuffer();
+    const [e502] = await entriesFor(bws, "/api/x");
+    expect(e502.bytesOut).toBe(badBody.byteLength);
+    expect(e502.bytesOut).toBeGreaterThan(0);
+    const headBad = await fetch(bws.url("/api/y"), { method: "HEAD" });
+    await headBad.body?.cancel();
+    const [eHead] = await entriesFor(bws, "/api/y");
+    expect([eHead.status, eHead.bytesOut]).toEqual([502, 0]);
   });
 
   it("logs and counts the http_port redirect and its 404 once each, under the TLS site", async () => {

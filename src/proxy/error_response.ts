@@ -7,6 +7,8 @@
 
 import { UpstreamError } from "../upstream/errors.ts";
 
+const encoder = new TextEncoder();
+
 const REASONS: Record<number, string> = {
   400: "Bad Request",
   404: "Not Found",
@@ -30,9 +32,11 @@ export function errorResponse(
   requestId: string,
   extra?: Record<string, string>,
 ): Response {
-  const body = `${status} ${reasonPhrase(status)}\nrequest id: ${requestId}\n`;
+  const body = encoder.encode(`${status} ${reasonPhrase(status)}\nrequest id: ${requestId}\n`);
+  // An explicit length (Deno keeps it) lets the access log report the bytes sent.
   const headers = new Headers({
     "content-type": "text/plain; charset=utf-8",
+    "content-length": String(body.length),
     "x-request-id": requestId,
     "cache-control": "no-store",
   });

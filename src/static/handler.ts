@@ -28,19 +28,32 @@ const TEXT = "text/plain; charset=utf-8";
 const NOT_FOUND_PAGE = '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>404 Not Found' +
   "</title></head><body><h1>404 Not Found</h1><p>The requested resource was not found.</p>" +
   "</body></html>\n";
+const encoder = new TextEncoder();
+const NOT_FOUND_BYTES = encoder.encode(NOT_FOUND_PAGE);
 
 /** The small HTML 404 page, also used by the server for unmatched requests. */
 export function notFoundResponse(): Response {
-  return new Response(NOT_FOUND_PAGE, {
+  return new Response(NOT_FOUND_BYTES, {
     status: 404,
-    headers: { "content-type": HTML, "x-content-type-options": "nosniff" },
+    headers: {
+      "content-type": HTML,
+      "content-length": String(NOT_FOUND_BYTES.length),
+      "x-content-type-options": "nosniff",
+    },
   });
 }
 
-function textResponse(status: number, body: string, extra?: Record<string, string>): Response {
+function textResponse(status: number, text: string, extra?: Record<string, string>): Response {
+  // An explicit length (Deno keeps it) lets the access log report the bytes sent.
+  const body = encoder.encode(text);
   return new Response(body, {
     status,
-    headers: { "content-type": TEXT, "x-content-type-options": "nosniff", ...extra },
+    headers: {
+      "content-type": TEXT,
+      "content-length": String(body.length),
+      "x-content-type-options": "nosniff",
+      ...extra,
+    },
   });
 }
 
