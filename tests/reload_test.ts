@@ -130,6 +130,25 @@ describe("hot reload and the management API (SPEC 7)", () => {
     expect(await backendOf()).toBe("a");
   });
 
+  it("refuses a reload whose files a start would fail on, naming key and line", async () => {
+    const before = handle.generation;
+    const text = config({
+      port,
+      upstream: b.url,
+      adminPort,
+      extra: `[logging]\noutput = "file"\nfile_path = "${dir}/missing-dir/access.log"\n`,
+    });
+    await Deno.writeTextFile(file, text);
+    const r = await handle.reloadFromSource();
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const issue = r.errors.find((e) => e.path === "logging.file_path");
+    expect(issue?.message).toContain("does not exist");
+    expect(issue?.line).toBe(text.split("\n").findIndex((l) => l.startsWith("file_path")) + 1);
+    expect(handle.generation).toBe(before);
+    expect(await backendOf()).toBe("a");
+  });
+
   it("keeps the old config serving when the new file is invalid, and says why", async () => {
     const before = handle.generation;
     await Deno.writeTextFile(

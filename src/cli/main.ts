@@ -12,7 +12,7 @@ import { summarizeConfig } from "../config/summary.ts";
 import { type Config, ConfigError, type ConfigIssue, formatIssues } from "../config/types.ts";
 import type { ReloadResult, ServerHandle } from "../server/types.ts";
 import { parseCliArgs, USAGE } from "./args.ts";
-import { preflightConfig } from "./preflight.ts";
+import { preflightConfig } from "../server/preflight.ts";
 
 /** The version printed by `bws --version`. */
 export const VERSION: string = denoJson.version;

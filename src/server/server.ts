@@ -16,6 +16,7 @@ import { serveAdmin } from "../admin/app.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { WebSocketRegistry } from "../websocket/relay.ts";
 import { compilePlan } from "./compile_plan.ts";
+import { preflightConfig } from "./preflight.ts";
 import { handleRequest, type Services } from "./handle_request.ts";
 import { buildStatus } from "./status.ts";
 import { CertificateSet } from "./certificates.ts";
@@ -390,6 +391,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       let next: Config;
       try {
         next = await loadConfigFile(source);
+        // What a start would trip over (unreadable certificates, a log directory that is gone)
+        // is reported with key and line, before anything is swapped.
+        const problems = await preflightConfig(next);
+        if (problems.length > 0) throw new ConfigError(source, problems);
       } catch (err) {
         metrics.reloadFailed();
         const errors = err instanceof ConfigError
