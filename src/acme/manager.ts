@@ -10,6 +10,12 @@ import { type CertificatePair, parseCertificatePair } from "../tls/certs.ts";
 import { join } from "node:path";
 import { AcmeStorage, atomicWrite } from "./storage.ts";
 import { type AcmeTransport, createTransport, withTransport } from "./transport.ts";
+import {
+  ARI_POLL_DEFAULT_MS,
+  chooseRenewalTime,
+  RenewalInfoClient,
+  type RenewalWindow,
+} from "./renewal_info.ts";
 
 export type { CertificatePair };
 
@@ -21,7 +27,8 @@ export interface AcmeManagerOptions {
   email: string;
   /** Directory holding the account key and certificates (see `storage.ts`). */
   storageDir: string;
-  /** Renew this many days before expiry. */
+  /** Renew this many days before expiry, or earlier when the CA's renewal info (ARI, RFC 9773)
+   *  suggests a window that starts sooner. */
   renewBeforeDays: number;
   /** CA certificates (PEM) to trust for the ACME server; default: the bundled roots, plus the
    *  file named by `DENO_CERT` when set (see `transport.ts`). */
@@ -48,6 +55,19 @@ interface Managed {
   current: CertificatePair | null;
   failures: number;
   timer?: ReturnType<typeof setTimeout>;
+  /** What the CA's renewal info said about `current`, if anything. */
+  ari?: AriState;
+}
+
+/** Renewal info of one certificate (RFC 9773). */
+interface AriState {
+  /** The certificate it is about; a new certificate starts over. */
+  readonly certPem: string;
+  /** The last suggested window and the instant chosen in it, kept while the window is the same. */
+  window?: RenewalWindow;
+  renewAt?: number;
+  /** When to ask the CA again (epoch ms). */
+  nextPollAt: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -64,6 +84,7 @@ export class AcmeManager {
   readonly #tokens = new Map<string, string>();
   readonly #inflight = new Map<string, Promise<CertificatePair>>();
   readonly #managed: Managed[] = [];
+  readonly #renewalInfo: RenewalInfoClient;
   #client?: Promise<acme.Client>;
   #stopped = false;
 
@@ -87,6 +108,12 @@ export class AcmeManager {
       this.#abort.signal,
       this.#opts.requestTimeout * 1000,
     );
+    this.#renewalInfo = new RenewalInfoClient({
+      directoryUrl: opts.directoryUrl,
+      caCerts: opts.caCerts,
+      signal: this.#abort.signal,
+      timeoutMs: this.#opts.requestTimeout * 1000,
+    });
   }
 
   /** Key authorization for an HTTP-01 token, or null. The server answers
@@ -126,8 +153,10 @@ export class AcmeManager {
   }
 
   /** Keeps `names` certified: uses the stored cert or obtains one, calls onCertificate each time
-   *  a (new) certificate is ready, renews `renewBeforeDays` before expiry (checked every
-   *  `checkInterval` seconds and at start), and backs off exponentially after failures. */
+   *  a (new) certificate is ready, renews `renewBeforeDays` before expiry or at a random instant
+   *  of the CA's suggested renewal window when that comes first (checked every `checkInterval`
+   *  seconds, at start, and when the CA's Retry-After says), and backs off exponentially after
+   *  failures. */
   manage(names: string[], onCertificate: (pair: CertificatePair) => void): void {
     if (this.#stopped) throw new Error(`Cannot manage "${names.join(",")}": manager is stopped`);
     const entry: Managed = {
@@ -150,6 +179,7 @@ export class AcmeManager {
     for (const entry of this.#managed) clearTimeout(entry.timer);
     this.#tokens.clear();
     this.#transport.agent?.destroy();
+    this.#renewalInfo.close();
   }
 
   #schedule(entry: Managed, delayMs: number): void {
@@ -174,7 +204,13 @@ export class AcmeManager {
           this.#deliver(entry, stored);
         }
       }
-      if (!entry.current || this.#renewAt(entry.current) <= Date.now()) {
+      // Renewal info is asked for only while the expiry rule does not already say "renew", so a
+      // slow or broken CA endpoint never delays a renewal.
+      if (entry.current && this.#ruleAt(entry.current) > Date.now()) {
+        await this.#pollRenewalInfo(entry);
+        if (this.#stopped) return;
+      }
+      if (!entry.current || this.#renewAt(entry) <= Date.now()) {
         this.#log?.info(
           entry.current
             ? `Renewing certificate for "${label}"`
@@ -184,13 +220,20 @@ export class AcmeManager {
         if (this.#stopped) return;
         entry.current = pair;
         this.#deliver(entry, pair);
+        entry.failures = 0;
+        await this.#pollRenewalInfo(entry);
+        if (this.#stopped) return;
       }
       entry.failures = 0;
       // A certificate that is due as soon as it is issued (renewal window longer than the CA's
-      // lifetime) waits a full interval, so the CA is never asked in a tight loop.
-      const untilRenew = this.#renewAt(entry.current) - Date.now();
+      // lifetime, or a suggested window already past) waits a full interval, so the CA is never
+      // asked in a tight loop.
+      const now = Date.now();
+      const untilRenew = this.#renewAt(entry) - now;
       const interval = this.#opts.checkInterval * 1000;
-      this.#schedule(entry, untilRenew > 0 ? Math.min(interval, untilRenew) : interval);
+      let delay = untilRenew > 0 ? Math.min(interval, untilRenew) : interval;
+      if (entry.ari) delay = Math.min(delay, Math.max(0, entry.ari.nextPollAt - now));
+      this.#schedule(entry, delay);
     } catch (err) {
       if (this.#stopped) return;
       entry.failures++;
@@ -217,8 +260,62 @@ export class AcmeManager {
     }
   }
 
-  #renewAt(pair: CertificatePair): number {
+  /** When the expiry rule alone renews `pair`. */
+  #ruleAt(pair: CertificatePair): number {
     return pair.notAfter.getTime() - this.#opts.renewBeforeDays * DAY_MS;
+  }
+
+  /** When to renew the current certificate: the expiry rule or the CA's suggestion, if sooner. */
+  #renewAt(entry: Managed): number {
+    const rule = this.#ruleAt(entry.current!);
+    const ari = entry.ari?.certPem === entry.current!.certPem ? entry.ari.renewAt : undefined;
+    return ari === undefined ? rule : Math.min(rule, ari);
+  }
+
+  /**
+   * Asks the CA for renewal info on the current certificate when it is time to (first time for
+   * this certificate, then after Retry-After). Never throws: any failure keeps the last known
+   * suggestion (or the expiry rule alone) and is logged at debug level.
+   */
+  async #pollRenewalInfo(entry: Managed): Promise<void> {
+    const cert = entry.current!;
+    if (entry.ari?.certPem !== cert.certPem) {
+      entry.ari = { certPem: cert.certPem, nextPollAt: 0 };
+    }
+    const state = entry.ari;
+    if (state.nextPollAt > Date.now()) return;
+    const label = entry.names.join(",");
+    try {
+      const info = await this.#renewalInfo.lookup(cert.certPem);
+      state.nextPollAt = Date.now() + (info?.retryAfterMs ?? ARI_POLL_DEFAULT_MS);
+      if (!info) {
+        this.#log?.debug(`No renewal info for "${label}": the CA does not offer it`);
+        return;
+      }
+      const { window } = info;
+      if (state.window?.start !== window.start || state.window?.end !== window.end) {
+        state.window = window;
+        state.renewAt = chooseRenewalTime(window);
+        const fields = {
+          certId: info.certId,
+          windowStart: new Date(window.start).toISOString(),
+          windowEnd: new Date(window.end).toISOString(),
+          renewAt: new Date(state.renewAt).toISOString(),
+          ...(window.explanationUrl ? { explanationUrl: window.explanationUrl } : {}),
+        };
+        if (state.renewAt < this.#ruleAt(cert)) {
+          this.#log?.info(`Renewal info for "${label}" moves the renewal earlier`, fields);
+        } else {
+          this.#log?.debug(`Renewal info for "${label}" changes nothing`, fields);
+        }
+      }
+    } catch (err) {
+      if (this.#stopped) return;
+      state.nextPollAt = Date.now() + ARI_POLL_DEFAULT_MS;
+      this.#log?.debug(`Cannot get renewal info for "${label}": ${errorText(err)}`, {
+        renewAt: new Date(this.#renewAt(entry)).toISOString(),
+      });
+    }
   }
 
   async #order(names: string[]): Promise<CertificatePair> {
