@@ -380,4 +380,25 @@ describe("AcmeManager with renewal info (Pebble behind an ARI front)", { skip: !
       offerAri = true;
     }
   });
+
+  it("a restarted manager without an email renews with its stored account key", async () => {
+    // acme-client re-sends { termsOfServiceAgreed } as an update of the existing account, which
+    // Pebble refuses as an "empty update" when there is no contact to set.
+    answer = () => new Response("no such cert", { status: 404 });
+    const lines: LogLine[] = [];
+    const m = newManager(await seededStore("no_email"), lines, {
+      email: "",
+      renewBeforeDays: 3650,
+    });
+    const seen: CertificatePair[] = [];
+    m.manage(NAMES, (pair) => seen.push(pair));
+    await waitFor("the renewal", 10_000, () => seen.length === 2 || problems(lines).length > 0);
+    expect(problems(lines)).toEqual([]);
+    expect(seen.length).toBe(2);
+    await m.stop();
+    // A new key without an email still registers.
+    const fresh = newManager(join(tmp, "fresh_no_email"), [], { email: "" });
+    expect((await fresh.obtain(NAMES)).names.sort()).toEqual([...NAMES].sort());
+    await fresh.stop();
+  });
 });

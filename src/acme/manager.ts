@@ -326,6 +326,7 @@ export class AcmeManager {
       names[0].length <= 64 ? { commonName: names[0], altNames: names } : { altNames: names },
       keyPem,
     );
+    await this.#register(client);
     const tokens: string[] = [];
     const certPem = await client.auto({
       csr,
@@ -356,6 +357,29 @@ export class AcmeManager {
       notAfter: pair.notAfter.toISOString(),
     });
     return pair;
+  }
+
+  /**
+   * Finds or creates the account of the key. With an existing account, acme-client's auto() would
+   * re-send `{ termsOfServiceAgreed }` as an account update, which a CA may refuse as an "empty
+   * update" (Pebble does) when there is no contact to set: so without an email the existing
+   * account is looked up first (onlyReturnExisting, then a POST-as-GET).
+   */
+  async #register(client: acme.Client): Promise<void> {
+    try {
+      client.getAccountUrl();
+      return; // registered earlier in this process
+    } catch { /* not yet */ }
+    if (this.#opts.email === "") {
+      try {
+        await client.createAccount({ onlyReturnExisting: true });
+        return;
+      } catch { /* no account for this key yet (or the lookup failed): create it below */ }
+    }
+    await client.createAccount({
+      termsOfServiceAgreed: true,
+      ...(this.#opts.email ? { contact: [`mailto:${this.#opts.email}`] } : {}),
+    });
   }
 
   async #writeChallengeFile(token: string, keyAuthorization: string): Promise<void> {
