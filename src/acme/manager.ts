@@ -220,9 +220,10 @@ export class AcmeManager {
         if (this.#stopped) return;
         entry.current = pair;
         this.#deliver(entry, pair);
-        entry.failures = 0;
-        await this.#pollRenewalInfo(entry);
-        if (this.#stopped) return;
+        if (this.#ruleAt(pair) > Date.now()) {
+          await this.#pollRenewalInfo(entry);
+          if (this.#stopped) return;
+        }
       }
       entry.failures = 0;
       // A certificate that is due as soon as it is issued (renewal window longer than the CA's
@@ -232,7 +233,9 @@ export class AcmeManager {
       const untilRenew = this.#renewAt(entry) - now;
       const interval = this.#opts.checkInterval * 1000;
       let delay = untilRenew > 0 ? Math.min(interval, untilRenew) : interval;
-      if (entry.ari) delay = Math.min(delay, Math.max(0, entry.ari.nextPollAt - now));
+      if (entry.ari?.certPem === entry.current.certPem) {
+        delay = Math.min(delay, Math.max(0, entry.ari.nextPollAt - now));
+      }
       this.#schedule(entry, delay);
     } catch (err) {
       if (this.#stopped) return;
