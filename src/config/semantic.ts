@@ -5,7 +5,6 @@
  * @module
  */
 
-import { statSync } from "node:fs";
 import { parseUpstreamUrl } from "../upstream/target.ts";
 import type { Config, SiteConfig } from "./types.ts";
 import type { RawIssue } from "./validate.ts";
@@ -64,9 +63,9 @@ type Report = (path: string, message: string) => void;
 /** "does not exist" / "is not a directory", or null for a directory (or when it cannot tell). */
 function directoryProblem(path: string): string | null {
   try {
-    return statSync(path).isDirectory() ? null : "is not a directory";
+    return Deno.statSync(path).isDirectory ? null : "is not a directory";
   } catch (e) {
-    return (e as { code?: string }).code === "ENOENT" ? "does not exist" : null;
+    return e instanceof Deno.errors.NotFound ? "does not exist" : null;
   }
 }
 

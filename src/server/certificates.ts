@@ -7,11 +7,22 @@
 
 import type { SiteConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
-import { type CertificatePair, loadCertificateFiles } from "../tls/certs.ts";
+import type { CertificatePair } from "../tls/certs.ts";
 import type { TlsListener } from "../tls/listener.ts";
-import { AcmeManager } from "../acme/manager.ts";
+import type { AcmeManager } from "../acme/manager.ts";
 import { siteNames } from "./compile_plan.ts";
 import type { ListenerPlan, Plan } from "./plan_types.ts";
+
+type AcmeModule = typeof import("../acme/manager.ts");
+let acmeModule: AcmeModule | null = null;
+
+/**
+ * The ACME module, loaded when a plan first has an auto_cert site: acme-client and the Node
+ * HTTPS stack it pulls in cost a start ~150 ms and tens of MB that other configs never need.
+ */
+async function loadAcme(): Promise<AcmeModule> {
+  return acmeModule ??= await import("../acme/manager.ts");
+}
 
 interface Managed {
   readonly key: string;
@@ -69,12 +80,15 @@ export class CertificateSet {
    */
   async prepare(plan: Plan): Promise<void> {
     if (this.#preparedFor === plan) return;
+    if (plan.sites.some((site) => site.tls && site.config.ssl.autoCert)) await loadAcme();
     const files = new Map<string, CertificatePair>();
     for (const site of plan.sites) {
       const ssl = site.config.ssl;
       if (!site.tls || ssl.autoCert || !ssl.certFile) continue;
       const key = fileKey(site.config);
       if (files.has(key)) continue;
+      // node:crypto (behind the loader) is loaded only for configs with certificate files.
+      const { loadCertificateFiles } = await import("../tls/certs.ts");
       const fresh = await loadCertificateFiles(ssl.certFile, ssl.keyFile);
       const old = this.#files.get(key);
       const same = old && old.certPem === fresh.certPem && old.keyPem === fresh.keyPem;
@@ -136,7 +150,7 @@ export class CertificateSet {
       const a = site.ssl.acme;
       m = {
         key,
-        manager: new AcmeManager({
+        manager: new acmeModule!.AcmeManager({
           directoryUrl: a.directoryUrl,
           email: a.email,
           storageDir: a.storageDir,

@@ -9,7 +9,6 @@
 import { dirname } from "node:path";
 import { findPosition, scanKeyPositions } from "../config/positions.ts";
 import type { Config, ConfigIssue } from "../config/types.ts";
-import { parseCertificatePair } from "../tls/certs.ts";
 
 /** One problem found before starting: the key path it comes from and a startup-style message. */
 export interface PreflightIssue {
@@ -41,6 +40,8 @@ async function checkCertificates(config: Config): Promise<PreflightIssue[]> {
     // The same sites CertificateSet.prepare loads at startup.
     if (!ssl.enabled || ssl.autoCert || !ssl.certFile || !ssl.keyFile) continue;
     const p = `sites[${i}].ssl`;
+    // node:crypto (behind the parser) is loaded only for configs with certificate files.
+    const { parseCertificatePair } = await import("../tls/certs.ts");
     const cert = await read(ssl.certFile, "certificate");
     const key = await read(ssl.keyFile, "key");
     if (cert instanceof Error) issues.push({ path: `${p}.cert_file`, message: cert.message });

@@ -8,7 +8,6 @@
 import { type Backend, canReusePort, type TlsHandler } from "./backend.ts";
 import type { CertificatePair } from "./certs.ts";
 import { DirectBackend } from "./direct_backend.ts";
-import { SniBackend } from "./sni_backend.ts";
 import { SniTable } from "./sni_table.ts";
 
 export type { TlsHandler } from "./backend.ts";
@@ -185,6 +184,8 @@ class Listener implements TlsListener {
     };
     const single = this.#single();
     if (single) return Promise.resolve(new DirectBackend(o, single));
-    return SniBackend.start(o, this.#table);
+    // Loaded on first use: node:tls and node:net cost startup time and memory that ports with
+    // one certificate never need.
+    return import("./sni_backend.ts").then(({ SniBackend }) => SniBackend.start(o, this.#table));
   }
 }
