@@ -12,7 +12,6 @@ import { HostRegistry } from "../health/registry.ts";
 import { createLogger } from "../log/create_logger.ts";
 import type { Logger } from "../log/types.ts";
 import { Metrics } from "../admin/metrics.ts";
-import { serveAdmin } from "../admin/app.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { WebSocketRegistry } from "../websocket/relay.ts";
 import { compilePlan } from "./compile_plan.ts";
@@ -264,6 +263,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       admin = null;
     }
     if (!cfg.management.enabled) return;
+    // Loaded on first use: Hono and the API cost start-up time that configs without it skip.
+    const { serveAdmin } = await import("../admin/app.ts");
     try {
       admin = serveAdmin(cfg.management, {
         status: () =>
