@@ -17,6 +17,7 @@ const REASONS: Record<number, string> = {
   421: "Misdirected Request",
   499: "Client Closed Request",
   500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",

@@ -40,6 +40,17 @@ export interface RequestContext extends ForwardContext {
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 const TRY_INTERVAL_MS = 250;
 
+/**
+ * The body length a Content-Length value declares. Deno.serve refuses differing duplicates but
+ * joins identical ones ("3, 3"), which `Number` alone reads as NaN.
+ */
+export function declaredLength(value: string): number {
+  const n = Number(value);
+  if (n === n) return n;
+  const comma = value.indexOf(",");
+  return comma < 0 ? n : Number(value.slice(0, comma));
+}
+
 /** The path sent upstream: the member's base path, then the (maybe stripped) request path. */
 export function upstreamPath(route: RoutePlan, basePath: string, pathname: string): string {
   const base = route.path.endsWith("/") ? route.path.slice(0, -1) : route.path;
@@ -59,18 +70,37 @@ export async function forward(
   client: UpstreamClient,
 ): Promise<Response> {
   const method = req.method;
+  if (method === "CONNECT") {
+    // Deno.serve hands a CONNECT over as "/"; bws does not tunnel.
+    ctx.error = "CONNECT is not supported";
+    return errorResponse(501, ctx.requestId);
+  }
   // Body framing and limit.
   let body: ReadableStream<Uint8Array> | null = req.body;
   let bodyLength: number | null = null;
   const cl = req.headers.get("content-length");
   if (cl !== null) {
     bodyLength = Number(cl);
+    if (bodyLength !== bodyLength) {
+      bodyLength = declaredLength(cl);
+      if (bodyLength !== bodyLength) {
+        ctx.error = `Content-Length "${cl}" is not a number`;
+        return errorResponse(400, ctx.requestId, { connection: "close" });
+      }
+    }
     if (bodyLength > site.maxBodySize) {
       ctx.error = `request body of ${bodyLength} bytes over limit ${site.maxBodySize}`;
       return errorResponse(413, ctx.requestId, { connection: "close" });
     }
     if (bodyLength === 0) body = null;
   } else if (body !== null) {
+    const te = req.headers.get("transfer-encoding");
+    if (te !== null && te.toLowerCase() !== "chunked") {
+      // Deno.serve removed the chunked framing but not the codings before it (gzip, chunked):
+      // forwarding the bytes without them would hand the upstream a body it cannot read.
+      ctx.error = `transfer coding "${te}" is not supported`;
+      return errorResponse(501, ctx.requestId, { connection: "close" });
+    }
     // Chunked upload: count what the client really sent.
     body = counted(body, ctx, "bytesIn");
   }
@@ -224,7 +254,15 @@ function counted(
   ctx[key] = 0;
   return new ReadableStream<Uint8Array>({
     async pull(c) {
-      const { done, value } = await reader.read();
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        // A body cut short (upstream stalled or died, upload broke off): the access log says why.
+        if (ctx.error === "") ctx.error = describeError(err);
+        throw err;
+      }
+      const { done, value } = r;
       if (done) {
         c.close();
         return;

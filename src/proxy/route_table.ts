@@ -56,3 +56,42 @@ export function stripPrefix(pathname: string, base: string): string {
   const rest = pathname.slice(base.length);
   return rest === "" ? "/" : rest;
 }
+
+/**
+ * Whether the raw `pathname` holds a "." or ".." segment, counting the forms an upstream may
+ * decode or split on: `%2e` for a dot, `\`, `%2f` and `%5c` as separators, and `;` parameters
+ * after the name (`..;`). Such a path could climb out of a route's prefix or an upstream's base
+ * path once the upstream normalises it, so a proxy route refuses it. No allocation.
+ */
+export function hasDotSegment(pathname: string): boolean {
+  if (pathname.indexOf(".") < 0 && pathname.indexOf("%") < 0) return false;
+  const n = pathname.length;
+  // Dots in the current segment so far; -1 once it holds anything else.
+  let dots = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? pathname.charCodeAt(i) : 47;
+    let separator = c === 47 /* / */ || c === 92 /* \ */;
+    if (c === 37 /* % */ && i + 2 < n) {
+      const hi = pathname.charCodeAt(i + 1);
+      const lo = pathname.charCodeAt(i + 2) | 0x20;
+      if (hi === 50 && lo === 101 /* %2e */) {
+        if (dots >= 0) dots++;
+        i += 2;
+        continue;
+      }
+      if ((hi === 50 && lo === 102) /* %2f */ || (hi === 53 && lo === 99) /* %5c */) {
+        separator = true;
+        i += 2;
+      }
+    }
+    if (separator || c === 59 /* ; */) {
+      if (dots === 1 || dots === 2) return true;
+      dots = separator ? 0 : -1;
+    } else if (c === 46 /* . */) {
+      if (dots >= 0) dots++;
+    } else {
+      dots = -1;
+    }
+  }
+  return false;
+}

@@ -7,7 +7,8 @@
 
 import type { CidrSet } from "../proxy/cidr.ts";
 import { resolveRequestId } from "../proxy/header_plan.ts";
-import { forward, type RequestContext } from "../proxy/forward.ts";
+import { declaredLength, forward, type RequestContext } from "../proxy/forward.ts";
+import { hasDotSegment } from "../proxy/route_table.ts";
 import { RequestAbort } from "../proxy/request_abort.ts";
 import { forwardWebSocket } from "../proxy/forward_websocket.ts";
 import { errorResponse } from "../proxy/error_response.ts";
@@ -17,6 +18,7 @@ import type { UpstreamClient } from "../upstream/client.ts";
 import type { Metrics } from "../admin/metrics.ts";
 import type { ListenerPlan, Plan, SitePlan } from "./plan_types.ts";
 import { lookupHost } from "./compile_plan.ts";
+import { isValidHost } from "./valid_host.ts";
 
 /** Process-lifetime services shared by every plan. */
 export interface Services {
@@ -106,7 +108,7 @@ async function answerEarly(
   const clientIp = plan.trusted.has(peer)
     ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
     : peer;
-  const bytesIn = Number(req.headers.get("content-length") ?? 0);
+  const bytesIn = declaredLength(req.headers.get("content-length") ?? "0");
   const method = req.method;
   const [pathname, search] = splitUrl(req.url);
   let out = res;
@@ -156,7 +158,7 @@ export async function handleRequest(
     const [authStart, authEnd] = [req.url.indexOf("//") + 2, req.url.indexOf("/", 8)];
     host = req.url.slice(authStart, authEnd < 0 ? undefined : authEnd);
   }
-  if (host === null || host === "") {
+  if (host === null || !isValidHost(host)) {
     const requestId = resolveRequestId(req.headers.get("x-request-id"));
     const res = errorResponse(400, requestId, { connection: "close" });
     return answerEarly(req, info, plan, services, UNKNOWN_SITE, res, started, time, requestId);
@@ -208,7 +210,10 @@ export async function handleRequest(
   if (route !== null) {
     const proxy = site.proxy!;
     routePath = route.path;
-    if (route.value.websocket && isWebSocketUpgrade(req)) {
+    if (hasDotSegment(pathname)) {
+      ctx.error = "dot segment in the request path";
+      res = withSiteHeaders(errorResponse(400, ctx.requestId), site);
+    } else if (route.value.websocket && isWebSocketUpgrade(req)) {
       const metrics = services.metrics;
       res = await forwardWebSocket(req, ctx, proxy, route.value, services.webSockets, {
         opened: () => metrics.webSocketOpened(site.name),
@@ -225,7 +230,7 @@ export async function handleRequest(
     res = withSiteHeaders(notFoundResponse(), site);
   }
   // Read before the response completes: afterwards Deno throws "Request closed" on req.headers.
-  const declaredIn = Number(req.headers.get("content-length") ?? 0);
+  const declaredIn = declaredLength(req.headers.get("content-length") ?? "0");
   const method = req.method;
   const finish = () => {
     const member = ctx.member;
