@@ -111,9 +111,12 @@ describe("UpstreamClient pool", () => {
   });
 
   it("does not replay a stream body on a stale pooled connection", async () => {
+    // The upstream drops the kept-alive socket as the next request arrives (a close that crosses
+    // the request on the wire, which the idle watch cannot see coming).
     const s = track(listenRaw(async (peer) => {
       await peer.readRequest();
       await peer.write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+      await peer.readHead();
       peer.close();
     }));
     const client = newClient();

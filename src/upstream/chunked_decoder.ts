@@ -13,6 +13,8 @@ const DATA_END = 2;
 const TRAILER = 3;
 const DONE = 4;
 
+/** Largest chunk size accepted: 12 hex digits, far below Number.MAX_SAFE_INTEGER. */
+const MAX_CHUNK = 0xffffffffffff;
 /** Longest chunk-size line (with extensions) or trailer section we accept. */
 const MAX_LINE = 16 * 1024;
 
@@ -63,8 +65,10 @@ export class ChunkedDecoder {
               ? c - 55
               : -1;
             if (v < 0) break;
-            if (++digits > 12) throw bad("chunk size too large");
+            digits++;
             n = n * 16 + v;
+            // Leading zeros are allowed (RFC 9112 §7.1); the value must stay a safe integer.
+            if (n > MAX_CHUNK) throw bad("chunk size too large");
           }
           if (digits === 0) throw bad("missing chunk size");
           // After the digits: optional BWS, then ";ext" (ignored) or the line end.

@@ -173,7 +173,7 @@ export class UpstreamClient {
         c.close();
         continue;
       }
-      c.inUse = true;
+      c.takeFromPool();
       p.busy++;
       return c;
     }
@@ -221,8 +221,8 @@ export class UpstreamClient {
       conn.close();
       return;
     }
-    conn.start = conn.end = 0;
     conn.idleSince = Date.now();
+    conn.watchIdle();
     p.idle.push(conn);
     if (this.#sweeper === undefined) {
       this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, this.#idleMs / 4));
@@ -339,7 +339,7 @@ export class UpstreamClient {
       conn.stopSending = true;
       conn.bodyReader?.cancel().catch(() => {});
     }
-    const keepAlive = head.keepAlive && head.status !== 101;
+    const keepAlive = head.keepAlive;
     const res = new ResponseParts(
       head.status,
       head.statusText,
@@ -348,7 +348,7 @@ export class UpstreamClient {
       reused,
     );
     const s = head.status;
-    if (req.method === "HEAD" || s < 200 || s === 204 || s === 304) {
+    if (req.method === "HEAD" || s === 204 || s === 304) {
       this.#finish(conn, keepAlive);
     } else if (head.hasTransferEncoding) {
       res.body = head.chunked ? this.#chunkedBody(conn, keepAlive) : this.#closeBody(conn);
@@ -491,7 +491,16 @@ export class UpstreamClient {
       if (headEnd - conn.start > this.#maxHead) throw headTooLarge(conn, this.#maxHead);
       const head = parseResponseHead(conn.buf, conn.start, headEnd);
       conn.start = headEnd;
-      if (head.status >= 200 || head.status === 101) return head;
+      if (head.status >= 200) return head;
+      if (head.status === 101) {
+        // The client never asks for an upgrade (WebSockets have their own path): the bytes
+        // after this are another protocol.
+        throw new UpstreamError(
+          "protocol",
+          `Cannot read response from upstream "${conn.origin}": 101 Switching Protocols to a request that asked for no upgrade`,
+          { requestSent: true },
+        );
+      }
       // 1xx interim (100 Continue, 103 Early Hints): skip, the final response follows.
       if (++interim > MAX_INTERIM) {
         throw new UpstreamError(

@@ -91,11 +91,37 @@ export class Connection {
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #timerAt = 0;
   #growNext = false;
+  /** The read started by {@link Connection.watchIdle}; the next exchange's first fill takes it. */
+  #idleRead: Promise<number | null> | null = null;
 
   constructor(origin: string, sock: Deno.Conn) {
     this.origin = origin;
     this.sock = sock;
   }
+
+  /**
+   * Starts reading while the connection sits idle in the pool. An idle HTTP/1.1 connection must
+   * stay silent: bytes (a stray or smuggled response), EOF or an error close it at once, so they
+   * are never read as the next request's answer. Otherwise this read is the next exchange's
+   * first read (no extra read per request). It does not keep the process alive.
+   */
+  watchIdle(): void {
+    this.#rewind();
+    this.sock.unref();
+    const read = this.sock.read(this.buf);
+    this.#idleRead = read;
+    read.then(this.#onIdleRead, this.#onIdleRead);
+  }
+
+  /** Takes the connection out of the pool (it holds the process again while in use). */
+  takeFromPool(): void {
+    this.inUse = true;
+    this.sock.ref();
+  }
+
+  #onIdleRead = (): void => {
+    if (!this.inUse) this.close();
+  };
 
   /** Resets per-exchange state and watches `signal` (closing the socket on abort). */
   begin(readMs: number, writeMs: number, signal: AbortSource | undefined): void {
@@ -186,10 +212,12 @@ export class Connection {
    */
   async fill(): Promise<boolean> {
     if (this.failure !== null) throw this.failure;
-    if (this.start === this.end) {
-      this.start = this.end = 0;
-      if (this.#growNext && this.buf.length < BODY_READ) this.buf = new Uint8Array(BODY_READ);
-      this.#growNext = false;
+    const idleRead = this.#idleRead;
+    if (idleRead !== null) {
+      // Already reading into buf[0, …) since the pool: nothing was buffered in between.
+      this.#idleRead = null;
+    } else if (this.start === this.end) {
+      this.#rewind();
     } else if (this.end === this.buf.length) {
       if (this.start > 0) {
         this.buf.copyWithin(0, this.start, this.end);
@@ -211,7 +239,7 @@ export class Connection {
     }
     let n: number | null;
     try {
-      n = await this.sock.read(this.buf.subarray(this.end));
+      n = await (idleRead ?? this.sock.read(this.buf.subarray(this.end)));
     } catch (err) {
       throw this.failure ?? new UpstreamError(
         socketErrorKind(err),
@@ -228,6 +256,13 @@ export class Connection {
     this.end += n;
     this.gotBytes = true;
     return true;
+  }
+
+  /** Empties the read buffer, growing it first when the last read filled it. */
+  #rewind(): void {
+    this.start = this.end = 0;
+    if (this.#growNext && this.buf.length < BODY_READ) this.buf = new Uint8Array(BODY_READ);
+    this.#growNext = false;
   }
 
   /** Marks the request as completely sent; a pending read starts its read timeout now. */
