@@ -56,11 +56,36 @@ export function compileArgs(target: string | undefined, outDir = "dist"): string
   ];
 }
 
+const USAGE = `Usage: deno task compile [--target TRIPLE | --all] [--out DIR]
+  (no option)      build dist/bws for this machine
+  --target TRIPLE  one of: ${TARGETS.join(", ")}
+  --all            every target above
+  --out DIR        output directory (default dist)`;
+
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { target: { type: "string" }, all: { type: "boolean" }, out: { type: "string" } },
-  });
+  let values: { target?: string; all?: boolean; out?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        target: { type: "string" },
+        all: { type: "boolean" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    console.error(`Cannot compile bws: ${(err as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  if (values.target !== undefined && !(TARGETS as readonly string[]).includes(values.target)) {
+    console.error(`Cannot compile bws for "${values.target}": unknown target\n${USAGE}`);
+    Deno.exit(2);
+  }
   const targets: (string | undefined)[] = values.all ? [...TARGETS] : [values.target];
   for (const t of targets) {
     const args = compileArgs(t, values.out ?? "dist");

@@ -26,6 +26,28 @@ describe("deno task compile", () => {
     }
   });
 
+  it("prints usage for --help and refuses an unknown target or option before compiling", async () => {
+    const script = new URL("../scripts/compile.ts", import.meta.url).pathname;
+    const run = async (...args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", script, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+    };
+    const help = await run("--help");
+    expect(help.code).toBe(0);
+    expect(help.text).toContain("Usage: deno task compile");
+    const target = await run("--target", "riscv-nope");
+    expect(target.code).toBe(2);
+    expect(target.text).toContain('Cannot compile bws for "riscv-nope": unknown target');
+    const option = await run("--bogus");
+    expect(option.code).toBe(2);
+    expect(option.text).toContain("Cannot compile bws: Unknown option '--bogus'");
+  });
+
   it(
     "produces a binary that checks a config and prints its version",
     { skip: denort ? false : SKIP_REASON },
