@@ -30,19 +30,27 @@ const MiB = 1024 * 1024;
 const USAGE = `Usage: deno task bench [--duration 10] [--connections 32] [--only bws,nginx]
                        [--large | --no-large] [--websocket] [--profile]`;
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: {
-    duration: { type: "string", default: "10" },
-    connections: { type: "string", default: "32" },
-    only: { type: "string" },
-    large: { type: "boolean", default: false },
-    "no-large": { type: "boolean", default: false },
-    websocket: { type: "boolean", default: false },
-    profile: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
+function parseFlags() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        duration: { type: "string", default: "10" },
+        connections: { type: "string", default: "32" },
+        only: { type: "string" },
+        large: { type: "boolean", default: false },
+        "no-large": { type: "boolean", default: false },
+        websocket: { type: "boolean", default: false },
+        profile: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (err) {
+    console.error(`Cannot run benchmark: ${(err as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+}
+const flags = parseFlags();
 if (flags.help) {
   console.log(USAGE);
   Deno.exit(0);
