@@ -217,8 +217,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     // a wildcard next to a specific one): it stops accepting first, so the new one can bind.
     const takesPort = (port: number) => port !== 0 && toStart.some((lp) => lp.port === port);
     const holders = leaving.filter((l) => takesPort(l.lp.port));
+    // So may a listener an earlier reload removed: it lets go of its socket a moment after.
     const contested = (lp: ListenerPlan) =>
-      lp.port !== 0 && holders.some((l) => l.lp.port === lp.port);
+      lp.port !== 0 &&
+      (holders.some((l) => l.lp.port === lp.port) ||
+        [...retiring.keys()].some((l) => l.lp.port === lp.port));
     const started: RunningListener[] = [];
     try {
       for (const lp of toStart) if (!contested(lp)) started.push(await startListener(lp, next));
@@ -320,6 +323,53 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     ).join(" "),
   });
 
+  /** Validates, compiles and applies `next`; on any error the running config stays. */
+  async function applyReload(next: Config): Promise<ReloadResult> {
+    if (stopping) {
+      return { ok: false, errors: [{ path: "", message: "server is shutting down" }] };
+    }
+    let nextLogger = logger;
+    const managementChanged = JSON.stringify(next.management) !==
+      JSON.stringify(plan.config.management);
+    const loggingChanged = JSON.stringify(next.logging) !== JSON.stringify(plan.config.logging);
+    try {
+      if (loggingChanged && ownLogger) nextLogger = makeLogger(next);
+      const nextPlan = compilePlan(next, generation + 1, { registry, logger: nextLogger });
+      await applyPlan(nextPlan, plan);
+      generation++;
+      if (nextLogger !== logger) {
+        const old = logger;
+        logger = nextLogger;
+        setTimeout(() => void old.close(), 1000);
+      }
+      if (managementChanged) {
+        // Restart after answering the reload request that may be coming through it.
+        setTimeout(
+          () =>
+            void startAdmin(next).catch((err) =>
+              logger.error("management API failed to restart", { error: errorMessage(err) })
+            ),
+          50,
+        );
+      }
+      metrics.reloadSucceeded();
+      logger.info("config reloaded", { generation });
+      return { ok: true, generation };
+    } catch (err) {
+      if (nextLogger !== logger) void nextLogger.close();
+      metrics.reloadFailed();
+      const errors = err instanceof ConfigError
+        ? err.issues
+        : [{ path: "", message: errorMessage(err) }];
+      logger.error("reload failed; keeping the running config", {
+        errors: errors.map((e) => `${e.path ? e.path + ": " : ""}${e.message}`).join("; "),
+      });
+      return { ok: false, errors };
+    }
+  }
+
+  let reloads: Promise<unknown> = Promise.resolve();
+
   const handle: ServerHandle = {
     get addresses(): ListeningAddress[] {
       return [...running.values()].map((l) => ({
@@ -341,48 +391,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     upstreams() {
       return plan.groups.map((g) => ({ site: g.site, ...g.snapshot() }));
     },
-    async reload(next: Config): Promise<ReloadResult> {
-      if (stopping) {
-        return { ok: false, errors: [{ path: "", message: "server is shutting down" }] };
-      }
-      let nextLogger = logger;
-      const managementChanged = JSON.stringify(next.management) !==
-        JSON.stringify(plan.config.management);
-      const loggingChanged = JSON.stringify(next.logging) !== JSON.stringify(plan.config.logging);
-      try {
-        if (loggingChanged && ownLogger) nextLogger = makeLogger(next);
-        const nextPlan = compilePlan(next, generation + 1, { registry, logger: nextLogger });
-        await applyPlan(nextPlan, plan);
-        generation++;
-        if (nextLogger !== logger) {
-          const old = logger;
-          logger = nextLogger;
-          setTimeout(() => void old.close(), 1000);
-        }
-        if (managementChanged) {
-          // Restart after answering the reload request that may be coming through it.
-          setTimeout(
-            () =>
-              void startAdmin(next).catch((err) =>
-                logger.error("management API failed to restart", { error: errorMessage(err) })
-              ),
-            50,
-          );
-        }
-        metrics.reloadSucceeded();
-        logger.info("config reloaded", { generation });
-        return { ok: true, generation };
-      } catch (err) {
-        if (nextLogger !== logger) void nextLogger.close();
-        metrics.reloadFailed();
-        const errors = err instanceof ConfigError
-          ? err.issues
-          : [{ path: "", message: errorMessage(err) }];
-        logger.error("reload failed; keeping the running config", {
-          errors: errors.map((e) => `${e.path ? e.path + ": " : ""}${e.message}`).join("; "),
-        });
-        return { ok: false, errors };
-      }
+    reload(next: Config): Promise<ReloadResult> {
+      // One at a time (SIGHUP, --watch and the API may fire together): each reload must see the
+      // listeners the previous one left, or two of them start the same port.
+      const run = reloads.then(() => applyReload(next));
+      reloads = run.catch(() => {});
+      return run;
     },
     async reloadFromSource(): Promise<ReloadResult> {
       const source = plan.config.source;
