@@ -15,6 +15,7 @@ const REASONS: Record<number, string> = {
   405: "Method Not Allowed",
   413: "Content Too Large",
   421: "Misdirected Request",
+  426: "Upgrade Required",
   499: "Client Closed Request",
   500: "Internal Server Error",
   501: "Not Implemented",

@@ -79,6 +79,12 @@ export async function forwardWebSocket(
     state.recordSuccess();
     return res;
   }
-  // The relay's own refusals (bad upgrade, upstream unreachable) get the proxy's error shape.
-  return errorResponse(res.status, ctx.requestId);
+  // The relay's own refusals (bad upgrade, upstream unreachable) get the proxy's error shape;
+  // a 426 keeps the version it asks for.
+  const version = res.headers.get("sec-websocket-version");
+  return errorResponse(
+    res.status,
+    ctx.requestId,
+    version === null ? undefined : { "sec-websocket-version": version },
+  );
 }

@@ -31,10 +31,13 @@ export function sendableUpstream(code: number): boolean {
 /**
  * The code and reason to send upstream when the client closed with `code`: 1000 and 3000-4999
  * pass through; others become 1000 and, when the reason is empty, the reason names the original
- * code (e.g. "client closed: 1001") so the upstream still learns it.
+ * code (e.g. "client closed: 1001") so the upstream still learns it. A connection that ended
+ * without a close handshake (1006, or 0 as Deno reports a socket it dropped for a protocol error)
+ * is "client went away".
  */
 export function upstreamClose(code: number, reason: string): [number, string] {
   if (sendableUpstream(code)) return [code, reason];
   if (reason !== "") return [1000, reason];
-  return [1000, code === 1005 ? "" : code === 1006 ? "client went away" : `client closed: ${code}`];
+  if (code === 1005) return [1000, ""];
+  return [1000, code === 1006 || code === 0 ? "client went away" : `client closed: ${code}`];
 }

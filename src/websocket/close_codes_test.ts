@@ -22,5 +22,6 @@ describe("close codes", () => {
     expect(upstreamClose(1008, "policy")).toEqual([1000, "policy"]);
     expect(upstreamClose(1005, "")).toEqual([1000, ""]);
     expect(upstreamClose(1006, "")).toEqual([1000, "client went away"]);
+    expect(upstreamClose(0, "")).toEqual([1000, "client went away"]);
   });
 });

@@ -145,15 +145,26 @@ function connectUpstream(req: Request, opts: RelayOptions): Promise<Connected> {
   });
 }
 
+/** A Sec-WebSocket-Key is the base64 of 16 bytes (RFC 6455 4.1): 22 characters and "==". */
+const KEY_SHAPE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
 /**
  * Connects upstream first (offering the client's Sec-WebSocket-Protocol list), then upgrades the
  * client with the upstream's chosen protocol and relays. Returns the 101 response for
- * Deno.serve; 400 for a request that is not a valid upgrade; 502 ("502 Bad Gateway", no upstream
- * address) when the upstream cannot be reached or refuses, before the client is upgraded.
+ * Deno.serve; 400 for a request that is not a valid upgrade (Deno.upgradeWebSocket takes any
+ * key); 426 with `Sec-WebSocket-Version: 13` for another protocol version (RFC 6455 4.4); 502
+ * ("502 Bad Gateway", no upstream address) when the upstream cannot be reached or refuses, before
+ * the client is upgraded. The refusals come before any upstream connection is made.
  */
 export async function relayWebSocket(req: Request, opts: RelayOptions): Promise<Response> {
-  if (!isWebSocketUpgrade(req) || !req.headers.has("sec-websocket-key")) {
+  const key = req.headers.get("sec-websocket-key");
+  if (!isWebSocketUpgrade(req) || key === null || !KEY_SHAPE.test(key.trim())) {
     return plain(400, "400 Bad Request");
+  }
+  if (req.headers.get("sec-websocket-version")?.trim() !== "13") {
+    const res = plain(426, "426 Upgrade Required");
+    res.headers.set("sec-websocket-version", "13");
+    return res;
   }
   let connected: Connected;
   try {
@@ -234,6 +245,13 @@ class Pair implements RelayedPair {
     };
     client.onmessage = (e) => {
       const data: Message = e.data;
+      const size = typeof data === "string" ? data.length : data.byteLength;
+      if (size > max) {
+        // One message over the bound could never be buffered: too big (1009), not a slow
+        // upstream. Deno has already assembled it; it is dropped here.
+        this.#tooBig();
+        return;
+      }
       if (this.#toUpstream) {
         try {
           upstream.send(data);
@@ -243,7 +261,7 @@ class Pair implements RelayedPair {
         if (upstream.bufferedAmount > max) this.#overflow(false);
       }
       this.#messagesIn++;
-      this.#bytesIn += typeof data === "string" ? data.length : data.byteLength;
+      this.#bytesIn += size;
     };
     client.onopen = () => {
       this.#opened = true;
@@ -300,6 +318,14 @@ class Pair implements RelayedPair {
       this.#closeUpstream(1000, "message buffer full");
       this.#closeClient(1011, "upstream not reading");
     }
+  }
+
+  /** The client sent one message larger than `maxBuffered`. */
+  #tooBig(): void {
+    this.#record(1009, "client message too big");
+    this.#startClosing();
+    this.#closeClient(1009, "message too big");
+    this.#closeUpstream(1000, "client message too big");
   }
 
   #record(code: number, reason: string): void {
