@@ -22,6 +22,9 @@ export interface BackendOptions {
   readonly reusePort: boolean;
   readonly handler: TlsHandler;
   readonly onError?: (err: unknown) => Response;
+  /** Milliseconds a client may take to complete its TLS handshake (SNI path only; Deno.serve
+   * has no such limit). @default 10000 */
+  readonly handshakeTimeoutMs?: number;
 }
 
 /** One listening socket with its connections. */

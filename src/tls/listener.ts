@@ -33,6 +33,9 @@ export interface TlsListenerOptions {
   alwaysSni?: boolean;
   /** Turns a handler exception into a response. @default Deno.serve's 500 */
   onError?: (err: unknown) => Response;
+  /** Milliseconds a client may take to complete its TLS handshake on the SNI path before its
+   * connection is closed (the one-certificate fast path has no such limit). @default 10000 */
+  handshakeTimeoutMs?: number;
 }
 
 /** A running HTTPS listener. */
@@ -181,6 +184,7 @@ class Listener implements TlsListener {
       reusePort: this.#reusePort,
       handler: this.#opts.handler,
       onError: this.#opts.onError,
+      handshakeTimeoutMs: this.#opts.handshakeTimeoutMs,
     };
     const single = this.#single();
     if (single) return Promise.resolve(new DirectBackend(o, single));

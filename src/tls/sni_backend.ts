@@ -25,6 +25,8 @@ function contextOf(pair: CertificatePair): tls.SecureContext {
 
 /** How long shutdown waits for piped responses to reach their clients. */
 const FLUSH_MS = 2000;
+/** How long a client may take over its handshake (node's own default is 120 s). */
+const HANDSHAKE_MS = 10_000;
 
 type Peer = { hostname: string; port: number };
 
@@ -77,6 +79,7 @@ export class SniBackend implements Backend {
     const sockets = new Set<net.Socket>();
     const tlsServer = tls.createServer({
       ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: opts.handshakeTimeoutMs ?? HANDSHAKE_MS,
       SNICallback(servername, cb) {
         const pair = table.resolve(servername);
         if (pair === null) cb(new Error(`Cannot find certificate "${servername}"`), undefined);
@@ -110,8 +113,10 @@ export class SniBackend implements Backend {
       sock.on("finish", () => sock.destroy());
       up.on("error", () => sock.destroy());
     });
-    // Failed handshakes (unknown name without certificate, bad clients) only end that socket.
-    tlsServer.on("tlsClientError", () => {});
+    // Failed handshakes (unknown name without certificate, garbage, a client silent past the
+    // handshake timeout) end that socket only. Node destroys it itself; node:tls under Deno
+    // only reports the timeout and leaves the connection open, so close it here.
+    tlsServer.on("tlsClientError", (_err: Error, sock: tls.TLSSocket) => sock.destroy());
     const defaultPair = table.resolve(undefined);
     if (defaultPair) {
       tlsServer.setSecureContext({ cert: defaultPair.certPem, key: defaultPair.keyPem });
