@@ -275,6 +275,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             plan,
             [...running.values()].map((l) => ({ ...l.addr, tls: l.tls, key: l.lp.key })),
             startedAt,
+            client.stats(),
           ),
         metricsText: () =>
           metrics.render(

@@ -13,7 +13,19 @@ export interface ListenerInfo {
   readonly key: string;
 }
 
-export function buildStatus(plan: Plan, listeners: readonly ListenerInfo[], startedAt: number) {
+/** Sockets of the upstream keep-alive pool to one origin (`UpstreamClient.stats`). */
+export interface PoolInfo {
+  readonly origin: string;
+  readonly idle: number;
+  readonly busy: number;
+}
+
+export function buildStatus(
+  plan: Plan,
+  listeners: readonly ListenerInfo[],
+  startedAt: number,
+  pool: readonly PoolInfo[] = [],
+) {
   return {
     name: plan.config.server.name,
     generation: plan.generation,
@@ -40,5 +52,7 @@ export function buildStatus(plan: Plan, listeners: readonly ListenerInfo[], star
         : [],
     })),
     upstreams: plan.groups.map((g) => ({ site: g.site, ...g.snapshot() })),
+    /** Upstream connections per origin: busy ones carry an exchange, idle ones wait for reuse. */
+    pool,
   };
 }
