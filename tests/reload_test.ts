@@ -225,6 +225,10 @@ describe("hot reload and the management API (SPEC 7)", () => {
     expect(prom.value("bws_config_reloads_total", { result: "failure" })).toBeGreaterThanOrEqual(
       2,
     );
+    // The keep-alive socket the five requests used waits in the pool; none is busy.
+    const origin = new URL(b.url).origin;
+    expect(prom.value("bws_upstream_connections", { origin, state: "idle" })).toBeGreaterThan(0);
+    expect(prom.value("bws_upstream_connections", { origin, state: "busy" })).toBe(0);
   });
 });
 

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { UpstreamSnapshot } from "./types.ts";
+import type { PoolSnapshot, UpstreamSnapshot } from "./types.ts";
 import { formatValue, header, labels } from "./prom_text.ts";
 
 /** Latency histogram upper bounds in seconds (`+Inf` is implicit). */
@@ -133,7 +133,10 @@ export class Metrics {
   }
 
   /** The whole exposition, `upstreams` included, ending with a newline. */
-  render(upstreams: readonly UpstreamSnapshot[] = []): string {
+  render(
+    upstreams: readonly UpstreamSnapshot[] = [],
+    pools: readonly PoolSnapshot[] = [],
+  ): string {
     const out: string[] = [];
     const sites = [...this.#sites.values()];
 
@@ -245,6 +248,23 @@ export class Metrics {
       "Failed attempts against the upstream.",
       (u) => u.fails,
     );
+
+    out.push(
+      header(
+        "bws_upstream_connections",
+        "gauge",
+        "Keep-alive sockets to each upstream origin: idle in the pool, or busy with a request.",
+      ),
+    );
+    for (const p of pools) {
+      for (const state of ["idle", "busy"] as const) {
+        out.push(
+          `bws_upstream_connections${labels([["origin", p.origin], ["state", state]])} ${
+            p[state]
+          }\n`,
+        );
+      }
+    }
 
     out.push(header("bws_uptime_seconds", "gauge", "Seconds since the process started serving."));
     out.push(`bws_uptime_seconds ${((performance.now() - this.#startedAt) / 1000).toFixed(3)}\n`);

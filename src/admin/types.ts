@@ -24,6 +24,15 @@ export interface UpstreamSnapshot {
   readonly fails: number;
 }
 
+/** The upstream client's keep-alive sockets to one origin, for `/metrics`. */
+export interface PoolSnapshot {
+  readonly origin: string;
+  /** Waiting in the pool for the next request. */
+  readonly idle: number;
+  /** Carrying a request now. */
+  readonly busy: number;
+}
+
 /** What the management API needs from the running server. */
 export interface AdminRuntime {
   /** JSON body of `GET /api/status`. */

@@ -292,6 +292,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
                 fails: m.fails,
               }));
             }),
+            client.stats(),
           ),
         reload: () => handle.reloadFromSource(),
       });
