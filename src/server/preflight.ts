@@ -29,33 +29,29 @@ export async function preflightConfig(config: Config): Promise<ConfigIssue[]> {
 async function checkCertificates(config: Config): Promise<PreflightIssue[]> {
   const issues: PreflightIssue[] = [];
   const texts = new Map<string, Promise<string | Error>>();
-  const read = (file: string, what: string) => {
-    const key = `${what}\n${file}`;
-    let p = texts.get(key);
-    if (!p) texts.set(key, p = readPem(file, what));
-    return p;
-  };
   for (const [i, site] of config.sites.entries()) {
     const ssl = site.ssl;
     // The same sites CertificateSet.prepare loads at startup.
     if (!ssl.enabled || ssl.autoCert || !ssl.certFile || !ssl.keyFile) continue;
     const p = `sites[${i}].ssl`;
     // node:crypto (behind the parser) is loaded only for configs with certificate files.
-    const { parseCertificatePair } = await import("../tls/certs.ts");
+    const { assertNotExpired, parseCertificatePair, readPemFile } = await import(
+      "../tls/certs.ts"
+    );
+    // Startup's own reader and checks, with each file read once and both problems reported.
+    const read = (file: string, what: string) => {
+      const key = `${what}\n${file}`;
+      let text = texts.get(key);
+      if (!text) texts.set(key, text = readPemFile(file, what).catch((e: Error) => e));
+      return text;
+    };
     const cert = await read(ssl.certFile, "certificate");
     const key = await read(ssl.keyFile, "key");
     if (cert instanceof Error) issues.push({ path: `${p}.cert_file`, message: cert.message });
     if (key instanceof Error) issues.push({ path: `${p}.key_file`, message: key.message });
     if (cert instanceof Error || key instanceof Error) continue;
     try {
-      const pair = parseCertificatePair(cert, key, ssl.certFile);
-      if (pair.notAfter.getTime() <= Date.now()) {
-        issues.push({
-          path: `${p}.cert_file`,
-          message:
-            `Cannot load certificate "${ssl.certFile}": certificate expired on ${pair.notAfter.toISOString()}`,
-        });
-      }
+      assertNotExpired(parseCertificatePair(cert, key, ssl.certFile), ssl.certFile);
     } catch (e) {
       const message = (e as Error).message;
       // "key is not …" / "key does not match …" are about key_file; the rest about cert_file.
@@ -64,22 +60,6 @@ async function checkCertificates(config: Config): Promise<PreflightIssue[]> {
     }
   }
   return issues;
-}
-
-/** Same wording as src/tls/certs.ts, which startup uses. */
-async function readPem(file: string, what: string): Promise<string | Error> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (err) {
-    const detail = err instanceof Deno.errors.NotFound
-      ? "file not found"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : err instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : (err as Error).message;
-    return new Error(`Cannot load ${what} "${file}": ${detail}`);
-  }
 }
 
 /**

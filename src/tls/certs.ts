@@ -64,22 +64,32 @@ export async function loadCertificateFiles(
   certFile: string,
   keyFile: string,
 ): Promise<CertificatePair> {
-  const certPem = await readPem(certFile, "certificate");
-  const keyPem = await readPem(keyFile, "key");
+  const certPem = await readPemFile(certFile, "certificate");
+  const keyPem = await readPemFile(keyFile, "key");
   const pair = parseCertificatePair(
     certPem,
     keyPem,
     certFile,
   );
+  assertNotExpired(pair, certFile);
+  return pair;
+}
+
+/** Throws "Cannot load certificate "<certFile>": certificate expired on …" for an expired pair. */
+export function assertNotExpired(pair: CertificatePair, certFile: string): void {
   if (pair.notAfter.getTime() <= Date.now()) {
     throw new Error(
       `Cannot load certificate "${certFile}": certificate expired on ${pair.notAfter.toISOString()}`,
     );
   }
-  return pair;
 }
 
-async function readPem(file: string, what: string): Promise<string> {
+/**
+ * Reads a PEM file (`what`: "certificate" or "key").
+ *
+ * @throws Error "Cannot load <what> "<file>": file not found | permission denied | is a directory"
+ */
+export async function readPemFile(file: string, what: string): Promise<string> {
   try {
     return await Deno.readTextFile(file);
   } catch (err) {
@@ -87,6 +97,8 @@ async function readPem(file: string, what: string): Promise<string> {
       ? "file not found"
       : err instanceof Deno.errors.PermissionDenied
       ? "permission denied"
+      : err instanceof Deno.errors.IsADirectory
+      ? "is a directory"
       : (err as Error).message;
     throw new Error(`Cannot load ${what} "${file}": ${detail}`);
   }
