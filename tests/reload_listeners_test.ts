@@ -13,13 +13,7 @@ import { ConfigError } from "../src/config/types.ts";
 import { startServer } from "../src/server/server.ts";
 import type { ServerHandle } from "../src/server/types.ts";
 import { TestPki } from "../src/tls/test_pki.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort } from "./helpers/pebble.ts";
 
 interface SiteOpts {
   name?: string;

@@ -14,6 +14,7 @@ import { type Backend, deadAddress, rawRequest, startEchoBackend } from "./helpe
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 import { memberStats } from "./helpers/balancing.ts";
 import { parseProm } from "./helpers/prom_parse.ts";
+import { freePort } from "./helpers/pebble.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MANAGEMENT = "[management]\nenabled = true\nport = 0\n";
@@ -58,13 +59,6 @@ async function metrics(bws: TestBws) {
   const addr = bws.handle.managementAddress!;
   const res = await fetch(`http://${addr.hostname}:${addr.port}/metrics`);
   return parseProm(await res.text());
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 function tlsSite(
