@@ -60,6 +60,13 @@ describe("defaults", () => {
       gracePeriod: 10,
       trustedProxies: [],
       maxBodySize: 100_000_000,
+      timeouts: { header: 10, keepAlive: 75, body: 30, send: 60, tlsHandshake: 10 },
+      limits: {
+        maxConnections: 20000,
+        maxConnectionsPerIp: 0,
+        maxHeaderSize: 32768,
+        maxHeaders: 100,
+      },
     });
     expect(c.management).toEqual({ enabled: false, host: "127.0.0.1", port: 7654, apiKey: "" });
     expect(c.logging).toEqual({

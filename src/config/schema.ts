@@ -260,6 +260,26 @@ export const CONFIG_SCHEMA: TableNode = table({
     grace_period: { type: "duration", default: 10 },
     trusted_proxies: { type: "string[]", default: [], each: cidrCheck },
     max_body_size: { type: "size", default: 100_000_000 },
+    timeouts: table({
+      header: { type: "duration", default: 10 },
+      keep_alive: { type: "duration", default: 75 },
+      body: { type: "duration", default: 30 },
+      send: { type: "duration", default: 60 },
+      tls_handshake: { type: "duration", default: 10 },
+    }),
+    limits: table({
+      max_connections: { type: "int", default: 20000, min: 1 },
+      max_connections_per_ip: { type: "int", default: 0, min: 0 },
+      max_header_size: {
+        type: "size",
+        default: 32 * 1024,
+        check: (v) =>
+          v >= 1024 && v <= 1024 * 1024
+            ? undefined
+            : `Cannot use max_header_size ${v}: must be between 1KiB and 1MiB`,
+      },
+      max_headers: { type: "int", default: 100, min: 1, max: 10_000 },
+    }),
   }),
   management: table({
     enabled: { type: "bool", default: false },

@@ -36,6 +36,37 @@ export interface ServerConfig {
   readonly trustedProxies: readonly string[];
   /** Request bodies above this many bytes get 413. @default 100_000_000 */
   readonly maxBodySize: number;
+  /** `[server.timeouts]`: how long a client may take (seconds). */
+  readonly timeouts: ClientTimeoutConfig;
+  /** `[server.limits]`: how much a client may hold. */
+  readonly limits: ClientLimitsConfig;
+}
+
+/** Client-side timeouts in seconds (SPEC 9); 0 disables one. */
+export interface ClientTimeoutConfig {
+  /** To receive a complete request head (from accept, or from a request's first byte on a
+   * kept-alive connection). @default 10 */
+  readonly header: number;
+  /** A kept-alive connection with no byte of a next request is closed after this. @default 75 */
+  readonly keepAlive: number;
+  /** The longest gap between bytes of a request body. @default 30 */
+  readonly body: number;
+  /** The longest stall writing to a client that does not read. @default 60 */
+  readonly send: number;
+  /** To complete a TLS handshake. @default 10 */
+  readonly tlsHandshake: number;
+}
+
+/** Client connection limits (SPEC 9). */
+export interface ClientLimitsConfig {
+  /** Client connections in all; past it bws stops accepting. @default 20000 */
+  readonly maxConnections: number;
+  /** Per client address; 0 = off. @default 0 */
+  readonly maxConnectionsPerIp: number;
+  /** Request line + headers in bytes; 431 past it. @default 32768 */
+  readonly maxHeaderSize: number;
+  /** Header lines; 431 past it. @default 100 */
+  readonly maxHeaders: number;
 }
 
 export interface ManagementConfig {

@@ -1,0 +1,71 @@
+/**
+ * One coarse ticker for every connection's timeout. A connection states its next deadline by
+ * writing a number (`Date.now() + ms`, or 0 for none); the ticker calls `expire()` on those whose
+ * deadline has passed. Setting a deadline costs a field write, where a `setTimeout` per phase and
+ * per request would cost a timer allocation and a clear each time (tens of thousands per second
+ * on a busy port). Timeouts fire up to one tick late.
+ *
+ * @module
+ */
+
+/** Something with a deadline. */
+export interface Timed {
+  /** Epoch ms after which `expire()` is called; 0 = no deadline. */
+  deadline: number;
+  /** Called once per passed deadline (reset `deadline` or close). Must not throw. */
+  expire(now: number): void;
+}
+
+/** Milliseconds between two checks: the most a timeout fires late. */
+export const TICK_MS = 250;
+
+/** A set of timed things checked every {@link TICK_MS}. The ticker runs only while non-empty. */
+export class Deadlines {
+  readonly #items = new Set<Timed>();
+  #ticker: ReturnType<typeof setInterval> | undefined = undefined;
+  readonly #tickMs: number;
+
+  constructor(tickMs = TICK_MS) {
+    this.#tickMs = tickMs;
+  }
+
+  /** Number of items watched. */
+  get size(): number {
+    return this.#items.size;
+  }
+
+  add(item: Timed): void {
+    this.#items.add(item);
+    if (this.#ticker === undefined) {
+      this.#ticker = setInterval(this.#tick, this.#tickMs);
+      // The listeners keep the process alive; the ticker alone must not.
+      Deno.unrefTimer(this.#ticker);
+    }
+  }
+
+  delete(item: Timed): void {
+    this.#items.delete(item);
+    if (this.#items.size === 0 && this.#ticker !== undefined) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+    }
+  }
+
+  #tick = (): void => {
+    const now = Date.now();
+    for (const item of this.#items) {
+      const d = item.deadline;
+      if (d !== 0 && now >= d) {
+        item.deadline = 0;
+        try {
+          item.expire(now);
+        } catch {
+          // an expire() must not stop the others
+        }
+      }
+    }
+  };
+}
+
+/** The process-wide instance used by client connections. */
+export const deadlines: Deadlines = new Deadlines();

@@ -1,0 +1,72 @@
+/**
+ * The client-connection budget of the whole process (SPEC 9): `max_connections` in all (past it
+ * the accept loops wait, and new connections queue in the kernel backlog) and
+ * `max_connections_per_ip` (past it a new connection from that address is closed at once).
+ *
+ * @module
+ */
+
+/** Counts open client connections; one instance per process, shared by every listener. */
+export class ConnectionGate {
+  #open = 0;
+  #max: number;
+  #perIp: number;
+  readonly #byIp = new Map<string, number>();
+  #waiters: (() => void)[] = [];
+
+  /** `maxPerIp` 0 = no per-address limit. */
+  constructor(max: number, maxPerIp: number) {
+    this.#max = max;
+    this.#perIp = maxPerIp;
+  }
+
+  /** Applies new limits (reload). Waiting accept loops resume when there is room again. */
+  configure(max: number, maxPerIp: number): void {
+    this.#max = max;
+    this.#perIp = maxPerIp;
+    this.#wake();
+  }
+
+  /** Open client connections. */
+  get open(): number {
+    return this.#open;
+  }
+
+  get max(): number {
+    return this.#max;
+  }
+
+  /** Resolves when another connection may be accepted (at once when below the limit). */
+  room(): Promise<void> | null {
+    if (this.#open < this.#max) return null;
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Counts a new connection from `ip`; false (not counted) when that address is at its limit. */
+  admit(ip: string): boolean {
+    if (this.#perIp > 0) {
+      const n = this.#byIp.get(ip) ?? 0;
+      if (n >= this.#perIp) return false;
+      this.#byIp.set(ip, n + 1);
+    }
+    this.#open++;
+    return true;
+  }
+
+  /** A connection counted by {@link admit} ended. */
+  release(ip: string): void {
+    this.#open--;
+    if (this.#perIp > 0 || this.#byIp.size > 0) {
+      const n = this.#byIp.get(ip);
+      if (n !== undefined) {
+        if (n <= 1) this.#byIp.delete(ip);
+        else this.#byIp.set(ip, n - 1);
+      }
+    }
+    this.#wake();
+  }
+
+  #wake(): void {
+    while (this.#waiters.length > 0 && this.#open < this.#max) this.#waiters.shift()!();
+  }
+}
