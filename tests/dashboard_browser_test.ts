@@ -198,7 +198,7 @@ key_file = "${critical.keyFile}"
   }
 
   it("shows every site, listener, member and certificate, with no console error", async () => {
-    await waitFor("the upstream table", () => memberRow(c.url).count(), 5000);
+    await waitFor("the upstream table", () => memberRow(c.url).count(), 10_000);
     expect(await page.locator("#t-sites tbody th").allTextContents()).toEqual([
       "shop",
       "blog",
