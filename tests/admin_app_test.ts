@@ -36,9 +36,14 @@ describe("createAdminApp routing", () => {
     expect(await res.json()).toEqual({ status: "ok" });
   });
 
-  it("GET /api/status returns runtime.status()", async () => {
+  it("GET /api/status returns runtime.status() with certificates and lastReload", async () => {
     const res = await app.request("/api/status");
-    expect(await res.json()).toEqual({ generation: 1, sites: [{ name: "main" }] });
+    expect(await res.json()).toEqual({
+      generation: 1,
+      sites: [{ name: "main" }],
+      certificates: [],
+      lastReload: null,
+    });
   });
 
   it("GET /metrics is Prometheus text that parses", async () => {
@@ -220,7 +225,7 @@ describe("serveAdmin on a real socket", () => {
     }).output();
     const [body, code] = new TextDecoder().decode(out.stdout).split("\n");
     expect(code).toBe("200");
-    expect(JSON.parse(body)).toEqual({ generation: 1, sites: [{ name: "main" }] });
+    expect(JSON.parse(body)).toMatchObject({ generation: 1, sites: [{ name: "main" }] });
   });
 
   it("fails clearly when the port is taken", () => {

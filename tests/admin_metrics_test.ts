@@ -126,6 +126,26 @@ describe("Metrics.render", () => {
   });
 });
 
+describe("Metrics.lastReload", () => {
+  it("keeps the outcome of the last reload: time, result, generation and errors", () => {
+    const m = new Metrics();
+    expect(m.lastReload()).toBeNull();
+    m.setGeneration(2);
+    m.reloadSucceeded();
+    const ok = m.lastReload()!;
+    expect(ok).toMatchObject({ ok: true, generation: 2, errors: [] });
+    expect(Math.abs(Date.parse(ok.time) - Date.now())).toBeLessThan(2000);
+    m.reloadFailed([{ path: "sites[0].port", message: "Cannot use port 99999", line: 4 }]);
+    expect(m.lastReload()).toMatchObject({
+      ok: false,
+      generation: 2,
+      errors: [{ path: "sites[0].port", message: "Cannot use port 99999", line: 4, column: null }],
+    });
+    const p = parseProm(m.render());
+    expect(p.value("bws_config_reloads_total", { result: "failure" })).toBe(1);
+  });
+});
+
 describe("parseProm (test helper) rejects malformed text", () => {
   const bad: [string, string][] = [
     ["no trailing newline", "a 1"],

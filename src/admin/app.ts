@@ -3,13 +3,16 @@
  *
  * | route | answer |
  * | --- | --- |
+ * | `GET /` | the dashboard page (HTML) |
  * | `GET /health` | `{"status":"ok"}` |
- * | `GET /api/status` | `runtime.status()` as JSON |
+ * | `GET /api/status` | `runtime.status()` plus `certificates` and `lastReload`, as JSON |
+ * | `GET /api/stats?window=S&step=S` | traffic over the last S seconds ({@link StatsDocument}) |
  * | `GET /metrics` | Prometheus text 0.0.4 |
  * | `POST /api/config/reload` | 200 `{"ok":true,"generation":n}` / 400 `{"ok":false,"errors":[…]}` |
  *
- * With a non-empty `api_key` every request (including `/health`) needs `X-API-Key`; a missing or
- * wrong key gets 401 before routing, so unauthenticated callers learn nothing about routes.
+ * With a non-empty `api_key` every request but `GET /` (including `/health`) needs `X-API-Key`;
+ * a missing or wrong key gets 401 before routing, so unauthenticated callers learn nothing about
+ * routes. The dashboard page holds no data: it asks the user for the key and sends it.
  * Unknown paths get 404, known paths with another method 405 with `Allow`. GET routes answer
  * HEAD too.
  *
@@ -19,22 +22,61 @@
 import { type Context, Hono } from "hono";
 import type { ManagementConfig } from "../config/types.ts";
 import type { ReloadResult } from "../server/types.ts";
-import type { AdminRuntime } from "./types.ts";
+import { type AdminRuntime, issuesJson } from "./types.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { constantTimeEqual } from "./constant_time_equal.ts";
+import { dashboardPage } from "./dashboard.ts";
+import {
+  MAX_STEP_SECONDS,
+  MAX_WINDOW_SECONDS,
+  RequestSeries,
+  type StatsDocument,
+} from "./request_series.ts";
 
-export type { AdminRuntime, UpstreamSnapshot } from "./types.ts";
+export type {
+  AdminRuntime,
+  CertificateInfo,
+  ReloadRecord,
+  StatsDocument,
+  UpstreamSnapshot,
+} from "./types.ts";
 
 /** Content type of `GET /metrics`. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** Allowed methods per known path, for 405 answers. */
 const ALLOW: Readonly<Record<string, string>> = {
+  "/": "GET, HEAD",
   "/health": "GET, HEAD",
   "/api/status": "GET, HEAD",
+  "/api/stats": "GET, HEAD",
   "/metrics": "GET, HEAD",
   "/api/config/reload": "POST",
 };
+
+/** Reads an integer query parameter in `[1, max]`; absent → `fallback`; else an error message. */
+function intParam(
+  raw: string | undefined,
+  name: string,
+  max: number,
+  fallback: number,
+): number | string {
+  if (raw === undefined) return fallback;
+  const n = /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (n >= 1 && n <= max) return n;
+  return `Cannot report a ${name} of "${raw}" seconds: expected an integer from 1 to ${max}`;
+}
+
+/** `runtime.status()` with the certificates and the last reload added. */
+function statusDocument(runtime: AdminRuntime): unknown {
+  const status = runtime.status();
+  if (status === null || typeof status !== "object" || Array.isArray(status)) return status;
+  return {
+    ...status,
+    certificates: runtime.certificates?.() ?? [],
+    lastReload: runtime.lastReload?.() ?? null,
+  };
+}
 
 function errorJson(c: Context, status: 400 | 401 | 403 | 404 | 405 | 500, message: string) {
   return c.json({ error: message, status }, status);
@@ -48,18 +90,36 @@ export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Ho
   const app = new Hono();
   const key = cfg.apiKey;
   let reloading: Promise<unknown> = Promise.resolve();
+  let emptySeries: RequestSeries | null = null;
+  const stats = (window: number, step: number): StatsDocument =>
+    runtime.stats
+      ? runtime.stats(window, step)
+      : (emptySeries ??= new RequestSeries()).stats(window, step);
 
   app.use("*", async (c, next) => {
     c.header("Cache-Control", "no-store");
-    if (key !== "" && !constantTimeEqual(c.req.header("x-api-key") ?? "", key)) {
+    const isPage = c.req.path === "/" && (c.req.method === "GET" || c.req.method === "HEAD");
+    if (key !== "" && !isPage && !constantTimeEqual(c.req.header("x-api-key") ?? "", key)) {
       c.header("WWW-Authenticate", 'ApiKey header="X-API-Key"');
       return errorJson(c, 401, "missing or wrong X-API-Key");
     }
     await next();
   });
 
+  app.get("/", (c) => {
+    const page = dashboardPage(key !== "");
+    for (const [name, value] of Object.entries(page.headers)) c.header(name, value);
+    return c.html(page.html);
+  });
   app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/api/status", (c) => c.json(runtime.status() as Record<string, unknown>));
+  app.get("/api/status", (c) => c.json(statusDocument(runtime) as Record<string, unknown>));
+  app.get("/api/stats", (c) => {
+    const window = intParam(c.req.query("window"), "window", MAX_WINDOW_SECONDS, 900);
+    const step = intParam(c.req.query("step"), "step", MAX_STEP_SECONDS, 1);
+    if (typeof window === "string") return errorJson(c, 400, window);
+    if (typeof step === "string") return errorJson(c, 400, step);
+    return c.json(stats(window, step));
+  });
   app.get("/metrics", (c) => {
     c.header("Content-Type", METRICS_CONTENT_TYPE);
     return c.body(runtime.metricsText());
@@ -83,15 +143,7 @@ export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Ho
       }, 500);
     }
     if (result.ok) return c.json({ ok: true, generation: result.generation });
-    return c.json({
-      ok: false,
-      errors: result.errors.map((e) => ({
-        path: e.path,
-        message: e.message,
-        line: e.line ?? null,
-        column: e.column ?? null,
-      })),
-    }, 400);
+    return c.json({ ok: false, errors: issuesJson(result.errors) }, 400);
   });
 
   app.notFound((c) => {

@@ -3,13 +3,23 @@
  * path, so it costs two Map lookups and a few array increments; all label strings are built
  * once, when a site or route is first seen, and every string is assembled only in `render`.
  *
+ * Each request is also counted in a {@link RequestSeries}, the last 15 minutes per second that
+ * `GET /api/stats` and the dashboard show; and the outcome of the last reload is kept.
+ *
  * One instance lives for the whole process (it survives reloads).
  *
  * @module
  */
 
-import type { PoolSnapshot, UpstreamSnapshot } from "./types.ts";
+import type { ConfigIssue } from "../config/types.ts";
+import {
+  issuesJson,
+  type PoolSnapshot,
+  type ReloadRecord,
+  type UpstreamSnapshot,
+} from "./types.ts";
 import { formatValue, header, labels } from "./prom_text.ts";
+import { RequestSeries, type StatsDocument, statusClassIndex } from "./request_series.ts";
 
 /** Latency histogram upper bounds in seconds (`+Inf` is implicit). */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -66,6 +76,8 @@ export class Metrics {
   #generation = 0;
   #reloadsOk = 0;
   #reloadsFailed = 0;
+  #lastReload: ReloadRecord | null = null;
+  readonly #series = new RequestSeries();
 
   /** Makes a site appear (with zero counters) before its first request. */
   ensureSite(site: string): void {
@@ -88,8 +100,9 @@ export class Metrics {
   ): void {
     const s = this.#site(site);
     if (!(durationSeconds >= 0)) durationSeconds = 0; // NaN/negative would poison the sum
-    const cls = status >= 100 && status < 600 ? (status / 100) | 0 : 0;
+    const cls = statusClassIndex(status);
     s.route(route).byClass[cls]++;
+    this.#series.record(cls, durationSeconds);
     let i = 0;
     const n = LATENCY_BUCKETS.length;
     while (i < n && durationSeconds > LATENCY_BUCKETS[i]) i++;
@@ -115,12 +128,41 @@ export class Metrics {
     this.#generation = n;
   }
 
+  /** Counts a successful reload; call it after {@link setGeneration} with the new generation. */
   reloadSucceeded(): void {
     this.#reloadsOk++;
+    this.#lastReload = {
+      time: new Date().toISOString(),
+      ok: true,
+      generation: this.#generation,
+      errors: [],
+    };
   }
 
-  reloadFailed(): void {
+  /** Counts a failed reload and keeps its errors for {@link lastReload}. */
+  reloadFailed(errors: readonly ConfigIssue[] = []): void {
     this.#reloadsFailed++;
+    this.#lastReload = {
+      time: new Date().toISOString(),
+      ok: false,
+      generation: this.#generation,
+      errors: issuesJson(errors),
+    };
+  }
+
+  /** The last reload attempt, or null when there was none since start. */
+  lastReload(): ReloadRecord | null {
+    return this.#lastReload;
+  }
+
+  /**
+   * Requests per second, responses by status class and latency quantiles over the last
+   * `windowSeconds` (see {@link RequestSeries.stats}).
+   *
+   * @throws RangeError when the window or step is out of range
+   */
+  stats(windowSeconds: number, stepSeconds: number): StatsDocument {
+    return this.#series.stats(windowSeconds, stepSeconds);
   }
 
   #site(site: string): SiteStats {

@@ -11,6 +11,13 @@ export {
   serveAdmin,
   type ServeAdminOptions,
 } from "./app.ts";
-export type { AdminRuntime, UpstreamSnapshot } from "./types.ts";
+export type {
+  AdminRuntime,
+  CertificateInfo,
+  ReloadRecord,
+  StatsDocument,
+  UpstreamSnapshot,
+} from "./types.ts";
+export { RequestSeries } from "./request_series.ts";
 export { LATENCY_BUCKETS, Metrics } from "./metrics.ts";
 export { isLoopbackHost } from "./loopback.ts";

@@ -45,6 +45,8 @@ export interface MemberSnapshot {
   /** Would be picked now (active up and not passively ejected). */
   live: boolean;
   activeUp: boolean;
+  /** Passively ejected now (before the half-open point). */
+  ejected: boolean;
   inFlight: number;
   webSockets: number;
   /** Passive failures inside the current `fail_timeout` window. */
@@ -151,6 +153,7 @@ export class UpstreamGroup {
         weight: m.weight,
         live: m.state.isLive(now),
         activeUp: m.state.activeUp,
+        ejected: m.state.isEjected(now),
         inFlight: m.state.inFlight,
         webSockets: m.state.webSockets,
         fails: m.state.recentFailures(now),

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { CertificateInfo } from "../admin/types.ts";
 import type { SiteConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import type { CertificatePair } from "../tls/certs.ts";
@@ -201,6 +202,32 @@ export class CertificateSet {
         void m.manager.stop();
       }
     }
+  }
+
+  /**
+   * The certificate each TLS site of the current plan serves, for the management API: the
+   * loaded PEM pair, or the ACME one (`notAfter` null while it is still being obtained).
+   */
+  list(now: number = Date.now()): CertificateInfo[] {
+    const out: CertificateInfo[] = [];
+    for (const site of this.#preparedFor?.sites ?? []) {
+      if (!site.tls) continue;
+      const cfg = site.config;
+      const acme = cfg.ssl.autoCert;
+      const pair = acme
+        ? this.#managed.get(acmeKey(cfg))?.current ?? null
+        : this.#files.get(fileKey(cfg)) ?? null;
+      const notAfter = pair?.notAfter.getTime() ?? null;
+      out.push({
+        site: site.name,
+        source: acme ? "acme" : "file",
+        file: acme ? null : cfg.ssl.certFile,
+        names: pair?.names ?? (acme ? acmeNames(cfg) : []),
+        notAfter: notAfter === null ? null : new Date(notAfter).toISOString(),
+        daysLeft: notAfter === null ? null : Math.floor((notAfter - now) / 86_400_000),
+      });
+    }
+    return out;
   }
 
   challengeResponse(token: string): string | null {

@@ -295,6 +295,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             client.stats(),
           ),
         reload: () => handle.reloadFromSource(),
+        stats: (window, step) => metrics.stats(window, step),
+        certificates: () => certificates.list(),
+        lastReload: () => metrics.lastReload(),
       });
     } catch (err) {
       throw listenError(cfg.management.host, cfg.management.port, err);
@@ -359,10 +362,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       return { ok: true, generation };
     } catch (err) {
       if (nextLogger !== logger) void nextLogger.close();
-      metrics.reloadFailed();
       const errors = err instanceof ConfigError
         ? err.issues
         : [{ path: "", message: errorMessage(err) }];
+      metrics.reloadFailed(errors);
       logger.error("reload failed; keeping the running config", {
         errors: errors.map((e) => `${e.path ? e.path + ": " : ""}${e.message}`).join("; "),
       });
@@ -413,10 +416,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         const problems = await preflightConfig(next);
         if (problems.length > 0) throw new ConfigError(source, problems);
       } catch (err) {
-        metrics.reloadFailed();
         const errors = err instanceof ConfigError
           ? err.issues
           : [{ path: "", message: errorMessage(err) }];
+        metrics.reloadFailed(errors);
         logger.error("reload failed; keeping the running config", {
           file: source,
           errors: errors.map((e) =>

@@ -25,6 +25,8 @@ export interface UpstreamMemberState {
   /** Selectable now: active check up and not passively ejected. */
   readonly live: boolean;
   readonly activeUp: boolean;
+  /** Passively ejected now (before the half-open point). */
+  readonly ejected: boolean;
   readonly inFlight: number;
   readonly webSockets: number;
   readonly fails: number;
