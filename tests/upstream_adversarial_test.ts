@@ -27,7 +27,7 @@ function req(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
     headers: [["Host", "adv.test"]],
     body: null,
     bodyLength: null,
-    timeouts: { connect: 2, read: 2, write: 2 },
+    timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 },
     ...over,
   };
 }
@@ -187,7 +187,7 @@ describe("adversarial upstreams: a dirty connection is never reused", () => {
     }));
     const res = await client.request(
       s.target,
-      req({ method: "POST", body: endless(2048), timeouts: { connect: 2, read: 2, write: 2 } }),
+      req({ method: "POST", body: endless(2048), timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 } }),
     );
     expect(res.status).toBe(413);
     expect(dec.decode(await readAll(res.body))).toBe("too big!");

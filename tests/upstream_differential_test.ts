@@ -131,7 +131,7 @@ describe("UpstreamClient agrees with node:http on the same bytes", () => {
         headers: [["Host", "diff.test"]],
         body: null,
         bodyLength: null,
-        timeouts: { connect: 2, read: 2, write: 2 },
+        timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 },
       });
       const ours = normalize(res.status, res.headers, await readAll(res.body));
       const theirs = await viaNode(s.port, method);
@@ -166,7 +166,7 @@ describe("UpstreamClient agrees with node:http on the same bytes", () => {
           headers: [["Host", "diff.test"]],
           body: null,
           bodyLength: null,
-          timeouts: { connect: 2, read: 2, write: 2 },
+          timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 },
         });
         await readAll(res.body);
       })().then(() => "ok", (e) => e.kind);

@@ -12,7 +12,7 @@ function req(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
     headers: [["Host", "fail.test"]],
     body: null,
     bodyLength: null,
-    timeouts: { connect: 2, read: 2, write: 2 },
+    timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 },
     ...over,
   };
 }
@@ -85,7 +85,7 @@ describe("UpstreamClient failures", () => {
       const t0 = Date.now();
       const err = await errorOf(client.request(
         parseUpstreamUrl(`http://127.0.0.1:${l.addr.port}`),
-        req({ timeouts: { connect: 0.3, read: 5, write: 5 } }),
+        req({ timeouts: { connectMs: 300, readMs: 5000, writeMs: 5000 } }),
       ));
       expect(err.kind).toBe("connect_timeout");
       expect(err.dial).toBe(true);
@@ -111,7 +111,7 @@ describe("UpstreamClient failures", () => {
     });
     const t0 = Date.now();
     const err = await errorOf(
-      client.request(s.target, req({ timeouts: { connect: 1, read: 0.3, write: 1 } })),
+      client.request(s.target, req({ timeouts: { connectMs: 1000, readMs: 300, writeMs: 1000 } })),
     );
     const took = Date.now() - t0;
     expect(err.kind).toBe("read_timeout");
@@ -129,7 +129,7 @@ describe("UpstreamClient failures", () => {
     });
     const res = await client.request(
       s.target,
-      req({ timeouts: { connect: 1, read: 0.3, write: 1 } }),
+      req({ timeouts: { connectMs: 1000, readMs: 300, writeMs: 1000 } }),
     );
     const err = await errorOf(readAll(res.body));
     expect(err.kind).toBe("read_timeout");
@@ -222,7 +222,7 @@ describe("UpstreamClient failures", () => {
     const t0 = Date.now();
     const err = await errorOf(client.request(
       s.target,
-      req({ method: "POST", body: endless(256), timeouts: { connect: 1, read: 10, write: 0.3 } }),
+      req({ method: "POST", body: endless(256), timeouts: { connectMs: 1000, readMs: 10000, writeMs: 300 } }),
     ));
     expect(err.kind).toBe("write_timeout");
     expect(err.requestSent).toBe(true);
@@ -247,7 +247,7 @@ describe("UpstreamClient failures", () => {
           method: "POST",
           body: endless(256),
           bodyLength,
-          timeouts: { connect: 1, read: 2, write: 2 },
+          timeouts: { connectMs: 1000, readMs: 2000, writeMs: 2000 },
         }),
       );
       expect(res.status).toBe(413);
@@ -255,7 +255,7 @@ describe("UpstreamClient failures", () => {
     });
   }
 
-  it("a request body stream that errors aborts the request", async () => {
+  it("a request body that fails aborts the request, naming the client's body as the cause", async () => {
     const s = raw(async (peer) => {
       await peer.readHead();
       await peer.waitClosed();
@@ -268,6 +268,7 @@ describe("UpstreamClient failures", () => {
       },
     });
     const err = await errorOf(client.request(s.target, req({ method: "POST", body })));
-    expect(err.kind).toBe("aborted");
+    expect(err.kind).toBe("client_body");
+    expect((err.cause as Error).message).toBe("client went away");
   });
 });

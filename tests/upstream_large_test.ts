@@ -48,7 +48,7 @@ describe("UpstreamClient with 100 MB bodies", () => {
     client.close();
     await server.shutdown();
   });
-  const timeouts = { connect: 2, read: 10, write: 10 };
+  const timeouts = { connectMs: 2000, readMs: 10000, writeMs: 10000 };
 
   for (const bodyLength of [null, TOTAL_MIB * MiB]) {
     const framing = bodyLength === null ? "chunked" : "with Content-Length";

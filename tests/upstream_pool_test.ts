@@ -12,7 +12,7 @@ function req(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
     headers: [["Host", "pool.test"]],
     body: null,
     bodyLength: null,
-    timeouts: { connect: 2, read: 2, write: 2 },
+    timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 },
     ...over,
   };
 }

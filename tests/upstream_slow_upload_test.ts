@@ -33,7 +33,7 @@ describe("UpstreamClient read timeout and uploads", () => {
         headers: [["host", "t"]],
         body: trickle(8, 100), // ~0.8 s of upload, longer than the read timeout
         bodyLength: null,
-        timeouts: { connect: 2, read: 0.3, write: 2 },
+        timeouts: { connectMs: 2000, readMs: 300, writeMs: 2000 },
       });
     try {
       const res = await send();

@@ -12,7 +12,7 @@ function req(): UpstreamRequest {
     headers: [["Host", "localhost"]],
     body: null,
     bodyLength: null,
-    timeouts: { connect: 3, read: 3, write: 3 },
+    timeouts: { connectMs: 3000, readMs: 3000, writeMs: 3000 },
   };
 }
 

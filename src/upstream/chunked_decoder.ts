@@ -39,11 +39,20 @@ export class ChunkedDecoder {
 
   /**
    * Decodes as much of `buf[start, end)` as possible, copying chunk data into `out` from
-   * offset 0 (`out` must hold `end - start` bytes). Sets `consumed` and `produced`.
+   * offset `outStart` (`out` must hold `end - start` more bytes). `out` may be `buf` itself with
+   * `outStart <= start`: decoding in place never overtakes the input. Sets `consumed` and
+   * `produced`.
    */
-  decode(buf: Uint8Array, start: number, end: number, out: Uint8Array | null): void {
+  decode(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    out: Uint8Array | null,
+    outStart = 0,
+  ): void {
     let p = start;
-    let o = 0;
+    let o = outStart;
+    const inPlace = out === buf;
     loop: while (p < end) {
       switch (this.#state) {
         case SIZE: {
@@ -87,7 +96,9 @@ export class ChunkedDecoder {
         }
         case DATA: {
           const take = Math.min(this.#remaining, end - p);
-          if (out !== null) out.set(buf.subarray(p, p + take), o);
+          if (inPlace) {
+            if (o !== p) buf.copyWithin(o, p, p + take);
+          } else if (out !== null) out.set(buf.subarray(p, p + take), o);
           o += take;
           p += take;
           this.#remaining -= take;
@@ -129,6 +140,6 @@ export class ChunkedDecoder {
       }
     }
     this.consumed = p - start;
-    this.produced = o;
+    this.produced = o - outStart;
   }
 }

@@ -6,11 +6,12 @@
  * @module
  */
 
-import { ChunkedDecoder } from "./chunked_decoder.ts";
+import type { BodySource } from "../http1/types.ts";
+import { BytesBody, sourceToStream, streamToSource } from "../http1/body_adapters.ts";
 import { Connection } from "./connection.ts";
-import { noteStreamedBytes } from "./gc_pacer.ts";
 import { connectErrorKind, UpstreamError } from "./errors.ts";
 import { findHeadEnd, parseResponseHead, type ResponseHead } from "./response_head.ts";
+import { ChunkedBody, CloseBody, LengthBody, type ResponseBodySource } from "./response_body.ts";
 import type { UpstreamTarget } from "./target.ts";
 
 /**
@@ -27,8 +28,9 @@ export interface UpstreamRequest {
   /** Header lines to send, in order, names as given. Includes Host. Must NOT include
    *  Content-Length / Transfer-Encoding / Connection: the client sets framing itself. */
   headers: [string, string][];
-  /** null = no body. */
-  body: ReadableStream<Uint8Array> | Uint8Array | null;
+  /** null = no body. A source is read with backpressure (a client's upload passes straight
+   * through); a ReadableStream is adapted to one. */
+  body: BodySource | ReadableStream<Uint8Array> | Uint8Array | null;
   /** Known body length (from the client's Content-Length) or null = unknown → chunked. */
   bodyLength: number | null;
   /** For a body of unknown length: fail with "body_too_large" once more bytes than this were
@@ -36,8 +38,15 @@ export interface UpstreamRequest {
   maxBodyLength?: number;
   /** Client went away → abort everything, close the connection. */
   signal?: AbortSource;
-  /** Seconds (SPEC 2): connect (TCP + TLS), read (head wait and longest body gap), write stall. */
-  timeouts: { connect: number; read: number; write: number };
+  /** Milliseconds: connect (TCP + TLS), read (head wait and longest body gap), write stall. */
+  timeouts: UpstreamTimeouts;
+}
+
+/** Upstream timeouts in milliseconds. */
+export interface UpstreamTimeouts {
+  readonly connectMs: number;
+  readonly readMs: number;
+  readonly writeMs: number;
 }
 
 /** The upstream's final response; the body streams straight from the socket. */
@@ -46,9 +55,13 @@ export interface UpstreamResponse {
   statusText: string;
   /** As received, in order, repeated names kept (multiple Set-Cookie). Names lower-cased. */
   headers: [string, string][];
-  /** null for HEAD / 1xx / 204 / 304 / Content-Length: 0. Errors (UpstreamError) when the
-   *  upstream fails mid-body, so a truncated body is never mistaken for a complete one. */
-  body: ReadableStream<Uint8Array> | null;
+  /** The body read with backpressure, each chunk a view into the connection's buffer (valid
+   *  until the next read); null for HEAD / 1xx / 204 / 304 / Content-Length: 0. Rejects
+   *  (UpstreamError) when the upstream fails mid-body, so a truncated body is never mistaken for
+   *  a complete one. The connection returns to the pool once it has been read to its end. */
+  readonly source: ResponseBodySource | null;
+  /** The same body as a ReadableStream (built on first access; copies each chunk). */
+  readonly body: ReadableStream<Uint8Array> | null;
   /** The whole body when it arrived together with the head (Content-Length framing), else
    *  null. Answering with these bytes instead of `body` skips the stream machinery, which costs
    *  more than the rest of a small proxied request. */
@@ -119,6 +132,7 @@ export class UpstreamClient {
         dial: true,
       });
     }
+    if (req.body instanceof ReadableStream) req = { ...req, body: streamToSource(req.body) };
     const pooled = this.#takeIdle(target.origin);
     if (pooled !== null) {
       try {
@@ -179,6 +193,8 @@ export class UpstreamClient {
     }
     return null;
   }
+
+  #finishBody = (conn: Connection, reusable: boolean): void => this.#finish(conn, reusable);
 
   /** Ends the exchange on `conn`: back to the pool when `reusable`, else closed. */
   #finish(conn: Connection, reusable: boolean): void {
@@ -259,7 +275,7 @@ export class UpstreamClient {
     const timer = setTimeout(() => {
       timedOut = true;
       ctl.abort();
-    }, req.timeouts.connect * 1000);
+    }, req.timeouts.connectMs);
     const onAbort = () => ctl.abort();
     const signal = signalOf(req);
     if (signal?.aborted) ctl.abort();
@@ -296,7 +312,9 @@ export class UpstreamClient {
         : handshaking
         ? (connectErrorKind(err, true) === "connect_timeout" ? "connect_timeout" : "tls")
         : connectErrorKind(err, target.tls);
-      const detail = timedOut ? `no connection after ${req.timeouts.connect} s` : errText(err);
+      const detail = timedOut
+        ? `no connection after ${req.timeouts.connectMs / 1000} s`
+        : errText(err);
       throw new UpstreamError(kind, `Cannot connect to upstream "${target.origin}": ${detail}`, {
         dial: true,
         cause: err,
@@ -324,7 +342,7 @@ export class UpstreamClient {
     req: UpstreamRequest,
     reused: boolean,
   ): Promise<UpstreamResponse> {
-    conn.begin(req.timeouts.read * 1000, req.timeouts.write * 1000, req.signal);
+    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal);
     let head: ResponseHead;
     try {
       this.#send(conn, req);
@@ -337,7 +355,7 @@ export class UpstreamClient {
     if (!conn.sendDone && conn.streaming && head.status >= 300) {
       // An early error answer (e.g. 413): stop sending the rest of the body.
       conn.stopSending = true;
-      conn.bodyReader?.cancel().catch(() => {});
+      conn.bodySource?.cancel();
     }
     const keepAlive = head.keepAlive;
     const res = new ResponseParts(
@@ -348,16 +366,27 @@ export class UpstreamClient {
       reused,
     );
     const s = head.status;
+    const finish = this.#finishBody;
     if (req.method === "HEAD" || s === 204 || s === 304) {
       this.#finish(conn, keepAlive);
     } else if (head.hasTransferEncoding) {
-      res.body = head.chunked ? this.#chunkedBody(conn, keepAlive) : this.#closeBody(conn);
+      res.source = head.chunked
+        ? new ChunkedBody(conn, keepAlive, finish)
+        : new CloseBody(conn, finish);
     } else if (head.contentLength !== null) {
-      const body = this.#lengthBody(conn, head.contentLength, keepAlive);
-      if (body instanceof Uint8Array) res.bytes = body;
-      else res.body = body;
+      const length = head.contentLength;
+      if (length === 0) {
+        this.#finish(conn, keepAlive);
+      } else if (conn.end - conn.start >= length) {
+        // The whole body is already buffered: hand the socket back before the consumer reads.
+        res.bytes = conn.buf.slice(conn.start, conn.start + length) as Uint8Array<ArrayBuffer>;
+        conn.start += length;
+        this.#finish(conn, keepAlive);
+      } else {
+        res.source = new LengthBody(conn, length, keepAlive, finish);
+      }
     } else {
-      res.body = this.#closeBody(conn);
+      res.source = new CloseBody(conn, finish);
     }
     return res;
   }
@@ -370,7 +399,7 @@ export class UpstreamClient {
     for (let i = 0; i < hs.length; i++) h += hs[i][0] + ": " + hs[i][1] + "\r\n";
     let inline: Uint8Array | null = null;
     let rest: Uint8Array | null = null;
-    let stream: ReadableStream<Uint8Array> | null = null;
+    let stream: BodySource | null = null;
     if (body === null) {
       if (ZERO_LENGTH_METHODS.has(req.method)) h += "Content-Length: 0\r\n";
     } else if (body instanceof Uint8Array) {
@@ -378,7 +407,7 @@ export class UpstreamClient {
       if (body.length <= INLINE_BODY) inline = body;
       else rest = body;
     } else {
-      stream = body;
+      stream = body as BodySource;
       conn.maxBodyLength = req.maxBodyLength ?? Infinity;
       h += req.bodyLength !== null
         ? "Content-Length: " + req.bodyLength + "\r\n"
@@ -394,7 +423,7 @@ export class UpstreamClient {
     conn: Connection,
     head: Uint8Array,
     rest: Uint8Array | null,
-    stream: ReadableStream<Uint8Array> | null,
+    stream: BodySource | null,
     length: number | null,
   ): Promise<void> {
     try {
@@ -406,56 +435,42 @@ export class UpstreamClient {
       if (conn.headReceived) {
         // The answer is already here (e.g. 413 and close): keep reading it; sendDone stays
         // false, so the connection is not reused.
-        conn.bodyReader?.cancel().catch(() => {});
-        conn.bodyReader = null;
+        conn.bodySource?.cancel();
+        conn.bodySource = null;
         return;
       }
       const e = asUpstreamError(err, "reset");
       // A socket error ends the read side by itself (and the upstream may still have answered);
       // anything else (timeout, abort, bad body) must interrupt the reader.
       if (e.kind === "reset" && conn.failure === null) {
-        conn.bodyReader?.cancel().catch(() => {});
-        conn.bodyReader = null;
+        conn.bodySource?.cancel();
+        conn.bodySource = null;
         return;
       }
       conn.fail(e);
     }
   }
 
-  async #pump(conn: Connection, body: ReadableStream<Uint8Array>, length: number | null) {
-    // A byte stream (a Deno.serve request body) is read into one reused buffer: a fresh 64 KiB
-    // chunk per read would leave garbage that V8 frees lazily, growing RSS on big uploads.
-    let byob: ReadableStreamBYOBReader | null = null;
-    try {
-      byob = body.getReader({ mode: "byob" });
-    } catch {
-      // not a byte stream
-    }
-    const reader = byob ?? body.getReader();
-    let scratch: Uint8Array<ArrayBuffer> = new Uint8Array(byob === null ? 0 : PUMP_BUFFER);
-    conn.bodyReader = reader;
+  /** Copies a streamed request body upstream (re-framed as chunked when its length is not
+   * known); each chunk is written before the next is asked for. */
+  async #pump(conn: Connection, body: BodySource, length: number | null) {
+    conn.bodySource = body;
     let sent = 0;
     try {
       while (true) {
-        let r: ReadableStreamReadResult<Uint8Array>;
+        let chunk: Uint8Array | null;
         try {
-          if (byob !== null) {
-            r = await byob.read(scratch);
-            if (r.value !== undefined) scratch = new Uint8Array(r.value.buffer as ArrayBuffer);
-          } else {
-            r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
-          }
+          chunk = await body.read();
         } catch (err) {
           throw new UpstreamError(
-            "aborted",
+            "client_body",
             `Cannot read the request body for upstream "${conn.origin}": ${errText(err)}`,
             { cause: err, requestSent: true },
           );
         }
         if (conn.failure !== null) throw conn.failure;
         if (conn.stopSending) throw STOPPED;
-        if (r.done) break;
-        const chunk = r.value;
+        if (chunk === null) break;
         if (chunk.length === 0) continue;
         sent += chunk.length;
         if (length !== null) {
@@ -463,14 +478,13 @@ export class UpstreamClient {
           await conn.writeAll(chunk);
         } else {
           if (sent > conn.maxBodyLength) throw bodyTooLarge(conn);
-          await conn.writeAll(chunkFrame(chunk));
+          await conn.writeAll(chunkFrame(conn, chunk));
         }
       }
       if (length !== null && sent !== length) throw lengthMismatch(conn, length, "fewer");
       if (length === null) await conn.writeAll(LAST_CHUNK);
     } finally {
-      if (conn.bodyReader === reader) conn.bodyReader = null;
-      reader.releaseLock();
+      if (conn.bodySource === body) conn.bodySource = null;
     }
   }
 
@@ -511,120 +525,6 @@ export class UpstreamClient {
       }
     }
   }
-
-  // ---------------------------------------------------------------- bodies
-
-  #lengthBody(
-    conn: Connection,
-    length: number,
-    keepAlive: boolean,
-  ): ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer> | null {
-    if (length === 0) {
-      this.#finish(conn, keepAlive);
-      return null;
-    }
-    if (conn.end - conn.start >= length) {
-      // The whole body is already buffered: hand the socket back before the consumer reads.
-      const bytes = conn.buf.slice(conn.start, conn.start + length) as Uint8Array<ArrayBuffer>;
-      conn.start += length;
-      this.#finish(conn, keepAlive);
-      return bytes;
-    }
-    let remaining = length;
-    return new ReadableStream<Uint8Array>({
-      pull: async (c) => {
-        try {
-          if (conn.start === conn.end && !(await conn.fill())) throw midBodyClose(conn);
-          const take = Math.min(remaining, conn.end - conn.start);
-          c.enqueue(conn.buf.slice(conn.start, conn.start + take));
-          noteStreamedBytes(take);
-          conn.start += take;
-          remaining -= take;
-          if (remaining === 0) {
-            c.close();
-            this.#finish(conn, keepAlive);
-          }
-        } catch (err) {
-          this.#finish(conn, false);
-          throw asUpstreamError(err, "reset");
-        }
-      },
-      cancel: () => this.#finish(conn, false),
-    });
-  }
-
-  #chunkedBody(conn: Connection, keepAlive: boolean): ReadableStream<Uint8Array> | null {
-    const dec = new ChunkedDecoder();
-    let first: Uint8Array | null = null;
-    if (conn.start < conn.end) {
-      const out = new Uint8Array(conn.end - conn.start);
-      try {
-        dec.decode(conn.buf, conn.start, conn.end, out);
-      } catch (err) {
-        this.#finish(conn, false);
-        return erroredStream(err);
-      }
-      conn.start += dec.consumed;
-      if (dec.produced > 0) first = out.subarray(0, dec.produced);
-      if (dec.done) {
-        this.#finish(conn, keepAlive);
-        return first === null ? onceStream(null) : onceStream(first);
-      }
-    }
-    return new ReadableStream<Uint8Array>({
-      start: (c) => {
-        if (first !== null) c.enqueue(first);
-      },
-      pull: async (c) => {
-        try {
-          while (true) {
-            if (conn.start < conn.end) {
-              const out = new Uint8Array(conn.end - conn.start);
-              dec.decode(conn.buf, conn.start, conn.end, out);
-              conn.start += dec.consumed;
-              if (dec.produced > 0) {
-                c.enqueue(out.subarray(0, dec.produced));
-                noteStreamedBytes(out.length);
-              }
-              if (dec.done) {
-                c.close();
-                this.#finish(conn, keepAlive);
-                return;
-              }
-              if (dec.produced > 0) return;
-            }
-            if (!(await conn.fill())) throw midBodyClose(conn);
-          }
-        } catch (err) {
-          this.#finish(conn, false);
-          throw asUpstreamError(err, "reset");
-        }
-      },
-      cancel: () => this.#finish(conn, false),
-    });
-  }
-
-  /** A body delimited by the connection closing: never reusable. */
-  #closeBody(conn: Connection): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
-      pull: async (c) => {
-        try {
-          if (conn.start === conn.end && !(await conn.fill())) {
-            c.close();
-            this.#finish(conn, false);
-            return;
-          }
-          c.enqueue(conn.buf.slice(conn.start, conn.end));
-          noteStreamedBytes(conn.end - conn.start);
-          conn.start = conn.end;
-        } catch (err) {
-          this.#finish(conn, false);
-          throw asUpstreamError(err, "reset");
-        }
-      },
-      cancel: () => this.#finish(conn, false),
-    });
-  }
 }
 
 // ------------------------------------------------------------------ helpers
@@ -637,9 +537,12 @@ const STOPPED = new UpstreamError(
 
 const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]); // "0\r\n\r\n"
 
-function chunkFrame(chunk: Uint8Array): Uint8Array {
+/** `chunk` framed as one chunk, in the connection's write buffer (no allocation once grown). */
+function chunkFrame(conn: Connection, chunk: Uint8Array): Uint8Array {
   const size = chunk.length.toString(16);
-  const frame = new Uint8Array(size.length + 2 + chunk.length + 2);
+  const need = size.length + 2 + chunk.length + 2;
+  if (conn.wbuf.length < need) conn.wbuf = new Uint8Array(Math.max(need, conn.wbuf.length * 2));
+  const frame = conn.wbuf;
   for (let i = 0; i < size.length; i++) frame[i] = size.charCodeAt(i);
   let p = size.length;
   frame[p++] = 13;
@@ -648,7 +551,7 @@ function chunkFrame(chunk: Uint8Array): Uint8Array {
   p += chunk.length;
   frame[p++] = 13;
   frame[p] = 10;
-  return frame;
+  return frame.subarray(0, need);
 }
 
 /** Encodes the head (and a small body) into the connection's write buffer, one write. */
@@ -666,9 +569,10 @@ function encodeHead(conn: Connection, head: string, body: Uint8Array | null): Ui
   return buf.subarray(0, need);
 }
 
-/** An UpstreamResponse whose `body` stream over `bytes` is only built when asked for. */
+/** An UpstreamResponse whose `source` and `body` over `bytes` are only built when asked for. */
 class ResponseParts implements UpstreamResponse {
   bytes: Uint8Array<ArrayBuffer> | null = null;
+  #source: ResponseBodySource | null = null;
   #body: ReadableStream<Uint8Array> | null = null;
 
   constructor(
@@ -679,31 +583,22 @@ class ResponseParts implements UpstreamResponse {
     readonly reused: boolean,
   ) {}
 
+  get source(): ResponseBodySource | null {
+    if (this.#source === null && this.bytes !== null) this.#source = new BytesBody(this.bytes);
+    return this.#source;
+  }
+
+  set source(src: ResponseBodySource | null) {
+    this.#source = src;
+  }
+
   get body(): ReadableStream<Uint8Array> | null {
-    if (this.#body === null && this.bytes !== null) this.#body = onceStream(this.bytes);
+    if (this.#body === null) {
+      const src = this.source;
+      if (src !== null) this.#body = sourceToStream(src);
+    }
     return this.#body;
   }
-
-  set body(stream: ReadableStream<Uint8Array> | null) {
-    this.#body = stream;
-  }
-}
-
-function onceStream(bytes: Uint8Array | null): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      if (bytes !== null) c.enqueue(bytes);
-      c.close();
-    },
-  });
-}
-
-function erroredStream(err: unknown): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      c.error(asUpstreamError(err, "protocol"));
-    },
-  });
 }
 
 function signalOf(req: UpstreamRequest): AbortSignal | undefined {
@@ -727,14 +622,6 @@ function exchangeError(err: unknown, conn: Connection, reused: boolean): Upstrea
     e.reusedConnection = true;
   }
   return e;
-}
-
-function midBodyClose(conn: Connection): UpstreamError {
-  return new UpstreamError(
-    "closed",
-    `Cannot read response body from upstream "${conn.origin}": connection closed mid-body`,
-    { requestSent: true },
-  );
 }
 
 function headTooLarge(conn: Connection, max: number): UpstreamError {

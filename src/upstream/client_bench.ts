@@ -36,7 +36,7 @@ const port = Number(((await reader.read()).value ?? "").trim());
 const target = parseUpstreamUrl(`http://127.0.0.1:${port}`);
 const client = new UpstreamClient({ maxIdlePerOrigin: 64 });
 const httpClient = Deno.createHttpClient({ poolMaxIdlePerHost: 64, allowHost: true });
-const timeouts = { connect: 5, read: 30, write: 30 };
+const timeouts = { connectMs: 5000, readMs: 30000, writeMs: 30000 };
 const headers: [string, string][] = [
   ["Host", "bench.test"],
   ["User-Agent", "bench"],

@@ -11,7 +11,7 @@ import {
   serveRaw,
 } from "./test_upstream.ts";
 
-const TIMEOUTS = { connect: 2, read: 2, write: 2 };
+const TIMEOUTS = { connectMs: 2000, readMs: 2000, writeMs: 2000 };
 const dec = new TextDecoder();
 
 function req(over: Partial<UpstreamRequest> = {}): UpstreamRequest {

@@ -7,6 +7,7 @@
 
 import { socketErrorKind, UpstreamError } from "./errors.ts";
 import type { AbortSource } from "./client.ts";
+import type { BodySource } from "../http1/types.ts";
 
 const INITIAL_READ = 16 * 1024;
 /** An exchange running longer than this starts listening for the client's abort. */
@@ -76,8 +77,8 @@ export class Connection {
   stopSending = false;
   /** Resolves when the send side of this exchange settled (never rejects). */
   sendSettled: Promise<void> = Promise.resolve();
-  /** Reader of a streamed request body, to cancel it when the exchange ends early. */
-  bodyReader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
+  /** A streamed request body being sent, to cancel it when the exchange ends early. */
+  bodySource: BodySource | null = null;
   /** Limit for a streamed body of unknown length (set per exchange). */
   maxBodyLength = Infinity;
   readMs = 30_000;
@@ -132,7 +133,7 @@ export class Connection {
     this.streaming = false;
     this.headReceived = false;
     this.stopSending = false;
-    this.bodyReader = null;
+    this.bodySource = null;
     this.readMs = readMs;
     this.writeMs = writeMs;
     if (signal !== undefined) {
@@ -195,9 +196,9 @@ export class Connection {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.bodyReader !== null) {
-      this.bodyReader.cancel().catch(() => {});
-      this.bodyReader = null;
+    if (this.bodySource !== null) {
+      this.bodySource.cancel();
+      this.bodySource = null;
     }
     try {
       this.sock.close();

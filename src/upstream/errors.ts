@@ -19,7 +19,10 @@ export type UpstreamErrorKind =
   | "aborted"
   | "closed"
   /** The streamed request body grew past `UpstreamRequest.maxBodyLength`. */
-  | "body_too_large";
+  | "body_too_large"
+  /** The client's request body could not be read (it went away, timed out, or sent bad
+   * framing): the cause is the front end's error, whose status the client gets. */
+  | "client_body";
 
 /** Flags describing how far the exchange got when it failed. */
 export interface UpstreamErrorFlags {
