@@ -4,8 +4,9 @@
  * quoted-string], BWS around them) and then ignored, CRLF everywhere, trailer fields checked like
  * header lines and dropped, a bounded trailer section. Anything else is HttpError 400.
  *
- * Data can be decoded in place (`out` the input buffer): output never overtakes input, so a body
- * read into one buffer is compacted there without a second buffer.
+ * Two ways to take the data: {@link ChunkedBodyDecoder.next} hands out each run of chunk data as
+ * a range of the input (no copy), {@link ChunkedBodyDecoder.decode} gathers the runs into `out`,
+ * which may be the input buffer itself (output never overtakes input).
  *
  * @module
  */
@@ -97,10 +98,12 @@ export class ChunkedBodyDecoder {
   /** Bytes of the current chunk-size line, or of the trailer section. */
   #lineBytes = 0;
   readonly #maxTrailerSize: number;
-  /** Input bytes consumed by the last `decode`. */
+  /** Input bytes consumed by the last `next` / `decode`. */
   consumed = 0;
-  /** Data bytes written to `out` by the last `decode`. */
+  /** Data bytes the last call produced. */
   produced = 0;
+  /** Where the data run of the last {@link next} starts in its `buf`. */
+  dataStart = 0;
 
   constructor(options: ChunkedBodyOptions = {}) {
     this.#maxTrailerSize = options.maxTrailerSize ?? DEFAULT_MAX_TRAILER_SIZE;
@@ -117,34 +120,26 @@ export class ChunkedBodyDecoder {
   }
 
   /**
-   * Decodes as much of `buf[start, end)` as possible, writing chunk data to `out` from
-   * `outStart`; sets {@link consumed} and {@link produced} and returns `produced`. `out` needs
-   * room for `end - start` bytes; it may be `buf` itself with `outStart <= start` (in-place).
-   * Stops after the body's final CRLF. Throws HttpError 400 on a framing error.
+   * Zero-copy decoding: reads the framing in `buf[start, end)` up to the next run of chunk data
+   * and takes that run (as much of it as `buf` holds). Returns its length, 0 when the input ended
+   * inside the framing or the body is done; the data is `buf[dataStart, dataStart + n)`. Sets
+   * {@link consumed} (framing and data) and {@link produced} (= the returned length).
+   * Throws HttpError 400 on a framing error.
    */
-  decode(buf: Uint8Array, start: number, end: number, out: Uint8Array, outStart = 0): number {
+  next(buf: Uint8Array, start: number, end: number): number {
     let state = this.#state;
     if (state === FAILED) throw bad("the body already failed to decode");
-    if (state === DONE) {
-      this.consumed = 0;
-      this.produced = 0;
-      return 0;
-    }
     let remaining = this.#remaining;
     let line = this.#lineBytes;
     let p = start;
-    let o = outStart;
+    let n = 0;
     try {
-      while (p < end) {
+      while (p < end && state !== DONE) {
         if (state === DATA) {
-          const take = remaining < end - p ? remaining : end - p;
-          if (out !== buf) out.set(buf.subarray(p, p + take), o);
-          else if (o !== p) buf.copyWithin(o, p, p + take);
-          o += take;
-          p += take;
-          remaining -= take;
+          n = remaining < end - p ? remaining : end - p;
+          remaining -= n;
           if (remaining === 0) state = DATA_CR;
-          continue;
+          break;
         }
         const c = buf[p++];
         switch (state) {
@@ -267,12 +262,39 @@ export class ChunkedBodyDecoder {
     } catch (err) {
       this.#state = FAILED;
       this.consumed = p - start;
-      this.produced = o - outStart;
+      this.produced = 0;
       throw err;
     }
     this.#state = state;
     this.#remaining = remaining;
     this.#lineBytes = line;
+    this.dataStart = p;
+    this.consumed = p + n - start;
+    this.produced = n;
+    return n;
+  }
+
+  /**
+   * Decodes as much of `buf[start, end)` as possible, writing chunk data to `out` from
+   * `outStart`; sets {@link consumed} and {@link produced} and returns `produced`. `out` needs
+   * room for `end - start` bytes; it may be `buf` itself with `outStart <= start` (in-place:
+   * output never overtakes input). Stops after the body's final CRLF. Throws HttpError 400 on a
+   * framing error.
+   */
+  decode(buf: Uint8Array, start: number, end: number, out: Uint8Array, outStart = 0): number {
+    let p = start;
+    let o = outStart;
+    while (p < end) {
+      const n = this.next(buf, p, end);
+      if (n > 0) {
+        const from = this.dataStart;
+        if (out !== buf) out.set(buf.subarray(from, from + n), o);
+        else if (o !== from) buf.copyWithin(o, from, from + n);
+        o += n;
+      }
+      p += this.consumed;
+      if (n === 0) break;
+    }
     this.consumed = p - start;
     this.produced = o - outStart;
     return this.produced;

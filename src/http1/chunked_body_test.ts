@@ -84,6 +84,34 @@ describe("ChunkedBodyDecoder", () => {
     }
   }
 
+  for (const step of [1, 5, 1000]) {
+    it(`hands out the data without copying with next(), ${step} byte(s) at a time`, () => {
+      const input = bytes(wire);
+      const dec = new ChunkedBodyDecoder();
+      const runs: string[] = [];
+      let p = 0;
+      let end = 0;
+      while (!dec.done) {
+        end = Math.min(input.length, end + step);
+        while (p < end && !dec.done) {
+          const n = dec.next(input, p, end);
+          expect(dec.produced).toBe(n);
+          if (n === 0) {
+            p += dec.consumed;
+            break;
+          }
+          // A view into the input: no copy was made.
+          expect(dec.dataStart).toBeGreaterThanOrEqual(p);
+          runs.push(text(input.subarray(dec.dataStart, dec.dataStart + n)));
+          p += dec.consumed;
+        }
+      }
+      expect(runs.join("")).toBe(body);
+      expect(text(input.subarray(p))).toBe("GET / HTTP/1.1\r\n");
+      if (step === 1000) expect(runs.length).toBe(3);
+    });
+  }
+
   it("accepts extensions in their RFC 9112 grammar, BWS around ; and =", () => {
     for (
       const size of [
@@ -143,6 +171,8 @@ describe("ChunkedBodyDecoder", () => {
       ["a NUL in a quoted value", '3;a="\x00"\r\nabc\r\n0\r\n\r\n'],
       ["a DEL after a backslash", '3;a="\\\x7f"\r\nabc\r\n0\r\n\r\n'],
       ["trailing whitespace after an extension", "3;a=b \r\nabc\r\n0\r\n\r\n"],
+      ["trailing whitespace after a quoted value", '3;a="b" \r\nabc\r\n0\r\n\r\n'],
+      ["whitespace after an extension name", "3;a \r\nabc\r\n0\r\n\r\n"],
       ["a chunk-size line over 4 KiB", `3;a=${"b".repeat(5000)}\r\n`],
       ["a bare LF ending the last chunk", "0\n\r\n"],
       ["obs-fold in the trailer", "0\r\nA: 1\r\n 2\r\n\r\n"],
