@@ -12,6 +12,7 @@
  */
 
 import { HttpError } from "./errors.ts";
+import { HEX, TCHAR } from "./char_classes.ts";
 
 /** Largest chunk size accepted: 12 hex digits (256 TiB), far below Number.MAX_SAFE_INTEGER. */
 const MAX_CHUNK_SIZE = 0xffffffffffff;
@@ -50,25 +51,15 @@ const FAILED = 21;
 const CR = 13;
 const LF = 10;
 
-/** Byte classes: bit 1 tchar, 2 field-value byte (VCHAR/SP/HTAB/obs-text), 4 qdtext. */
+/** Byte classes: bit 1 field-value byte (VCHAR/SP/HTAB/obs-text), 2 qdtext. */
 const CLASS = new Uint8Array(256);
-const TCHAR = 1;
-const FIELD = 2;
-const QDTEXT = 4;
-/** Hex digit values plus one, 0 for other bytes. */
-const HEX = new Uint8Array(256);
+const FIELD = 1;
+const QDTEXT = 2;
 for (let c = 0; c < 256; c++) {
   if (c === 9 || (c >= 32 && c !== 127)) CLASS[c] |= FIELD;
   if (c === 9 || c === 32 || c === 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c !== 127)) {
     CLASS[c] |= QDTEXT;
   }
-}
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  CLASS[c.charCodeAt(0)] |= TCHAR;
-}
-for (let i = 0; i < 16; i++) {
-  HEX["0123456789abcdef".charCodeAt(i)] = i + 1;
-  HEX["0123456789ABCDEF".charCodeAt(i)] = i + 1;
 }
 
 function bad(detail: string): HttpError {
@@ -166,11 +157,11 @@ export class ChunkedBodyDecoder {
             else if (c !== 32 && c !== 9) throw unexpected(c, "in a chunk extension");
             break;
           case EXT_NAME_START:
-            if (CLASS[c] & TCHAR) state = EXT_NAME;
+            if (TCHAR[c] !== 0) state = EXT_NAME;
             else if (c !== 32 && c !== 9) throw unexpected(c, "instead of a chunk extension");
             break;
           case EXT_NAME:
-            if (CLASS[c] & TCHAR) break;
+            if (TCHAR[c] !== 0) break;
             if (c === CR) state = SIZE_LF;
             else if (c === 61) state = EXT_VALUE_START;
             else if (c === 59) state = EXT_NAME_START;
@@ -183,12 +174,12 @@ export class ChunkedBodyDecoder {
             else if (c !== 32 && c !== 9) throw unexpected(c, "after a chunk extension name");
             break;
           case EXT_VALUE_START:
-            if (CLASS[c] & TCHAR) state = EXT_TOKEN;
+            if (TCHAR[c] !== 0) state = EXT_TOKEN;
             else if (c === 34) state = EXT_QUOTED;
             else if (c !== 32 && c !== 9) throw unexpected(c, "instead of a chunk extension value");
             break;
           case EXT_TOKEN:
-            if (CLASS[c] & TCHAR) break;
+            if (TCHAR[c] !== 0) break;
             if (c === CR) state = SIZE_LF;
             else if (c === 59) state = EXT_NAME_START;
             else if (c === 32 || c === 9) state = BWS_SEMI;
@@ -226,13 +217,13 @@ export class ChunkedBodyDecoder {
             continue;
           case TRAILER_LINE:
             if (c === CR) state = FINAL_LF;
-            else if (CLASS[c] & TCHAR) state = TRAILER_NAME;
+            else if (TCHAR[c] !== 0) state = TRAILER_NAME;
             else if (c === 32 || c === 9) throw bad("obsolete line folding in the trailer section");
             else throw unexpected(c, "at the start of a trailer field");
             break;
           case TRAILER_NAME:
             if (c === 58) state = TRAILER_VALUE;
-            else if (!(CLASS[c] & TCHAR)) throw unexpected(c, "in a trailer field name");
+            else if (TCHAR[c] === 0) throw unexpected(c, "in a trailer field name");
             break;
           case TRAILER_VALUE:
             if (c === CR) state = TRAILER_LF;

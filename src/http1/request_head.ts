@@ -12,6 +12,16 @@
  */
 
 import { HttpError } from "./errors.ts";
+import { equalsLower, isDigit, TCHAR } from "./char_classes.ts";
+import {
+  checkTransferEncoding,
+  CONN_CLOSE,
+  CONN_KEEP_ALIVE,
+  CONN_UPGRADE,
+  connectionTokens,
+  parseContentLength,
+} from "./framing_fields.ts";
+import { isValidHostPort, splitOtherTarget } from "./request_target.ts";
 
 /** Limits the parser enforces; either one exceeded is answered 431. */
 export interface HeadLimits {
@@ -58,8 +68,6 @@ export interface RequestHead {
 
 /** Empty lines (CRLF) skipped before a request line (RFC 9112 §2.2); more is an error. */
 const MAX_EMPTY_LINES = 8;
-/** Longest Content-Length accepted: 15 digits stay below Number.MAX_SAFE_INTEGER. */
-const MAX_LENGTH_DIGITS = 15;
 const CR = 13;
 const LF = 10;
 const SP = 32;
@@ -67,31 +75,15 @@ const HTAB = 9;
 
 /** For the head-end scan: 0 ordinary, 1 CR, 2 LF, 3 never allowed in a head. */
 const SCAN = new Uint8Array(256);
-/** tchar (RFC 9110 §5.6.2): 1, upper-case letters 2, anything else 0. */
-const TCHAR = new Uint8Array(256);
 /** field-value bytes: VCHAR, SP and HTAB 1, obs-text 2, anything else 0. */
 const VALUE = new Uint8Array(256);
 /** request-target bytes: visible ASCII 1. */
 const TARGET = new Uint8Array(256);
-/** reg-name bytes (RFC 3986 unreserved / sub-delims) 1, "%" 2. */
-const REG_NAME = new Uint8Array(256);
-/** Hex digit values plus one, 0 for other bytes. */
-const HEX = new Uint8Array(256);
 
 for (let c = 0; c < 256; c++) {
   SCAN[c] = c === CR ? 1 : c === LF ? 2 : (c < 32 && c !== HTAB) || c === 127 ? 3 : 0;
   VALUE[c] = c === HTAB || (c >= 32 && c < 127) ? 1 : c >= 128 ? 2 : 0;
   TARGET[c] = c > 32 && c < 127 ? 1 : 0;
-}
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 2;
-for (const c of "-._~!$&'()*+,;=0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-  REG_NAME[c.charCodeAt(0)] = 1;
-}
-REG_NAME[37] = 2;
-for (let i = 0; i < 16; i++) {
-  HEX["0123456789abcdef".charCodeAt(i)] = i + 1;
-  HEX["0123456789ABCDEF".charCodeAt(i)] = i + 1;
 }
 
 function fail(status: number, detail: string): HttpError {
@@ -350,39 +342,20 @@ export function parseRequestHead(
     chunked = checkTransferEncoding(teValue);
   }
 
-  let path: string;
+  let path = target;
   let query = "";
   let host = hostValue;
-  const isConnect = method === "CONNECT";
-  const t0 = target.charCodeAt(0);
-  if (t0 === 47 && !isConnect) {
+  if (target.charCodeAt(0) === 47 && method !== "CONNECT") {
     const q = target.indexOf("?");
-    if (q === -1) {
-      path = target;
-    } else {
+    if (q !== -1) {
       path = target.slice(0, q);
       query = target.slice(q);
     }
-  } else if (t0 === 42 && target.length === 1 && method === "OPTIONS") {
-    path = "*";
-  } else if (isConnect) {
-    if (!isValidHostPort(target, 0, target.length, true)) {
-      throw fail(400, `bad CONNECT target ${JSON.stringify(target)}`);
-    }
-    path = "";
   } else {
-    const authorityStart = schemeLength(target);
-    if (authorityStart === 0) throw fail(400, `bad request-target ${JSON.stringify(target)}`);
-    let a = authorityStart;
-    while (a < target.length && target.charCodeAt(a) !== 47 && target.charCodeAt(a) !== 63) a++;
-    if (!isValidHostPort(target, authorityStart, a, false)) {
-      throw fail(400, `bad authority in ${JSON.stringify(target)}`);
-    }
-    host = target.slice(authorityStart, a);
-    const q = target.indexOf("?", a);
-    path = q === -1 ? target.slice(a) : target.slice(a, q);
-    if (path === "") path = "/";
-    if (q !== -1) query = target.slice(q);
+    const parts = splitOtherTarget(method, target);
+    path = parts.path;
+    query = parts.query;
+    if (parts.host !== null) host = parts.host;
   }
 
   const close = (connection & CONN_CLOSE) !== 0;
@@ -403,10 +376,6 @@ export function parseRequestHead(
   };
 }
 
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
-
 /** Index of the CR or LF ending the line at `p` (for error messages). */
 function lineEnd(buf: Uint8Array, p: number): number {
   let e = p;
@@ -422,193 +391,4 @@ function latin1(buf: Uint8Array, start: number, end: number): string {
     s += String.fromCharCode.apply(null, buf.subarray(p, q) as unknown as number[]);
   }
   return s;
-}
-
-/** Whether `s[a, b)` equals `lower` ignoring ASCII case (`lower` is lower-case). */
-function equalsLower(s: string, a: number, b: number, lower: string): boolean {
-  if (b - a !== lower.length) return false;
-  for (let i = 0; i < lower.length; i++) {
-    if ((s.charCodeAt(a + i) | 0x20) !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-/** 1*DIGIT, at most MAX_LENGTH_DIGITS of them (RFC 9110 §8.6); no sign, space or list. */
-function parseContentLength(v: string): number {
-  if (v.length === 0 || v.length > MAX_LENGTH_DIGITS) {
-    throw fail(400, `bad Content-Length ${JSON.stringify(v)}`);
-  }
-  let n = 0;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c < 48 || c > 57) throw fail(400, `bad Content-Length ${JSON.stringify(v)}`);
-    n = n * 10 + c - 48;
-  }
-  return n;
-}
-
-/**
- * Validates a Transfer-Encoding value (RFC 9112 §6.1, §6.3): a list of tokens. Only exactly
- * "chunked" is accepted; other codings before chunked are 501; anything else is 400.
- */
-function checkTransferEncoding(v: string): true {
-  let i = 0;
-  let codings = 0;
-  let chunkedSeen = false;
-  while (true) {
-    while (i < v.length && (v.charCodeAt(i) === SP || v.charCodeAt(i) === HTAB)) i++;
-    const a = i;
-    while (i < v.length && TCHAR[v.charCodeAt(i)] !== 0) i++;
-    if (i === a || chunkedSeen) {
-      throw fail(400, `bad Transfer-Encoding ${JSON.stringify(v)}: chunked must end it`);
-    }
-    chunkedSeen = equalsLower(v, a, i, "chunked");
-    codings++;
-    while (i < v.length && (v.charCodeAt(i) === SP || v.charCodeAt(i) === HTAB)) i++;
-    if (i === v.length) break;
-    if (v.charCodeAt(i) !== 44) throw fail(400, `bad Transfer-Encoding ${JSON.stringify(v)}`);
-    i++;
-  }
-  if (!chunkedSeen) {
-    throw fail(400, `bad Transfer-Encoding ${JSON.stringify(v)}: chunked must end it`);
-  }
-  if (codings > 1) {
-    throw fail(501, `transfer codings other than chunked are not supported: ${JSON.stringify(v)}`);
-  }
-  return true;
-}
-
-const CONN_CLOSE = 1;
-const CONN_KEEP_ALIVE = 2;
-const CONN_UPGRADE = 4;
-
-/** The Connection options bws acts on, as CONN_* bits; other tokens are ignored. */
-function connectionTokens(v: string): number {
-  let bits = 0;
-  let i = 0;
-  while (i < v.length) {
-    let e = v.indexOf(",", i);
-    if (e === -1) e = v.length;
-    let a = i;
-    let b = e;
-    while (a < b && (v.charCodeAt(a) === SP || v.charCodeAt(a) === HTAB)) a++;
-    while (b > a && (v.charCodeAt(b - 1) === SP || v.charCodeAt(b - 1) === HTAB)) b--;
-    if (equalsLower(v, a, b, "close")) bits |= CONN_CLOSE;
-    else if (equalsLower(v, a, b, "keep-alive")) bits |= CONN_KEEP_ALIVE;
-    else if (equalsLower(v, a, b, "upgrade")) bits |= CONN_UPGRADE;
-    i = e + 1;
-  }
-  return bits;
-}
-
-/** Length of a leading "http://" or "https://" (case-insensitive), else 0. */
-function schemeLength(t: string): number {
-  if (equalsLower(t, 0, 7, "http://")) return 7;
-  if (equalsLower(t, 0, 8, "https://")) return 8;
-  return 0;
-}
-
-/**
- * Whether `s[a, b)` is `uri-host [":" port]` (RFC 3986 §3.2.2-§3.2.3, RFC 9110 §7.2) with a
- * non-empty host: a reg-name (unreserved, sub-delims, %XX), or an IP-literal in brackets.
- * `port` required: the ":" port part must be there and have digits (authority-form).
- */
-export function isValidHostPort(s: string, a: number, b: number, port: boolean): boolean {
-  let i = a;
-  if (i < b && s.charCodeAt(i) === 91) {
-    const close = s.indexOf("]", i);
-    if (close === -1 || close >= b || !isIpLiteral(s, i + 1, close)) return false;
-    i = close + 1;
-  } else {
-    for (; i < b; i++) {
-      const c = s.charCodeAt(i);
-      const k = c < 256 ? REG_NAME[c] : 0;
-      if (k === 1) continue;
-      if (k === 0) break;
-      if (i + 2 >= b || !isHexAt(s, i + 1) || !isHexAt(s, i + 2)) return false;
-      i += 2;
-    }
-    if (i === a) return false;
-  }
-  if (i === b) return !port;
-  if (s.charCodeAt(i) !== 58) return false;
-  if (port && i + 1 === b) return false;
-  for (i++; i < b; i++) if (!isDigit(s.charCodeAt(i))) return false;
-  return true;
-}
-
-function isHexAt(s: string, i: number): boolean {
-  const c = s.charCodeAt(i);
-  return c < 256 && HEX[c] !== 0;
-}
-
-/** IPv6address or IPvFuture between the brackets of an IP-literal (RFC 3986 §3.2.2). */
-function isIpLiteral(s: string, a: number, b: number): boolean {
-  if (a < b && (s.charCodeAt(a) | 0x20) === 118) {
-    // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
-    let i = a + 1;
-    while (i < b && isHexAt(s, i)) i++;
-    if (i === a + 1 || i >= b - 1 || s.charCodeAt(i) !== 46) return false;
-    for (i++; i < b; i++) {
-      const c = s.charCodeAt(i);
-      if (c !== 58 && (c > 255 || REG_NAME[c] !== 1)) return false;
-    }
-    return true;
-  }
-  return isIpv6(s, a, b);
-}
-
-/** RFC 4291 text form: 8 groups of 1-4 hex digits, one "::" at most, an IPv4 tail allowed. */
-function isIpv6(s: string, a: number, b: number): boolean {
-  let groups = 0;
-  let elided = false;
-  let i = a;
-  if (i + 1 < b && s.charCodeAt(i) === 58 && s.charCodeAt(i + 1) === 58) {
-    elided = true;
-    i += 2;
-    if (i === b) return true;
-  }
-  while (true) {
-    let j = i;
-    while (j < b && j - i < 5 && isHexAt(s, j)) j++;
-    if (j < b && s.charCodeAt(j) === 46) {
-      if (!isIpv4(s, i, b)) return false;
-      groups += 2;
-      break;
-    }
-    if (j === i || j - i > 4) return false;
-    groups++;
-    if (j === b) break;
-    if (s.charCodeAt(j) !== 58) return false;
-    j++;
-    if (j < b && s.charCodeAt(j) === 58) {
-      if (elided) return false;
-      elided = true;
-      j++;
-      if (j === b) break;
-    } else if (j === b) {
-      return false;
-    }
-    i = j;
-  }
-  return elided ? groups <= 7 : groups === 8;
-}
-
-/** dec-octet "." dec-octet "." dec-octet "." dec-octet (RFC 3986 §3.2.2). */
-function isIpv4(s: string, a: number, b: number): boolean {
-  let parts = 0;
-  let i = a;
-  while (true) {
-    const d = i;
-    let value = 0;
-    while (i < b && isDigit(s.charCodeAt(i)) && i - d < 4) {
-      value = value * 10 + s.charCodeAt(i++) - 48;
-    }
-    const len = i - d;
-    if (len === 0 || len > 3 || value > 255 || (len > 1 && s.charCodeAt(d) === 48)) return false;
-    parts++;
-    if (i === b) return parts === 4;
-    if (parts === 4 || s.charCodeAt(i) !== 46) return false;
-    i++;
-  }
 }

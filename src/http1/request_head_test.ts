@@ -4,7 +4,6 @@ import { HttpError } from "./errors.ts";
 import {
   findRequestHeadEnd,
   isHttp2Preface,
-  isValidHostPort,
   parseRequestHead,
   type RequestHead,
 } from "./request_head.ts";
@@ -470,21 +469,5 @@ describe("parseRequestHead", () => {
       expect(h.headers.length).toBe(1000);
       expect(h.headers[999]).toEqual(["x-n", "1"]);
     });
-  });
-});
-
-describe("isValidHostPort", () => {
-  it("checks a slice and can require a port", () => {
-    expect(isValidHostPort("xx[::1]:1xx", 2, 9, true)).toBe(true);
-    expect(isValidHostPort("a.test", 0, 6, true)).toBe(false);
-    expect(isValidHostPort("a.test:", 0, 7, true)).toBe(false);
-    expect(isValidHostPort("a.test:443", 0, 10, true)).toBe(true);
-    expect(isValidHostPort("\u0100.test", 0, 6, false)).toBe(false);
-    expect(isValidHostPort("[::1.2.3.4]", 0, 11, false)).toBe(true);
-    expect(isValidHostPort("[1:2:3:4:5:6:1.2.3.4]", 0, 21, false)).toBe(true);
-    expect(isValidHostPort("[1:2:3:4:5:6:7:1.2.3.4]", 0, 23, false)).toBe(false);
-    expect(isValidHostPort("[1::]", 0, 5, false)).toBe(true);
-    expect(isValidHostPort("[1:]", 0, 4, false)).toBe(false);
-    expect(isValidHostPort("[::01.2.3.4]", 0, 12, false)).toBe(false);
   });
 });
