@@ -29,8 +29,9 @@ interface Answer {
 }
 
 /**
- * The bws verdict on one head. Today the parse functions the front end runs; once the front end
- * serves, point this at a running bws: `return socketAnswer(bwsPort, head)`.
+ * The bws verdict on one head: the one place to change once the front end serves. Today the
+ * parse functions the front end runs (findRequestHeadEnd + parseRequestHead, the HttpError
+ * status as detail); then a running bws over a real socket: `return socketAnswer(port, head)`.
  */
 function bwsAnswer(head: Uint8Array): Promise<Answer> {
   try {
@@ -42,11 +43,6 @@ function bwsAnswer(head: Uint8Array): Promise<Answer> {
     if (!(err instanceof HttpError)) throw err;
     return Promise.resolve({ verdict: "reject", detail: String(err.status) });
   }
-}
-
-/** `bwsAnswer` reduced to the verdict. */
-export async function bwsVerdict(head: Uint8Array): Promise<Verdict> {
-  return (await bwsAnswer(head)).verdict;
 }
 
 // ---------------------------------------------------------------------------------------------
