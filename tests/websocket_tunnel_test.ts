@@ -17,6 +17,7 @@ import {
   startTunnelFront,
   type TunnelFront,
 } from "../src/websocket/tunnel_testing.ts";
+import { tunnelTicker } from "../src/websocket/tunnel_ticker.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const text = (s: string, mask = true) => encodeFrame({ opcode: 1, payload: s, mask });
@@ -277,6 +278,34 @@ describe("WebSocket tunnel: protocol checks", () => {
     }
   });
 
+  it("closes an upstream that sends a masked frame with 1002, and the client with 1001", async () => {
+    let upstreamClose: Promise<{ code: number; reason: string } | null> | undefined;
+    const upstream = startRawUpstream(async (conn, frames) => {
+      upstreamClose = frames.nextClose();
+      await conn.write(text("fine", false));
+      await conn.write(text("masked by a server", true));
+    });
+    const front = startTunnelFront(upstream.port);
+    try {
+      const client = await openClient(`${front.url}/masked`);
+      expect(await withTimeout(client.next(), 3000, "good frame")).toBe("fine");
+      expect(await withTimeout(client.closed, 3000, "client close")).toEqual({
+        code: 1001,
+        reason: "upstream protocol error",
+      });
+      await waitFor(() => upstreamClose !== undefined, 1000, "upstream reader");
+      expect(await withTimeout(upstreamClose!, 3000, "upstream close")).toEqual({
+        code: 1002,
+        reason: "protocol error",
+      });
+      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      expect(front.closed[0].error).toContain("masked frame");
+    } finally {
+      front.close();
+      upstream.close();
+    }
+  });
+
   it("closes a client whose message is over maxMessage with 1009, and the upstream with 1000", async () => {
     const front = startTunnelFront(echo.port, { maxMessage: 64 * 1024 });
     try {
@@ -356,6 +385,9 @@ describe("WebSocket tunnel: idle timeout and pings", () => {
       expect(chatty.socket.readyState).toBe(WebSocket.OPEN);
       stop = true;
       await chatter;
+      await closeClient(chatty);
+      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      expect(tunnelTicker.size).toBe(0); // no timer outlives its tunnel
     } finally {
       if (chatty) await closeClient(chatty);
       await front.registry.closeAll(1001, "test over", 1000);
@@ -383,6 +415,9 @@ describe("WebSocket tunnel: idle timeout and pings", () => {
         code: 1001,
         reason: "ping timeout",
       });
+      raw.close();
+      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      expect(tunnelTicker.size).toBe(0);
     } finally {
       raw?.close();
       await front.registry.closeAll(1001, "test over", 1000);
