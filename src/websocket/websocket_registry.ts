@@ -6,13 +6,14 @@
 
 /** One relayed pair as the registry sees it. */
 export interface RelayedPair {
-  /** Starts closing both legs: `code` to the client, the nearest sendable code upstream. */
+  /** Starts closing both legs: `code` to the client; upstream the same code (the byte tunnel)
+   * or the nearest one Deno's WebSocket client can send (the message relay). */
   close(code: number, reason: string): void;
   /** Settles once both legs are closed (or abandoned). */
   readonly done: Promise<void>;
 }
 
-/** Open WebSocket pairs; `relayWebSocket` adds and removes them. */
+/** Open WebSocket pairs; `relayWebSocket` and `startTunnel` add and remove them. */
 export class WebSocketRegistry {
   #pairs = new Set<RelayedPair>();
 
@@ -32,9 +33,10 @@ export class WebSocketRegistry {
   }
 
   /**
-   * Close every pair (the client gets `code`/`reason`; the upstream 1000 with that reason, the
-   * only code Deno's client can send for it). Resolves when all are closed or after `timeoutMs`;
-   * pairs still open then are forgotten so the registry is empty.
+   * Close every pair (the client gets `code`/`reason`; the upstream the same from the byte
+   * tunnel, 1000 with that reason from the message relay, the only code Deno's client can send
+   * for it). Resolves when all are closed or after `timeoutMs`; pairs still open then are
+   * forgotten so the registry is empty.
    *
    * @param code @default 1001
    * @param reason @default "server shutting down"
