@@ -45,3 +45,20 @@ export interface EdgeCheck {
   readonly rule: EdgeRule;
   check(req: HttpRequest, client: string): EdgeVerdict | Promise<EdgeVerdict>;
 }
+
+/**
+ * Applies a pass verdict's changes to header fields bound upstream: drops every field whose
+ * name (compared lower-case) is in `removeHeaders`, then appends `addHeaders`. Returns `fields`
+ * itself when there is nothing to change.
+ */
+export function applyUpstreamEdit<F extends readonly [string, string]>(
+  fields: readonly F[],
+  edit: EdgeUpstreamEdit | null,
+): readonly (F | readonly [string, string])[] {
+  if (edit === null) return fields;
+  const remove = edit.removeHeaders;
+  const out: (F | readonly [string, string])[] = [];
+  for (const f of fields) if (!remove.includes(f[0].toLowerCase())) out.push(f);
+  for (const f of edit.addHeaders) out.push(f);
+  return out;
+}
