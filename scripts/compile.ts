@@ -49,6 +49,9 @@ export function compileArgs(target: string | undefined, outDir = "dist"): string
     ...V8_FLAGS,
     "--include",
     "examples",
+    // Started with `new Worker(url)`, which deno compile does not follow by itself.
+    "--include",
+    "src/edge/bcrypt_worker.ts",
     ...(target ? ["--target", target] : []),
     "--output",
     `${outDir}/${name}`,

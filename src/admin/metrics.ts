@@ -20,6 +20,8 @@ import {
 } from "./types.ts";
 import { formatValue, header, labels } from "./prom_text.ts";
 import { RequestSeries, type StatsDocument, statusClassIndex } from "./request_series.ts";
+import type { EdgeRule } from "../edge/types.ts";
+import { RefusalCounter } from "./refusal_counter.ts";
 
 /** Latency histogram upper bounds in seconds (`+Inf` is implicit). */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -78,6 +80,7 @@ export class Metrics {
   #reloadsFailed = 0;
   #lastReload: ReloadRecord | null = null;
   readonly #series = new RequestSeries();
+  readonly #refusals = new RefusalCounter();
 
   /** Makes a site appear (with zero counters) before its first request. */
   ensureSite(site: string): void {
@@ -122,6 +125,11 @@ export class Metrics {
   webSocketClosed(site: string): void {
     const s = this.#site(site);
     if (s.webSocketsOpen > 0) s.webSocketsOpen--;
+  }
+
+  /** Counts a request an edge rule refused (`bws_refused_total{site,rule}`). */
+  recordRefusal(site: string, rule: EdgeRule): void {
+    this.#refusals.record(site, rule);
   }
 
   setGeneration(n: number): void {
@@ -246,6 +254,7 @@ export class Metrics {
     out.push(header("bws_config_reloads_total", "counter", "Configuration reloads by result."));
     out.push(`bws_config_reloads_total{result="success"} ${this.#reloadsOk}\n`);
     out.push(`bws_config_reloads_total{result="failure"} ${this.#reloadsFailed}\n`);
+    this.#refusals.render(out);
 
     const ups = upstreams.map((u) => ({
       u,

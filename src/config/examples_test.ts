@@ -9,6 +9,7 @@ const EXAMPLES = fileURLToPath(new URL("../../examples/", import.meta.url));
 const FILES = [
   "basic.toml",
   "complete.toml",
+  "edge_protection.toml",
   "high_availability.toml",
   "ssl_termination.toml",
   "snippets.toml",
@@ -37,6 +38,26 @@ describe("examples/", () => {
       ["/ws", "websocket-backend", true],
     ]);
     expect(p.headers.both.add).toEqual({ "X-Gateway": "BWS" });
+  });
+
+  it("edge_protection.toml protects the site and replaces tables per route", async () => {
+    const { config } = await loadConfigFileWithWarnings(EXAMPLES + "edge_protection.toml");
+    const s = config.sites[0];
+    expect(s.proxyProtocol).toBe(true);
+    expect(s.access?.deny).toEqual(["203.0.113.9", "198.51.100.0/24"]);
+    expect(s.rateLimit).toEqual({ rate: 10, burst: 20, key: "ip" });
+    const [root, admin, dashboard, api] = s.proxy.routes;
+    expect([root.access, root.rateLimit, root.basicAuth, root.forwardAuth]).toEqual([
+      null,
+      null,
+      null,
+      null,
+    ]);
+    expect(admin.basicAuth?.users.alice).toMatch(/^\$2y\$10\$/);
+    expect(admin.access?.allow).toHaveLength(2);
+    expect(dashboard.forwardAuth?.copyHeaders).toEqual(["Remote-User", "Remote-Groups"]);
+    expect(api.rateLimit?.key).toBe("header:X-Api-Key");
+    expect(summarizeConfig(config)).toContain("protection: access (allow all, deny 2)");
   });
 
   it("snippets.toml holds every partial snippet as its own site", async () => {

@@ -193,6 +193,10 @@ remove = ["Cookie"]
       upstream: "backend",
       stripPrefix: false,
       websocket: false,
+      access: null,
+      rateLimit: null,
+      basicAuth: null,
+      forwardAuth: null,
     });
     expect(p.upstreams[0]).toEqual({ name: "backend", url: "http://127.0.0.1:3001", weight: 1 });
   });

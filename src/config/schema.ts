@@ -8,6 +8,7 @@
  */
 
 import { validateCidr } from "../proxy/cidr.ts";
+import { edgeTables } from "./edge_schema.ts";
 import { LB_METHODS } from "./types.ts";
 import { parseExpectStatus } from "./units.ts";
 
@@ -46,6 +47,12 @@ export interface IntNode extends Base<number> {
   readonly min?: number;
   readonly max?: number;
 }
+/** Any finite number (integer or float) within `min`..`max` inclusive. */
+export interface NumberNode extends Base<number> {
+  readonly type: "number";
+  readonly min?: number;
+  readonly max?: number;
+}
 /** Seconds, integer or float ≥ 0. */
 export interface DurationNode extends Base<number> {
   readonly type: "duration";
@@ -68,12 +75,23 @@ export interface HeaderMapNode extends Base<Record<string, string>> {
 export interface HeaderRemoveNode extends Base<readonly string[]> {
   readonly type: "header-remove";
 }
+/** A table of arbitrary keys to string values (`users = { alice = "$2y$..." }`). */
+export interface StringMapNode extends Base<Record<string, string>> {
+  readonly type: "string-map";
+  /** Checked for every entry; returns an error message or undefined. */
+  readonly entry?: (key: string, value: string) => string | undefined;
+}
 export interface TableNode {
   readonly type: "table";
   readonly fields: Readonly<Record<string, Field>>;
   /** Another key accepted for a field: `{ interval_seconds: "interval" }`. */
   readonly aliases?: Readonly<Record<string, string>>;
   readonly required?: boolean;
+  /**
+   * The table is a feature switched on by writing it: built as null when absent (its required
+   * keys are then not asked for), as a table when present, even empty.
+   */
+  readonly optional?: boolean;
 }
 export interface TableArrayNode {
   readonly type: "table[]";
@@ -85,11 +103,13 @@ export type Node =
   | StringNode
   | BoolNode
   | IntNode
+  | NumberNode
   | DurationNode
   | SizeNode
   | StringListNode
   | HeaderMapNode
   | HeaderRemoveNode
+  | StringMapNode
   | TableNode
   | TableArrayNode;
 
@@ -161,6 +181,8 @@ const site = table({
     default: (_self, ctx) => (ctx.root.server as { maxBodySize: number }).maxBodySize,
   },
   headers: { type: "headers", default: {} },
+  ...edgeTables(),
+  proxy_protocol: { type: "bool", default: false },
   proxy: table({
     enabled: { type: "bool", default: false },
     upstreams: {
@@ -182,6 +204,7 @@ const site = table({
         upstream: { type: "string", required: true },
         strip_prefix: { type: "bool", default: false },
         websocket: { type: "bool", default: false },
+        ...edgeTables(),
       }),
     },
     load_balancing: table({

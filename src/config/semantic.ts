@@ -6,6 +6,7 @@
  */
 
 import { parseUpstreamUrl } from "../upstream/target.ts";
+import { checkEdgeProtection } from "./edge_semantic.ts";
 import type { Config, SiteConfig } from "./types.ts";
 import type { RawIssue } from "./validate.ts";
 
@@ -51,6 +52,7 @@ export function checkSemantics(
   });
 
   checkListeners(config, err);
+  checkEdgeProtection(config, err, broken);
 
   if (config.logging.output === "file" && !config.logging.filePath) {
     err("logging.file_path", 'file_path is required when output = "file"');

@@ -4,13 +4,20 @@
  * @module
  */
 
-import type { Config, SiteConfig } from "./types.ts";
+import type { Config, EdgeTables, SiteConfig } from "./types.ts";
 
 /**
  * Keys whose behaviour is not implemented yet; the summary marks them "(not active yet)".
- * Empty for now.
+ * The edge-protection tables are validated and compiled, but the request path does not apply
+ * them until it moves to bws's own HTTP/1.1 front end.
  */
-export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>();
+export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>([
+  "access",
+  "rate_limit",
+  "basic_auth",
+  "forward_auth",
+  "proxy_protocol",
+]);
 
 const mark = (key: string) => (NOT_ACTIVE_YET.has(key) ? " (not active yet)" : "");
 
@@ -109,6 +116,8 @@ function siteLines(s: SiteConfig, isDefault: boolean): string[] {
         `      route ${r.path} → ${r.upstream} [${(groups.get(r.upstream) ?? []).join(", ")}]` +
           (flags.length ? ` ${flags.join(", ")}` : ""),
       );
+      const own = protection(r);
+      if (own) out.push(`        protection (replaces the site's): ${own}`);
     }
     if (p.routes.length === 0) out.push("      (proxy enabled, no routes)");
     const hc = p.healthCheck;
@@ -120,5 +129,35 @@ function siteLines(s: SiteConfig, isDefault: boolean): string[] {
     );
   }
   if (s.staticDir) out.push(`      static ${s.staticDir} (index ${s.indexFile})`);
+  const site = protection(s);
+  if (site) out.push(`      protection: ${site}`);
+  if (s.proxyProtocol) {
+    out.push(`      PROXY protocol from trusted proxies${mark("proxy_protocol")}`);
+  }
   return out;
+}
+
+/** The edge-protection tables written on a site or route, in the order they run; "" if none. */
+function protection(t: EdgeTables): string {
+  const parts: string[] = [];
+  if (t.access) {
+    parts.push(
+      `access (allow ${t.access.allow.length || "all"}, deny ${t.access.deny.length})` +
+        mark("access"),
+    );
+  }
+  if (t.rateLimit) {
+    const r = t.rateLimit;
+    parts.push(`rate_limit ${r.rate}/s burst ${r.burst} by ${r.key}${mark("rate_limit")}`);
+  }
+  if (t.basicAuth) {
+    const b = t.basicAuth;
+    const users = Object.keys(b.users).length;
+    const from = [users ? `${users} user${users === 1 ? "" : "s"}` : "", b.htpasswdFile].filter(
+      Boolean,
+    ).join(" + ");
+    parts.push(`basic_auth "${b.realm}" (${from})${mark("basic_auth")}`);
+  }
+  if (t.forwardAuth) parts.push(`forward_auth ${t.forwardAuth.url}${mark("forward_auth")}`);
+  return parts.join(", ");
 }

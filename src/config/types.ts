@@ -102,7 +102,56 @@ export interface UpstreamConfig {
   readonly weight: number;
 }
 
-export interface RouteConfig {
+/** `[sites.access]`: CIDRs or single addresses, IPv4 or IPv6. */
+export interface AccessConfig {
+  /** When non-empty, only these may enter. @default [] */
+  readonly allow: readonly string[];
+  /** Always refused; deny wins over allow. @default [] */
+  readonly deny: readonly string[];
+}
+
+/** `[sites.rate_limit]`: a token bucket per key. */
+export interface RateLimitConfig {
+  /** Requests per second, refilled continuously (> 0, may be fractional). */
+  readonly rate: number;
+  /** Bucket size (integer ≥ 1). @default ceil(rate) */
+  readonly burst: number;
+  /** "ip" or "header:NAME". @default "ip" */
+  readonly key: string;
+}
+
+/** `[sites.basic_auth]`. */
+export interface BasicAuthConfig {
+  /** @default "restricted" */
+  readonly realm: string;
+  /** User name → bcrypt hash. @default {} */
+  readonly users: Readonly<Record<string, string>>;
+  /** Absolute path of a file of `user:bcrypt-hash` lines, or "". Re-read on every load. */
+  readonly htpasswdFile: string;
+  /** The client's Authorization goes upstream only when true. @default false */
+  readonly forwardAuthorization: boolean;
+}
+
+/** `[sites.forward_auth]`. */
+export interface ForwardAuthConfig {
+  /** http(s) URL of the auth service's check endpoint (a query is kept). */
+  readonly url: string;
+  /** Header names copied from a 2xx answer onto the upstream request. @default [] */
+  readonly copyHeaders: readonly string[];
+}
+
+/**
+ * The edge-protection tables of a site or a route (SPEC 10), each null unless written. A
+ * route's table replaces the site's for the requests it matches; a null one inherits it.
+ */
+export interface EdgeTables {
+  readonly access: AccessConfig | null;
+  readonly rateLimit: RateLimitConfig | null;
+  readonly basicAuth: BasicAuthConfig | null;
+  readonly forwardAuth: ForwardAuthConfig | null;
+}
+
+export interface RouteConfig extends EdgeTables {
   readonly path: string;
   /** Name of an upstream group of the same site. */
   readonly upstream: string;
@@ -234,7 +283,7 @@ export interface SslConfig {
   readonly acme: AcmeConfig;
 }
 
-export interface SiteConfig {
+export interface SiteConfig extends EdgeTables {
   readonly name: string;
   /** Lower-cased. */
   readonly hostname: string;
@@ -253,6 +302,11 @@ export interface SiteConfig {
   readonly maxBodySize: number;
   /** `[sites.headers]`: added to every response of this site. */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * The port expects a PROXY protocol (v1 or v2) header from peers in trusted_proxies; every
+   * site on the port agrees. @default false
+   */
+  readonly proxyProtocol: boolean;
   readonly proxy: ProxyConfig;
   readonly ssl: SslConfig;
 }

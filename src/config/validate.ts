@@ -109,6 +109,7 @@ class Builder {
     switch (node.type) {
       case "table":
         if (v === undefined && node.required) this.#issue(path, "missing required table");
+        if (v === undefined && node.optional) return null;
         return this.table(v, node, path);
       case "table[]": {
         if (v === undefined) {
@@ -175,6 +176,17 @@ class Builder {
         }
         return check(v);
       }
+      case "number": {
+        if (typeof v !== "number" || !Number.isFinite(v)) {
+          return fail(`expected a number, got ${describe(v)}`);
+        }
+        const { min, max } = node;
+        if ((min !== undefined && v < min) || (max !== undefined && v > max)) {
+          const range = max === undefined ? `≥ ${min}` : `${min ?? "-∞"}..${max}`;
+          return fail(`Cannot use ${v}: must be ${range}`);
+        }
+        return check(v);
+      }
       case "duration": {
         const r = parseDuration(v);
         return r.ok ? check(r.value) : fail(r.message);
@@ -222,6 +234,22 @@ class Builder {
             this.#issue(p, `Cannot use header value for "${name}": contains CR, LF or NUL`);
             ok = false;
           } else out[name] = value;
+        }
+        return ok ? check(out) : undefined;
+      }
+      case "string-map": {
+        if (!isTable(v)) return fail(`expected a table of keys to strings, got ${describe(v)}`);
+        const out: Record<string, string> = {};
+        let ok = true;
+        for (const [key, value] of Object.entries(v)) {
+          const p = childPath(path, key);
+          const msg = typeof value !== "string"
+            ? `expected a string, got ${describe(value)}`
+            : node.entry?.(key, value);
+          if (msg) {
+            this.#issue(p, msg);
+            ok = false;
+          } else out[key] = value as string;
         }
         return ok ? check(out) : undefined;
       }
@@ -276,6 +304,7 @@ function placeholder(type: string): unknown {
     case "header-remove":
       return [];
     case "headers":
+    case "string-map":
       return {};
     default:
       return 0;

@@ -115,6 +115,7 @@ export function formatAccessText(e: AccessEntry): string {
     num(e.bytesOut) + " " + durationText(num(e.durationMs)) + " upstream=" + dash(e.upstream) +
     " rid=" +
     dash(e.requestId) + " route=" + dash(e.route);
+  if (e.refused) line += " refused=" + textValue(e.refused);
   if (e.error) line += " error=" + textValue(e.error);
   return line + "\n";
 }
@@ -122,7 +123,7 @@ export function formatAccessText(e: AccessEntry): string {
 /**
  * An access line in the JSON format:
  * `{"type":"access","time","site","client","method","path","status","bytes_out",
- * "duration_ms","upstream","request_id","route"[,"error"]}`.
+ * "duration_ms","upstream","request_id","route"[,"refused"][,"error"]}`.
  */
 export function formatAccessJson(e: AccessEntry): string {
   let line = '{"type":"access","time":"' + isoTime(e.time) + '","site":' + jsonString(e.site) +
@@ -132,6 +133,7 @@ export function formatAccessJson(e: AccessEntry): string {
     ',"upstream":' +
     jsonString(e.upstream) + ',"request_id":' + jsonString(e.requestId) + ',"route":' +
     jsonString(e.route);
+  if (e.refused) line += ',"refused":' + jsonString(e.refused);
   if (e.error) line += ',"error":' + jsonString(e.error);
   return line + "}\n";
 }

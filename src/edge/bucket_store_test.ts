@@ -1,0 +1,113 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { LocalBucketStore } from "./bucket_store.ts";
+
+const T0 = 1_700_000_000_000;
+
+describe("LocalBucketStore: token bucket", () => {
+  it("20 takes at rate 5, burst 5 in one instant: exactly 5 pass, the rest wait 200 ms", () => {
+    const s = new LocalBucketStore({ rate: 5, burst: 5 });
+    const results = Array.from({ length: 20 }, () => s.take("a", 1, T0));
+    expect(results.map((r) => r.allowed)).toEqual([
+      ...Array(5).fill(true),
+      ...Array(15).fill(false),
+    ]);
+    expect(results.slice(0, 5).map((r) => r.remaining)).toEqual([4, 3, 2, 1, 0]);
+    expect(results[5].retryAfterMs).toBeCloseTo(200);
+    expect(results[5].resetMs).toBeCloseTo(1000);
+    // Another key is unaffected.
+    expect(s.take("b", 1, T0)).toEqual({
+      allowed: true,
+      remaining: 4,
+      retryAfterMs: 0,
+      resetMs: 200,
+    });
+  });
+
+  it("refills continuously at the configured rate, up to burst", () => {
+    const s = new LocalBucketStore({ rate: 5, burst: 5 });
+    for (let i = 0; i < 5; i++) s.take("a", 1, T0);
+    expect(s.take("a", 1, T0 + 199).allowed).toBe(false);
+    expect(s.take("a", 1, T0 + 200).allowed).toBe(true); // one token per 200 ms
+    expect(s.take("a", 1, T0 + 201).allowed).toBe(false);
+    // After a long pause the bucket holds burst tokens, not more.
+    const later = T0 + 60_000;
+    const passes = Array.from({ length: 10 }, () => s.take("a", 1, later).allowed);
+    expect(passes.filter(Boolean)).toHaveLength(5);
+  });
+
+  it("a refused take takes nothing (hammering does not push the next pass further away)", () => {
+    const s = new LocalBucketStore({ rate: 1, burst: 1 });
+    expect(s.take("a", 1, T0).allowed).toBe(true);
+    for (let t = 1; t < 1000; t += 10) expect(s.take("a", 1, T0 + t).allowed).toBe(false);
+    expect(s.take("a", 1, T0 + 1000).allowed).toBe(true);
+  });
+
+  it("fractional rates: 0.5/s means one token every 2 s", () => {
+    const s = new LocalBucketStore({ rate: 0.5, burst: 1 });
+    expect(s.take("a", 1, T0).allowed).toBe(true);
+    const r = s.take("a", 1, T0 + 500);
+    expect(r.allowed).toBe(false);
+    expect(r.retryAfterMs).toBeCloseTo(1500);
+  });
+
+  it("rejects a nonsensical rate or burst", () => {
+    expect(() => new LocalBucketStore({ rate: 0, burst: 1 })).toThrow(/rate must be > 0/);
+    expect(() => new LocalBucketStore({ rate: 1, burst: 0 })).toThrow(/burst ≥ 1/);
+  });
+});
+
+describe("LocalBucketStore: bounded memory", () => {
+  it("drops buckets that are full again: idle keys do not stay", () => {
+    const s = new LocalBucketStore({ rate: 10, burst: 20 });
+    for (let i = 0; i < 1000; i++) s.take(`10.0.${i >> 8}.${i & 255}`, 1, T0);
+    expect(s.size).toBe(1000);
+    // 100 ms later every one of those buckets is full again; traffic from one client sweeps.
+    for (let i = 0; i < 600; i++) s.take("192.0.2.1", 1, T0 + 200 + i * 100);
+    expect(s.size).toBeLessThanOrEqual(2);
+  });
+
+  it("200k one-request clients at 20k requests/s (rate 10, burst 20): the map stays small", () => {
+    const s = new LocalBucketStore({ rate: 10, burst: 20 });
+    let max = 0;
+    for (let i = 0; i < 200_000; i++) {
+      s.take(`2001:db8::${i.toString(16)}`, 1, T0 + i * 0.05);
+      if (s.size > max) max = s.size;
+    }
+    // A bucket is full again 100 ms after its one request: ~2000 keys are live at a time.
+    expect(max).toBeLessThan(5_000);
+  });
+
+  it("200k one-request clients against a slow rate: the map stops at maxKeys, oldest go", () => {
+    const s = new LocalBucketStore({ rate: 0.001, burst: 5 }, { maxKeys: 10_000 });
+    for (let i = 0; i < 200_000; i++) s.take(`k${i}`, 1, T0 + i);
+    expect(s.size).toBe(10_000);
+    // The newest keys are remembered (4 tokens left), the first ones forgotten (full again).
+    expect(s.take("k199999", 1, T0 + 200_000).remaining).toBe(3);
+    expect(s.take("k0", 1, T0 + 200_000).remaining).toBe(4);
+  });
+
+  it("memory: 200k distinct keys with nothing expiring grow the heap by a bounded amount", () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) {
+      console.log("heap measurement skipped: run with --v8-flags=--expose-gc");
+      return;
+    }
+    gc();
+    const before = Deno.memoryUsage();
+    const s = new LocalBucketStore({ rate: 0.001, burst: 5 }); // default maxKeys 100k
+    for (let i = 0; i < 200_000; i++) {
+      s.take(`2001:db8:${i >> 16}::${(i & 0xffff).toString(16)}`, 1, T0 + i);
+    }
+    gc();
+    const after = Deno.memoryUsage();
+    const heapMiB = (after.heapUsed - before.heapUsed) / 2 ** 20;
+    const rssMiB = (after.rss - before.rss) / 2 ** 20;
+    console.log(
+      `200k distinct keys, default maxKeys: size ${s.size}, heap +${heapMiB.toFixed(1)} MiB, ` +
+        `rss +${rssMiB.toFixed(1)} MiB`,
+    );
+    expect(s.size).toBe(100_000);
+    expect(heapMiB).toBeLessThan(24);
+  });
+});
