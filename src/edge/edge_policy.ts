@@ -125,7 +125,11 @@ export function compileSiteEdge(site: SiteConfig, opts: EdgeCompileOptions): Sit
         (fa
           ? new ForwardAuth(fa, {
             client: opts.client,
-            timeouts: site.proxy.timeout,
+            timeouts: {
+              connectMs: site.proxy.timeout.connect * 1000,
+              readMs: site.proxy.timeout.read * 1000,
+              writeMs: site.proxy.timeout.write * 1000,
+            },
             onError: opts.onForwardAuthError && ((e) => opts.onForwardAuthError!(e, fa.url)),
           })
           : null),

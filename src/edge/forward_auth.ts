@@ -16,9 +16,9 @@
  * @module
  */
 
-import type { ForwardAuthConfig, TimeoutConfig } from "../config/types.ts";
+import type { ForwardAuthConfig } from "../config/types.ts";
 import type { BodySource, HttpRequest, HttpResponse } from "../http1/types.ts";
-import type { UpstreamClient, UpstreamResponse } from "../upstream/client.ts";
+import type { UpstreamClient, UpstreamResponse, UpstreamTimeouts } from "../upstream/client.ts";
 import { parseUpstreamUrl, type UpstreamTarget } from "../upstream/target.ts";
 import { refusalResponse } from "./responses.ts";
 import type { EdgeCheck, EdgeRefusal, EdgeUpstreamEdit, EdgeVerdict } from "./types.ts";
@@ -27,8 +27,8 @@ import type { EdgeCheck, EdgeRefusal, EdgeUpstreamEdit, EdgeVerdict } from "./ty
 export interface ForwardAuthOptions {
   /** The upstream client to ask with (the site's, so the pool is shared). */
   readonly client: UpstreamClient;
-  /** The site's `[sites.proxy.timeout]` (seconds). */
-  readonly timeouts: TimeoutConfig;
+  /** The site's `[sites.proxy.timeout]`, in milliseconds. */
+  readonly timeouts: UpstreamTimeouts;
   /** Told why the service could not be asked (for the error log); the client gets 503. */
   readonly onError?: (err: unknown) => void;
 }
@@ -69,7 +69,7 @@ export class ForwardAuth implements EdgeCheck {
   readonly #copy: readonly (readonly [string, string])[];
   readonly #removeCopied: readonly string[];
   readonly #client: UpstreamClient;
-  readonly #timeouts: TimeoutConfig;
+  readonly #timeouts: UpstreamTimeouts;
   readonly #onError: ((err: unknown) => void) | undefined;
   readonly #unavailable: EdgeRefusal = {
     refused: true,

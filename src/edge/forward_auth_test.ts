@@ -14,7 +14,7 @@ interface Seen {
   body: string;
 }
 
-const TIMEOUTS = { connect: 1, read: 1, write: 1 };
+const TIMEOUTS = { connectMs: 1000, readMs: 1000, writeMs: 1000 };
 
 async function bodyText(res: HttpResponse): Promise<string> {
   const b = res.body;
@@ -179,7 +179,7 @@ describe("ForwardAuth against an auth service", () => {
 
     const slow = new ForwardAuth({ url: base + "/slow", copyHeaders: [] }, {
       client,
-      timeouts: { connect: 1, read: 0.2, write: 1 },
+      timeouts: { connectMs: 1000, readMs: 200, writeMs: 1000 },
     });
     const t0 = performance.now();
     const s = (await slow.check(testRequest(), "127.0.0.1")) as EdgeRefusal;

@@ -7,13 +7,16 @@
 
 import type { Config, SiteConfig } from "../config/types.ts";
 import { UpstreamGroup } from "../balancer/group.ts";
+import { compileSiteEdge } from "../edge/edge_policy.ts";
 import type { HostRegistry } from "../health/registry.ts";
 import { createStaticHandler } from "../static/handler.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
 import { RouteTable } from "../proxy/route_table.ts";
 import { CidrSet } from "../proxy/cidr.ts";
+import type { UpstreamClient } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 import type {
+  ClientPlan,
   HostTarget,
   ListenerPlan,
   Plan,
@@ -25,6 +28,27 @@ import type {
 export interface CompileDeps {
   readonly registry: HostRegistry;
   readonly logger: Logger;
+  /** The upstream client (forward auth asks its service with it). */
+  readonly client: UpstreamClient;
+}
+
+const ms = (seconds: number) => Math.round(seconds * 1000);
+
+function compileClientPlan(config: Config): ClientPlan {
+  const t = config.server.timeouts;
+  const l = config.server.limits;
+  return Object.freeze({
+    timeouts: Object.freeze({
+      headerMs: ms(t.header),
+      keepAliveMs: ms(t.keepAlive),
+      bodyMs: ms(t.body),
+      sendMs: ms(t.send),
+    }),
+    tlsHandshakeMs: ms(t.tlsHandshake),
+    limits: Object.freeze({ maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders }),
+    maxConnections: l.maxConnections,
+    maxConnectionsPerIp: l.maxConnectionsPerIp,
+  });
 }
 
 /** Every name a site answers to (lower-case), hostname first. */
@@ -68,6 +92,15 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
   const groups: UpstreamGroup[] = [];
   let proxy: ProxyPlan | null = null;
   const p = site.proxy;
+  const edge = compileSiteEdge(site, {
+    client: deps.client,
+    onForwardAuthError: (err, url) =>
+      deps.logger.warn("forward auth service unavailable", {
+        site: site.name,
+        url,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+  });
   if (p.enabled) {
     const byName = new Map<string, UpstreamGroup>();
     const names = [...new Set(p.upstreams.map((u) => u.name))];
@@ -86,7 +119,7 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
       groups.push(group);
     }
     const routes: { path: string; value: RoutePlan }[] = [];
-    for (const r of p.routes) {
+    for (const [i, r] of p.routes.entries()) {
       const group = byName.get(r.upstream);
       if (!group) throw new TypeError(`Cannot route "${r.path}": unknown upstream "${r.upstream}"`);
       routes.push({
@@ -96,15 +129,27 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
           stripPrefix: r.stripPrefix,
           websocket: r.websocket,
           group,
+          edge: edge.routes[i],
         }),
       });
     }
     proxy = Object.freeze({
       routes: new RouteTable(routes),
       headers: compileHeaderPlan(p.headers),
-      timeouts: p.timeout,
-      retry: p.retry,
-      websocket: p.websocket,
+      timeouts: Object.freeze({
+        connectMs: ms(p.timeout.connect),
+        readMs: ms(p.timeout.read),
+        writeMs: ms(p.timeout.write),
+      }),
+      retry: Object.freeze({
+        attempts: p.retry.attempts,
+        tryDurationMs: ms(p.retry.tryDuration),
+      }),
+      websocket: Object.freeze({
+        maxMessage: p.websocket.maxBuffered,
+        idleTimeoutMs: ms(p.websocket.idleTimeout),
+        pingIntervalMs: ms(p.websocket.pingInterval),
+      }),
     });
   }
   const plan: SitePlan = Object.freeze({
@@ -117,6 +162,7 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
       : null,
     siteHeaders: Object.entries(site.headers),
     maxBodySize: site.maxBodySize || config.server.maxBodySize,
+    edge: edge.site,
   });
   return { plan, groups };
 }
@@ -127,6 +173,7 @@ interface ListenerDraft {
   tls: boolean;
   entries: { names: string[]; target: HostTarget; isDefault: boolean }[];
   acmeChallenges: boolean;
+  proxyProtocol: boolean;
 }
 
 /** Builds the plan. Throws TypeError on a config the validator let through but cannot run. */
@@ -138,7 +185,7 @@ export function compilePlan(config: Config, generation: number, deps: CompileDep
     const key = `${bind}:${port}`;
     let d = drafts.get(key);
     if (!d) {
-      d = { bind, port, tls, entries: [], acmeChallenges: false };
+      d = { bind, port, tls, entries: [], acmeChallenges: false, proxyProtocol: false };
       drafts.set(key, d);
     }
     return d;
@@ -147,7 +194,9 @@ export function compilePlan(config: Config, generation: number, deps: CompileDep
     const { plan, groups: g } = compileSite(site, config, deps);
     sites.push(plan);
     groups.push(...g);
-    draft(site.bind, site.port, site.ssl.enabled).entries.push({
+    const d = draft(site.bind, site.port, site.ssl.enabled);
+    d.proxyProtocol ||= site.proxyProtocol;
+    d.entries.push({
       names: siteNames(site),
       target: { kind: "site", site: plan },
       isDefault: site.default,
@@ -194,6 +243,7 @@ export function compilePlan(config: Config, generation: number, deps: CompileDep
         fallback,
         sites: d.entries.flatMap((e) => e.target.kind === "site" ? [e.target.site] : []),
         acmeChallenges: d.acmeChallenges,
+        proxyProtocol: d.proxyProtocol,
       }),
     );
   }
@@ -205,5 +255,7 @@ export function compilePlan(config: Config, generation: number, deps: CompileDep
     sites,
     trusted: new CidrSet(config.server.trustedProxies),
     logger: deps.logger,
+    client: compileClientPlan(config),
+    gracePeriodMs: ms(config.server.gracePeriod),
   });
 }
