@@ -19,12 +19,16 @@ interface Result {
   stderr: string;
 }
 
-async function run(args: string[], cwd = tmp): Promise<Result> {
+async function run(
+  args: string[],
+  cwd = tmp,
+  opts: { env?: Record<string, string>; permissions?: string[] } = {},
+): Promise<Result> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
+    args: ["run", ...(opts.permissions ?? ["-A"]), CLI, ...args],
     cwd,
     stdin: "null",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...opts.env },
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -277,6 +281,43 @@ key_file = "tls/site.key"
     } finally {
       await pki.remove();
     }
+  });
+
+  it("substitutes ${NAME} from the environment and names a missing variable", async () => {
+    const dir = join(tmp, "env-vars");
+    Deno.mkdirSync(join(dir, "www"), { recursive: true });
+    const path = write(
+      "env-vars/bws.toml",
+      `[management]
+enabled = true
+port = "\${BWS_TEST_MGMT_PORT:-7655}"
+api_key = "\${BWS_TEST_API_KEY}"
+
+${siteToml(0, 'hostnames = ["\${BWS_TEST_HOST}", "b.example.com"]\n')}`,
+    );
+    // as `deno task check` runs it: read and env permissions only
+    const permissions = ["--allow-read", "--allow-env"];
+    const env = { BWS_TEST_API_KEY: "k", BWS_TEST_HOST: "a.example.com" };
+    let r = await run(["check", "-c", path], dir, { env, permissions });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toContain('site "web": localhost, a.example.com, b.example.com');
+    expect(r.stdout).toContain("management: http://127.0.0.1:7655 (X-API-Key required)");
+
+    r = await run(["check", "-c", path], dir, { env: { BWS_TEST_HOST: "a.example.com" } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `${path}:4:1: management.api_key: Cannot substitute \${BWS_TEST_API_KEY}: environment ` +
+        "variable BWS_TEST_API_KEY is not set",
+    );
+    expect(r.stderr).toContain("bws: 1 error in config");
+
+    // without --allow-env the variable cannot be read: said so, per key
+    r = await run(["check", "-c", path], dir, { env, permissions: ["--allow-read"] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `${path}:4:1: management.api_key: Cannot read environment variable BWS_TEST_API_KEY: ` +
+        "bws runs without --allow-env",
+    );
   });
 
   it("finds ./bws.toml, else ./config.toml", async () => {
