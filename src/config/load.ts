@@ -8,6 +8,7 @@
 import { dirname, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { type EnvLookup, processEnv, type Substituted, substituteEnv } from "./env_substitution.ts";
+import { readErrorPages } from "./error_page_files.ts";
 import { deepFreeze } from "./freeze.ts";
 import { findPosition, type PositionMap, scanKeyPositions } from "./positions.ts";
 import { CONFIG_SCHEMA } from "./schema.ts";
@@ -119,6 +120,9 @@ function build(
   value.source = file ? resolve(file) : "";
   const config = value as unknown as Config;
   const semantic = checkSemantics(config, issues);
+  issues.push(
+    ...readErrorPages(value.sites as Record<string, unknown>[], (p) => isBroken(issues, p)),
+  );
   const errors = locate(
     [...issues, ...semantic.errors.filter((i) => !failed.has(i.path))],
     positions,
@@ -128,6 +132,13 @@ function build(
     config: deepFreeze(config),
     warnings: deepFreeze(locate(semantic.warnings, positions)),
   };
+}
+
+/** Whether `issues` has one at `path` or below it. */
+function isBroken(issues: readonly RawIssue[], path: string): boolean {
+  return issues.some((i) =>
+    i.path === path || i.path.startsWith(path + ".") || i.path.startsWith(path + "[")
+  );
 }
 
 /** Attaches line/column to each issue and orders them as they appear in the file. */

@@ -232,6 +232,23 @@ class Builder {
         }
         return ok ? check(out) : undefined;
       }
+      case "string-map": {
+        if (!isTable(v)) return fail(`expected a table of keys to strings, got ${describe(v)}`);
+        const out: Record<string, string> = {};
+        let ok = true;
+        for (const [key, value] of Object.entries(v)) {
+          const p = childPath(path, key);
+          const keyProblem = node.key(key);
+          if (keyProblem) {
+            this.#issue(p, keyProblem);
+            ok = false;
+          } else if (typeof value !== "string" || value === "") {
+            this.#issue(p, `expected a non-empty string, got ${describe(value)}`);
+            ok = false;
+          } else out[key] = node.path ? this.#path(value) : value;
+        }
+        return ok ? check(out) : undefined;
+      }
       case "header-remove": {
         const names: string[] = [];
         let ok = true;
@@ -297,6 +314,7 @@ function placeholder(type: string): unknown {
     case "header-remove":
       return [];
     case "headers":
+    case "string-map":
       return {};
     default:
       return 0;
