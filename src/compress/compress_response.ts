@@ -14,7 +14,7 @@ import type { BodySource, HttpResponse } from "../http1/types.ts";
 import { compressSource } from "./compress_body.ts";
 import { compressSync } from "./levels.ts";
 import type { Negotiated } from "./negotiate.ts";
-import { compressedHeaders, CompressionPolicy, withVary } from "./policy.ts";
+import { compressedHeaders, type CompressionPolicy, withVary } from "./policy.ts";
 
 /** The most bytes of a body of unknown length read ahead to learn whether it is small. */
 export const MAX_PEEK = 64 * 1024;
