@@ -69,12 +69,12 @@ function jsonCorpus(text: Uint8Array, bytes: number): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(items));
 }
 
-function chunked(bytes: Uint8Array): BodySource {
+function chunked(bytes: Uint8Array, size = 65536): BodySource {
   let at = 0;
   return {
     read: () => {
       if (at >= bytes.length) return Promise.resolve(null);
-      const c = bytes.subarray(at, at + 65536);
+      const c = bytes.subarray(at, at + size);
       at += c.length;
       return Promise.resolve(c);
     },
@@ -161,6 +161,22 @@ for (const { algorithm, level, best: [t, j, s] } of cases) {
         (mark ? `  <- ${mark}` : ""),
     );
   }
+}
+
+console.log("\nflushing after every chunk (proxied bodies), text, stream levels: ratio");
+for (const algorithm of ["zstd", "br", "gzip"] as const) {
+  const row: string[] = [];
+  for (
+    const [size, flush] of [[65536, false], [65536, true], [16384, true], [1024, true]] as const
+  ) {
+    const body = compressSource(chunked(text, size), algorithm, { flushEachChunk: flush });
+    let out = 0;
+    for (let c = await body.read(); c !== null; c = await body.read()) out += c.length;
+    row.push(
+      `${flush ? `${size / 1024} KiB chunks` : "no flush"} ${(text.length / out).toFixed(2)}`,
+    );
+  }
+  console.log(`${algorithm.padEnd(4)}: ${row.join(", ")}`);
 }
 
 const headers = [

@@ -22,7 +22,7 @@ export type Levels = Readonly<Record<CompressionAlgorithm, number>>;
 export const STREAM_LEVELS: Levels = { zstd: 3, br: 3, gzip: 3 };
 
 /** Levels for small static files compressed once and served from memory. */
-export const CACHED_LEVELS: Levels = { zstd: 9, br: 6, gzip: 6 };
+export const CACHED_LEVELS: Levels = { zstd: 6, br: 5, gzip: 6 };
 
 /** Output buffer size of a compressor: the largest chunk it hands on. */
 const CHUNK_SIZE = 64 * 1024;
