@@ -392,6 +392,36 @@ describe("running", () => {
     }
   });
 
+  it("reads error pages again on reload; a missing one fails the reload with key and line", async () => {
+    Deno.mkdirSync(join(tmp, "pages/www"), { recursive: true });
+    const page = join(tmp, "pages/404.html");
+    Deno.writeTextFileSync(page, "<h1>gone</h1>");
+    const path = write("pages/bws.toml", siteToml(0, '[sites.error_pages]\n404 = "404.html"\n'));
+    const bws = new Running(["-c", path]);
+    try {
+      const [, port] = await bws.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      Deno.removeSync(page);
+      bws.child.kill("SIGHUP");
+      await bws.waitFor(/reload failed, still running the previous config/);
+      expect(bws.stderr).toContain(
+        `${path}:8:1: sites[0].error_pages.404: Cannot read error page "${page}": no such file`,
+      );
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      await res.body?.cancel();
+      expect(res.status).toBe(404); // still serving: www/ has no index.html
+      const check = await run(["check", "-c", path]);
+      expect(check.code).toBe(1);
+      expect(check.stderr).toContain(
+        `${path}:8:1: sites[0].error_pages.404: Cannot read error page`,
+      );
+      Deno.writeTextFileSync(page, "<h1>back</h1>");
+      bws.child.kill("SIGHUP");
+      await bws.waitFor(/SIGHUP: config reloaded \(generation 2\)/);
+    } finally {
+      expect(await bws.stop("SIGINT")).toBe(0);
+    }
+  });
+
   it("reloads by itself with --watch when the file changes", async () => {
     Deno.mkdirSync(join(tmp, "watch/www"), { recursive: true });
     const path = write("watch/bws.toml", siteToml(0));
