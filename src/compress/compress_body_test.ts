@@ -6,6 +6,7 @@ import type { CompressionAlgorithm } from "../config/types.ts";
 import type { BodySource } from "../http1/types.ts";
 import { compressBytes, compressSource } from "./compress_body.ts";
 import { compressSync } from "./levels.ts";
+import { firstDifference } from "./_test_bytes.ts";
 
 const ALGORITHMS: readonly CompressionAlgorithm[] = ["zstd", "br", "gzip"];
 const enc = new TextEncoder();
@@ -89,7 +90,7 @@ describe("compressSource", () => {
             compressSource(reusedBufferSource(input, chunk), algorithm, { flushEachChunk }),
           );
           if (chunk > 1) expect(out.length).toBeLessThan(input.length / 2);
-          expect(decompress(out, algorithm)).toEqual(input);
+          expect(firstDifference(decompress(out, algorithm), input)).toBe(-1);
         }
       }
     });
@@ -181,7 +182,7 @@ describe("compressBytes", () => {
       for (const size of [100, 65_536, 300_000]) {
         const data = sampleText(size);
         const out = await compressBytes(data, algorithm, 6);
-        expect(decompress(out, algorithm)).toEqual(data);
+        expect(firstDifference(decompress(out, algorithm), data)).toBe(-1);
       }
     }
     const data = sampleText(100_000);

@@ -4,6 +4,7 @@ import * as zlib from "node:zlib";
 import type { BodySource, HttpResponse } from "../http1/types.ts";
 import { compressResponse, type CompressResponseOptions } from "./compress_response.ts";
 import { CompressionPolicy } from "./policy.ts";
+import { firstDifference } from "./_test_bytes.ts";
 
 const policy = new CompressionPolicy({
   static: true,
@@ -76,14 +77,14 @@ describe("compressResponse", () => {
     expect(res.length).toBe(null);
     const bytes = await bodyBytes(res);
     expect(bytes.length).toBeLessThan(json.length / 3);
-    expect(zlib.brotliDecompressSync(bytes)).toEqual(json);
+    expect(firstDifference(zlib.brotliDecompressSync(bytes), json)).toBe(-1);
   });
 
   it("compresses a streamed body of unknown length once min_size bytes arrived", async () => {
     const src = source(json, 100);
     const res = await compressResponse(response(src), opts({ accepted: ["zstd"] }));
     expect(res.headers).toContainEqual(["content-encoding", "zstd"]);
-    expect(zlib.zstdDecompressSync(await bodyBytes(res))).toEqual(json);
+    expect(firstDifference(zlib.zstdDecompressSync(await bodyBytes(res)), json)).toBe(-1);
   });
 
   it("sends an unknown-length body that ends below min_size as it is, with Vary", async () => {
@@ -94,7 +95,9 @@ describe("compressResponse", () => {
       ["etag", '"j1"'],
       ["vary", "Accept-Encoding"],
     ]);
-    expect(res.body).toEqual(small); // whole, as bytes: the front end sends its length
+    // whole, as bytes: the front end sends its length
+    expect(res.body).toBeInstanceOf(Uint8Array);
+    expect(firstDifference(res.body as Uint8Array, small)).toBe(-1);
   });
 
   it("leaves ineligible responses untouched (the same object)", async () => {
@@ -127,7 +130,7 @@ describe("compressResponse", () => {
 
   it("compresses a bytes body whole, and keeps it when compressing does not pay", async () => {
     const res = await compressResponse(response(json), opts());
-    expect(zlib.gunzipSync(res.body as Uint8Array)).toEqual(json);
+    expect(firstDifference(zlib.gunzipSync(res.body as Uint8Array), json)).toBe(-1);
     const noise = crypto.getRandomValues(new Uint8Array(4096));
     const kept = await compressResponse(response(noise), opts());
     expect(kept.body).toBe(noise);
