@@ -19,12 +19,16 @@ interface Result {
   stderr: string;
 }
 
-async function run(args: string[], cwd = tmp): Promise<Result> {
+async function run(
+  args: string[],
+  cwd = tmp,
+  opts: { env?: Record<string, string>; permissions?: string[] } = {},
+): Promise<Result> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
+    args: ["run", ...(opts.permissions ?? ["-A"]), CLI, ...args],
     cwd,
     stdin: "null",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...opts.env },
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -279,6 +283,43 @@ key_file = "tls/site.key"
     }
   });
 
+  it("substitutes ${NAME} from the environment and names a missing variable", async () => {
+    const dir = join(tmp, "env-vars");
+    Deno.mkdirSync(join(dir, "www"), { recursive: true });
+    const path = write(
+      "env-vars/bws.toml",
+      `[management]
+enabled = true
+port = "\${BWS_TEST_MGMT_PORT:-7655}"
+api_key = "\${BWS_TEST_API_KEY}"
+
+${siteToml(0, 'hostnames = ["\${BWS_TEST_HOST}", "b.example.com"]\n')}`,
+    );
+    // as `deno task check` runs it: read and env permissions only
+    const permissions = ["--allow-read", "--allow-env"];
+    const env = { BWS_TEST_API_KEY: "k", BWS_TEST_HOST: "a.example.com" };
+    let r = await run(["check", "-c", path], dir, { env, permissions });
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toContain('site "web": localhost, a.example.com, b.example.com');
+    expect(r.stdout).toContain("management: http://127.0.0.1:7655 (X-API-Key required)");
+
+    r = await run(["check", "-c", path], dir, { env: { BWS_TEST_HOST: "a.example.com" } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `${path}:4:1: management.api_key: Cannot substitute \${BWS_TEST_API_KEY}: environment ` +
+        "variable BWS_TEST_API_KEY is not set",
+    );
+    expect(r.stderr).toContain("bws: 1 error in config");
+
+    // without --allow-env the variable cannot be read: said so, per key
+    r = await run(["check", "-c", path], dir, { env, permissions: ["--allow-read"] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `${path}:4:1: management.api_key: Cannot read environment variable BWS_TEST_API_KEY: ` +
+        "bws runs without --allow-env",
+    );
+  });
+
   it("finds ./bws.toml, else ./config.toml", async () => {
     const dir = join(tmp, "lookup");
     Deno.mkdirSync(dir);
@@ -346,6 +387,36 @@ describe("running", () => {
       const res = await fetch(`http://127.0.0.1:${port}/`);
       await res.body?.cancel();
       expect(res.status).toBe(200);
+    } finally {
+      expect(await bws.stop("SIGINT")).toBe(0);
+    }
+  });
+
+  it("reads error pages again on reload; a missing one fails the reload with key and line", async () => {
+    Deno.mkdirSync(join(tmp, "pages/www"), { recursive: true });
+    const page = join(tmp, "pages/404.html");
+    Deno.writeTextFileSync(page, "<h1>gone</h1>");
+    const path = write("pages/bws.toml", siteToml(0, '[sites.error_pages]\n404 = "404.html"\n'));
+    const bws = new Running(["-c", path]);
+    try {
+      const [, port] = await bws.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      Deno.removeSync(page);
+      bws.child.kill("SIGHUP");
+      await bws.waitFor(/reload failed, still running the previous config/);
+      expect(bws.stderr).toContain(
+        `${path}:8:1: sites[0].error_pages.404: Cannot read error page "${page}": no such file`,
+      );
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      await res.body?.cancel();
+      expect(res.status).toBe(404); // still serving: www/ has no index.html
+      const check = await run(["check", "-c", path]);
+      expect(check.code).toBe(1);
+      expect(check.stderr).toContain(
+        `${path}:8:1: sites[0].error_pages.404: Cannot read error page`,
+      );
+      Deno.writeTextFileSync(page, "<h1>back</h1>");
+      bws.child.kill("SIGHUP");
+      await bws.waitFor(/SIGHUP: config reloaded \(generation 2\)/);
     } finally {
       expect(await bws.stop("SIGINT")).toBe(0);
     }

@@ -187,7 +187,11 @@ describe("adversarial upstreams: a dirty connection is never reused", () => {
     }));
     const res = await client.request(
       s.target,
-      req({ method: "POST", body: endless(2048), timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 } }),
+      req({
+        method: "POST",
+        body: endless(2048),
+        timeouts: { connectMs: 2000, readMs: 2000, writeMs: 2000 },
+      }),
     );
     expect(res.status).toBe(413);
     expect(dec.decode(await readAll(res.body))).toBe("too big!");

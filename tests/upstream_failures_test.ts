@@ -222,7 +222,11 @@ describe("UpstreamClient failures", () => {
     const t0 = Date.now();
     const err = await errorOf(client.request(
       s.target,
-      req({ method: "POST", body: endless(256), timeouts: { connectMs: 1000, readMs: 10000, writeMs: 300 } }),
+      req({
+        method: "POST",
+        body: endless(256),
+        timeouts: { connectMs: 1000, readMs: 10000, writeMs: 300 },
+      }),
     ));
     expect(err.kind).toBe("write_timeout");
     expect(err.requestSent).toBe(true);

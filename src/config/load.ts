@@ -7,6 +7,8 @@
 
 import { dirname, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
+import { type EnvLookup, processEnv, type Substituted, substituteEnv } from "./env_substitution.ts";
+import { readErrorPages } from "./error_page_files.ts";
 import { deepFreeze } from "./freeze.ts";
 import { findPosition, type PositionMap, scanKeyPositions } from "./positions.ts";
 import { CONFIG_SCHEMA } from "./schema.ts";
@@ -26,6 +28,8 @@ export interface ParseOptions {
   readonly file?: string;
   /** Directory that relative paths resolve against. */
   readonly baseDir: string;
+  /** Where `${NAME}` in values is looked up. @default the process environment */
+  readonly env?: EnvLookup;
 }
 
 /** Parses and validates TOML text; throws `ConfigError` listing every issue. */
@@ -51,7 +55,7 @@ export function parseConfigTextWithWarnings(text: string, opts: ParseOptions): L
     }
     throw e;
   }
-  return build(raw, file, opts.baseDir, scanKeyPositions(text));
+  return build(raw, file, opts.baseDir, scanKeyPositions(text), opts.env ?? processEnv);
 }
 
 /** Reads, parses and validates a config file; relative paths resolve against its directory. */
@@ -77,7 +81,8 @@ export async function loadConfigFileWithWarnings(path: string): Promise<LoadResu
 
 /**
  * Validates a raw TOML-shaped object (snake_case keys, as in the file), for users of the module
- * API. Relative paths resolve against `baseDir`.
+ * API. Relative paths resolve against `baseDir`. Values are taken as they are: `${NAME}` is
+ * substituted only in config text (`parseConfigText`, `loadConfigFile`).
  *
  * @param opts.baseDir @default Deno.cwd()
  */
@@ -90,20 +95,50 @@ export function configFromObjectWithWarnings(
   raw: unknown,
   opts: { baseDir?: string } = {},
 ): LoadResult {
-  return build(raw, "", resolve(opts.baseDir ?? Deno.cwd()), new Map());
+  return build(raw, "", resolve(opts.baseDir ?? Deno.cwd()), new Map(), null);
 }
 
-function build(raw: unknown, file: string, baseDir: string, positions: PositionMap): LoadResult {
-  const { value, issues } = buildFromSchema(raw, CONFIG_SCHEMA, { baseDir });
+function build(
+  raw: unknown,
+  file: string,
+  baseDir: string,
+  positions: PositionMap,
+  env: EnvLookup | null,
+): LoadResult {
+  const vars: Substituted = env
+    ? substituteEnv(raw, env)
+    : { value: raw, issues: [], substituted: new Set() };
+  const built = buildFromSchema(vars.value, CONFIG_SCHEMA, {
+    baseDir,
+    substituted: vars.substituted,
+  });
+  const { value } = built;
+  // A value that could not be substituted is reported once, for the variable, not again for
+  // what the unsubstituted text fails.
+  const failed = new Set(vars.issues.map((i) => i.path));
+  const issues = [...vars.issues, ...built.issues.filter((i) => !failed.has(i.path))];
   value.source = file ? resolve(file) : "";
   const config = value as unknown as Config;
   const semantic = checkSemantics(config, issues);
-  const errors = locate([...issues, ...semantic.errors], positions);
+  issues.push(
+    ...readErrorPages(value.sites as Record<string, unknown>[], (p) => isBroken(issues, p)),
+  );
+  const errors = locate(
+    [...issues, ...semantic.errors.filter((i) => !failed.has(i.path))],
+    positions,
+  );
   if (errors.length > 0) throw new ConfigError(file, errors);
   return {
     config: deepFreeze(config),
     warnings: deepFreeze(locate(semantic.warnings, positions)),
   };
+}
+
+/** Whether `issues` has one at `path` or below it. */
+function isBroken(issues: readonly RawIssue[], path: string): boolean {
+  return issues.some((i) =>
+    i.path === path || i.path.startsWith(path + ".") || i.path.startsWith(path + "[")
+  );
 }
 
 /** Attaches line/column to each issue and orders them as they appear in the file. */

@@ -9,7 +9,7 @@
 
 import { validateCidr } from "../proxy/cidr.ts";
 import { edgeTables } from "./edge_schema.ts";
-import { LB_METHODS } from "./types.ts";
+import { COMPRESSION_ALGORITHMS, LB_METHODS, REDIRECT_STATUSES } from "./types.ts";
 import { parseExpectStatus } from "./units.ts";
 
 /** Context for computed defaults and checks. */
@@ -75,11 +75,18 @@ export interface HeaderMapNode extends Base<Record<string, string>> {
 export interface HeaderRemoveNode extends Base<readonly string[]> {
   readonly type: "header-remove";
 }
-/** A table of arbitrary keys to string values (`users = { alice = "$2y$..." }`). */
+/**
+ * A table of arbitrary keys to string values: `users = { alice = "$2y$..." }`,
+ * `[sites.error_pages]`.
+ */
 export interface StringMapNode extends Base<Record<string, string>> {
   readonly type: "string-map";
+  /** Checked for every key. */
+  readonly key?: Check<string>;
   /** Checked for every entry; returns an error message or undefined. */
   readonly entry?: (key: string, value: string) => string | undefined;
+  /** Values are file paths (non-empty) resolved against the config file's directory. */
+  readonly path?: boolean;
 }
 export interface TableNode {
   readonly type: "table";
@@ -149,6 +156,54 @@ const cidrCheck: Check<string> = (v) => {
   }
 };
 
+const MEDIA_TOKEN = "[a-z0-9!#$&^_.+-]+";
+const MEDIA_RANGE = new RegExp(`^(\\*/\\*|${MEDIA_TOKEN}/(${MEDIA_TOKEN}|\\*))$`);
+const mediaRangeCheck: Check<string> = (v) =>
+  MEDIA_RANGE.test(v) ? undefined : `Cannot use type "${v}": expected a media type like ` +
+    '"application/json", or a range like "text/*", without parameters';
+
+const algorithmCheck: Check<string> = (v) =>
+  (COMPRESSION_ALGORITHMS as readonly string[]).includes(v)
+    ? undefined
+    : `Cannot use algorithm "${v}": expected one of ${COMPRESSION_ALGORITHMS.join(", ")}`;
+
+const distinct: Check<readonly string[]> = (list) => {
+  const dup = list.find((v, i) => list.indexOf(v) !== i);
+  return dup === undefined ? undefined : `"${dup}" is listed twice`;
+};
+
+/** Where a redirect may point: an absolute http(s) URL, or a path on this site. */
+const redirectTargetCheck: Check<string> = (v) => {
+  const bad = (detail: string) => `Cannot redirect to "${v}": ${detail}`;
+  // Location is sent as it is: no spaces, controls or non-ASCII (percent-encode them).
+  if (!/^[\x21-\x7e]+$/.test(v)) {
+    return bad("contains spaces, control or non-ASCII characters (percent-encode them)");
+  }
+  if (v.startsWith("/")) {
+    return v[1] === "/" || v[1] === "\\"
+      ? bad('a path must not start with "//" (a browser reads it as another host)')
+      : undefined;
+  }
+  return URL.canParse(v) && /^https?:\/\/[^/]/i.test(v)
+    ? undefined
+    : bad('expected an absolute http(s) URL or a path starting with "/"');
+};
+
+/** A file below static_dir: relative, "/"-separated, no "." / ".." or empty segments. */
+const spaFallbackCheck: Check<string> = (v) => {
+  if (v === "") return undefined;
+  const segments = v.replace(/^\//, "").split("/");
+  return segments.every((s) => s !== "" && s !== "." && s !== ".." && !s.includes("\\"))
+    ? undefined
+    : `Cannot use spa_fallback "${v}": expected a file inside static_dir, like "index.html"`;
+};
+
+/** `[sites.error_pages]` keys: a status 400-599, or "4xx" / "5xx". */
+const errorPageKey: Check<string> = (k) =>
+  /^[45](\d\d|xx)$/.test(k)
+    ? undefined
+    : `Cannot use error page key "${k}": expected a status 400-599, "4xx" or "5xx"`;
+
 const headerRules = () =>
   table({
     add: { type: "headers", default: {} },
@@ -175,6 +230,7 @@ const site = table({
       v,
     ) => (v && !v.includes("/") ? undefined : `Cannot use index_file "${v}": expected a file name`),
   },
+  spa_fallback: { type: "string", default: "", check: spaFallbackCheck },
   default: { type: "bool", default: false },
   max_body_size: {
     type: "size",
@@ -183,6 +239,48 @@ const site = table({
   headers: { type: "headers", default: {} },
   ...edgeTables(),
   proxy_protocol: { type: "bool", default: false },
+  compression: table({
+    static: { type: "bool", default: true },
+    proxy: { type: "bool", default: false },
+    algorithms: {
+      type: "string[]",
+      default: COMPRESSION_ALGORITHMS,
+      lowerCase: true,
+      each: algorithmCheck,
+      check: distinct,
+    },
+    min_size: { type: "size", default: 1024 },
+    types: {
+      type: "string[]",
+      default: [
+        "text/*",
+        "application/json",
+        "application/javascript",
+        "application/xml",
+        "image/svg+xml",
+      ],
+      lowerCase: true,
+      each: mediaRangeCheck,
+      check: distinct,
+    },
+  }),
+  redirects: {
+    type: "table[]",
+    item: table({
+      path: { type: "string", required: true, check: startsWithSlash },
+      to: { type: "string", required: true, check: redirectTargetCheck },
+      status: {
+        type: "int",
+        default: 308,
+        check: (v) =>
+          (REDIRECT_STATUSES as readonly number[]).includes(v)
+            ? undefined
+            : `Cannot use status ${v}: expected one of ${REDIRECT_STATUSES.join(", ")}`,
+      },
+      keep_path: { type: "bool", default: true },
+    }),
+  },
+  error_pages: { type: "string-map", default: {}, key: errorPageKey, path: true },
   proxy: table({
     enabled: { type: "bool", default: false },
     upstreams: {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { parseUpstreamUrl } from "../upstream/target.ts";
 import { checkEdgeProtection } from "./edge_semantic.ts";
 import type { Config, SiteConfig } from "./types.ts";
@@ -79,9 +80,17 @@ function checkSite(
   broken: (p: string) => boolean,
 ) {
   const proxy = site.proxy;
-  if (!site.staticDir && !proxy.enabled && !broken(`${p}.static_dir`) && !broken(`${p}.proxy`)) {
-    err(p, `site "${site.name}" serves nothing: set static_dir or enable [sites.proxy]`);
+  if (
+    !site.staticDir && !proxy.enabled && site.redirects.length === 0 &&
+    !broken(`${p}.static_dir`) && !broken(`${p}.proxy`) && !broken(`${p}.redirects`)
+  ) {
+    err(
+      p,
+      `site "${site.name}" serves nothing: set static_dir, enable [sites.proxy] or add ` +
+        "[[sites.redirects]]",
+    );
   }
+  checkWebFeatures(site, p, err, warn);
 
   const groups = new Set(proxy.upstreams.map((u) => u.name));
   proxy.upstreams.forEach((u, j) => {
@@ -154,6 +163,70 @@ function checkSite(
           "(list the names in ssl.domains instead)",
       );
     }
+  }
+}
+
+/** spa_fallback and redirects. */
+function checkWebFeatures(site: SiteConfig, p: string, err: Report, warn: Report): void {
+  if (site.spaFallback) {
+    if (!site.staticDir) {
+      err(`${p}.spa_fallback`, "spa_fallback needs static_dir (it names a file inside it)");
+    } else if (directoryProblem(site.staticDir) === null) {
+      const file = join(site.staticDir, ...site.spaFallback.split("/").filter(Boolean));
+      if (!isFile(file)) {
+        warn(
+          `${p}.spa_fallback`,
+          `spa_fallback "${file}" is not a file (paths that are not files will get 404)`,
+        );
+      }
+    }
+  }
+  const paths = new Map<string, number>();
+  site.redirects.forEach((r, j) => {
+    const rp = `${p}.redirects[${j}]`;
+    if (!r.path) return;
+    const first = paths.get(r.path);
+    if (first !== undefined) {
+      err(`${rp}.path`, `duplicate redirect path "${r.path}" (also ${p}.redirects[${first}].path)`);
+    } else paths.set(r.path, j);
+    if (r.to && redirectsToItself(site, r.path, r.to)) {
+      err(
+        `${rp}.to`,
+        `Cannot redirect "${r.path}" to "${r.to}": the target is matched by the same redirect ` +
+          "(a loop); redirect www to the apex from a site of its own",
+      );
+    }
+  });
+}
+
+/** Whether a request for `to` on this site would be answered by the same redirect again. */
+function redirectsToItself(site: SiteConfig, path: string, to: string): boolean {
+  let target = to;
+  if (!to.startsWith("/")) {
+    let url: URL;
+    try {
+      url = new URL(to);
+    } catch {
+      return false; // reported by the schema
+    }
+    const scheme = site.ssl.enabled ? "https:" : "http:";
+    const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
+    const names = [site.hostname, ...site.hostnames];
+    if (url.protocol !== scheme || port !== site.port || !names.includes(url.hostname)) {
+      return false;
+    }
+    target = url.pathname;
+  }
+  target = target.replace(/[?#].*$/, "");
+  const base = path.endsWith("/") ? path.slice(0, -1) : path;
+  return target === base || target.startsWith(base + "/");
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
   }
 }
 

@@ -8,8 +8,8 @@ import type { Config, EdgeTables, SiteConfig } from "./types.ts";
 
 /**
  * Keys whose behaviour is not implemented yet; the summary marks them "(not active yet)".
- * The edge-protection tables are validated and compiled, but the request path does not apply
- * them until it moves to bws's own HTTP/1.1 front end.
+ * Edge protection and the web-server features of SPEC section 11 are checked, loaded and
+ * compiled, and take effect once the request path calls them.
  */
 export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>([
   "access",
@@ -17,6 +17,10 @@ export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>([
   "basic_auth",
   "forward_auth",
   "proxy_protocol",
+  "compression",
+  "redirects",
+  "spa_fallback",
+  "error_pages",
 ]);
 
 const mark = (key: string) => (NOT_ACTIVE_YET.has(key) ? " (not active yet)" : "");
@@ -128,12 +132,40 @@ function siteLines(s: SiteConfig, isDefault: boolean): string[] {
         mark("health_check"),
     );
   }
-  if (s.staticDir) out.push(`      static ${s.staticDir} (index ${s.indexFile})`);
+  if (s.staticDir) {
+    out.push(
+      `      static ${s.staticDir} (index ${s.indexFile}` +
+        (s.spaFallback ? `, spa fallback ${s.spaFallback}${mark("spa_fallback")}` : "") + ")",
+    );
+  }
   const site = protection(s);
   if (site) out.push(`      protection: ${site}`);
   if (s.proxyProtocol) {
     out.push(`      PROXY protocol from trusted proxies${mark("proxy_protocol")}`);
   }
+  out.push(...webFeatureLines(s));
+  return out;
+}
+
+function webFeatureLines(s: SiteConfig): string[] {
+  const out: string[] = [];
+  for (const r of s.redirects) {
+    out.push(
+      `      redirect ${r.path} → ${r.to} (${r.status}${r.keepPath ? ", keep path" : ""})` +
+        mark("redirects"),
+    );
+  }
+  const c = s.compression;
+  const what = [c.static && s.staticDir ? "static" : "", c.proxy && s.proxy.enabled ? "proxy" : ""]
+    .filter(Boolean);
+  if (what.length > 0 && c.algorithms.length > 0) {
+    out.push(
+      `      compression ${what.join(" + ")}: ${c.algorithms.join(", ")} from ` +
+        `${formatSize(c.minSize)}` + mark("compression"),
+    );
+  }
+  const pages = Object.keys(s.errorPages);
+  if (pages.length > 0) out.push(`      error pages ${pages.join(", ")}${mark("error_pages")}`);
   return out;
 }
 

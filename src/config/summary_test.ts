@@ -64,7 +64,58 @@ key_file = "k.pem"
     expect(s).toContain("tls: /etc/bws/c.pem + /etc/bws/k.pem");
     expect(s).toContain("management: http://127.0.0.1:9000");
     expect(s).toContain("logging: level info, format json, access log on, to stdout");
-    expect(s).not.toContain("not active yet");
+    expect(s).toContain("compression static: zstd, br, gzip from 1KiB (not active yet)");
+    expect(s.split("\n").filter((l) => l.includes("not active yet")).map((l) => l.trim()))
+      .toEqual([
+        "compression static: zstd, br, gzip from 1KiB (not active yet)",
+        "compression static: zstd, br, gzip from 1KiB (not active yet)",
+        "compression static: zstd, br, gzip from 1KiB (not active yet)",
+      ]);
+  });
+
+  it("lists redirects, compression, the SPA fallback and error pages", () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      Deno.writeTextFileSync(`${dir}/404.html`, "<h1>404</h1>");
+      const c = parseConfigText(
+        `[[sites]]
+name = "web"
+port = 8080
+static_dir = "www"
+spa_fallback = "index.html"
+[sites.compression]
+proxy = true
+algorithms = ["br", "gzip"]
+min_size = "2KiB"
+[sites.proxy]
+enabled = true
+[[sites.redirects]]
+path = "/old/"
+to = "https://new.example/"
+[[sites.redirects]]
+path = "/x"
+to = "/y"
+status = 302
+keep_path = false
+[sites.error_pages]
+404 = "404.html"
+"5xx" = "404.html"
+`,
+        { baseDir: dir },
+      );
+      const lines = summarizeConfig(c).split("\n").map((l) => l.trim());
+      expect(lines).toContain(
+        `static ${dir}/www (index index.html, spa fallback index.html (not active yet))`,
+      );
+      expect(lines).toContain(
+        "redirect /old/ → https://new.example/ (308, keep path) (not active yet)",
+      );
+      expect(lines).toContain("redirect /x → /y (302) (not active yet)");
+      expect(lines).toContain("compression static + proxy: br, gzip from 2KiB (not active yet)");
+      expect(lines).toContain("error pages 404, 5xx (not active yet)");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
   });
 
   it("formats sizes in the units the config accepts", () => {

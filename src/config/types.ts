@@ -27,6 +27,18 @@ export const LB_METHODS: readonly LbMethod[] = [
   "first",
 ];
 
+/** The content codings bws compresses with, as written in Accept-Encoding. */
+export type CompressionAlgorithm = "zstd" | "br" | "gzip";
+
+/** Every `CompressionAlgorithm`, in the default server preference. */
+export const COMPRESSION_ALGORITHMS: readonly CompressionAlgorithm[] = ["zstd", "br", "gzip"];
+
+/** The statuses a redirect may answer with. */
+export type RedirectStatus = 301 | 302 | 303 | 307 | 308;
+
+/** Every `RedirectStatus`. */
+export const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 303, 307, 308];
+
 export interface ServerConfig {
   /** Shown in logs and status output. @default "BWS Proxy Server" */
   readonly name: string;
@@ -283,6 +295,40 @@ export interface SslConfig {
   readonly acme: AcmeConfig;
 }
 
+/** `[sites.compression]`. */
+export interface CompressionConfig {
+  /** Static files of compressible types, and precompressed siblings. @default true */
+  readonly static: boolean;
+  /** Proxied responses that arrive without Content-Encoding. @default false */
+  readonly proxy: boolean;
+  /** Server preference, distinct; breaks ties of the client's q-values. @default zstd, br, gzip */
+  readonly algorithms: readonly CompressionAlgorithm[];
+  /** Bytes; smaller bodies (or unknown-length ones that turn out smaller) go as they are. */
+  readonly minSize: number;
+  /** Lower-case media types (`application/json`) or ranges (`text/*`, `*\/*`), no parameters. */
+  readonly types: readonly string[];
+}
+
+/** One `[[sites.redirects]]`. */
+export interface RedirectConfig {
+  /** Matched like a route path (SPEC section 3). */
+  readonly path: string;
+  /** An absolute http(s) URL, or a path starting with "/". */
+  readonly to: string;
+  /** @default 308 */
+  readonly status: RedirectStatus;
+  /** Append the rest of the path after `path`, and the query. @default true */
+  readonly keepPath: boolean;
+}
+
+/** One `[sites.error_pages]` entry, read when the config is loaded. */
+export interface ErrorPage {
+  /** Absolute path of the HTML file. */
+  readonly file: string;
+  /** Its bytes, as read at load (or reload). */
+  readonly body: Uint8Array;
+}
+
 export interface SiteConfig extends EdgeTables {
   readonly name: string;
   /** Lower-cased. */
@@ -296,6 +342,12 @@ export interface SiteConfig extends EdgeTables {
   readonly staticDir: string;
   /** @default "index.html" */
   readonly indexFile: string;
+  /**
+   * A file below `staticDir`, "/"-separated and relative to it even with a leading "/"
+   * ("index.html", "app/index.html"), served with 200 for a GET/HEAD of a missing path that does
+   * not look like a file; "" = off. @default ""
+   */
+  readonly spaFallback: string;
   /** @default false */
   readonly default: boolean;
   /** Bytes; defaults to server.maxBodySize. */
@@ -307,6 +359,14 @@ export interface SiteConfig extends EdgeTables {
    * site on the port agrees. @default false
    */
   readonly proxyProtocol: boolean;
+  readonly compression: CompressionConfig;
+  /** Answered before routes and static files. @default [] */
+  readonly redirects: readonly RedirectConfig[];
+  /**
+   * `[sites.error_pages]`: key a status ("404", 400-599) or a class ("4xx", "5xx").
+   * @default {}
+   */
+  readonly errorPages: Readonly<Record<string, ErrorPage>>;
   readonly proxy: ProxyConfig;
   readonly ssl: SslConfig;
 }

@@ -21,6 +21,11 @@ export interface RawIssue {
 export interface BuildOptions {
   /** Directory that relative paths resolve against. */
   readonly baseDir: string;
+  /**
+   * Key paths whose string value came from `${NAME}` substitution: a number, duration or boolean
+   * key accepts such a string when it reads as one (`port = "${PORT:-8080}"`).
+   */
+  readonly substituted?: ReadonlySet<string>;
 }
 
 /** Builds the config object described by `schema` from `raw`, collecting every issue. */
@@ -31,7 +36,7 @@ export function buildFromSchema(
 ): { value: Record<string, unknown>; issues: RawIssue[] } {
   const issues: RawIssue[] = [];
   const ctx: { root: Record<string, unknown> } = { root: {} };
-  const b = new Builder(issues, ctx, opts.baseDir, schema);
+  const b = new Builder(issues, ctx, opts.baseDir, schema, opts.substituted ?? new Set());
   const value = b.table(raw, schema, "", true);
   return { value, issues };
 }
@@ -53,6 +58,7 @@ class Builder {
     private readonly ctx: BuildContext,
     private readonly baseDir: string,
     private readonly schema: TableNode,
+    private readonly substituted: ReadonlySet<string>,
   ) {}
 
   #issue(path: string, message: string): void {
@@ -145,6 +151,7 @@ class Builder {
 
   /** Converts and checks a present scalar value; undefined after reporting an issue. */
   #scalar(v: unknown, node: Exclude<Node, TableNode | { type: "table[]" }>, path: string): unknown {
+    if (typeof v === "string" && this.substituted.has(path)) v = fromSubstitution(v, node.type);
     const fail = (message: string) => {
       this.#issue(path, message);
       return undefined;
@@ -243,13 +250,17 @@ class Builder {
         let ok = true;
         for (const [key, value] of Object.entries(v)) {
           const p = childPath(path, key);
-          const msg = typeof value !== "string"
-            ? `expected a string, got ${describe(value)}`
-            : node.entry?.(key, value);
+          const keyProblem = node.key?.(key);
+          const msg = keyProblem ??
+            (typeof value !== "string"
+              ? `expected a string, got ${describe(value)}`
+              : node.path && value === ""
+              ? `expected a non-empty string, got ${describe(value)}`
+              : node.entry?.(key, value));
           if (msg) {
             this.#issue(p, msg);
             ok = false;
-          } else out[key] = value as string;
+          } else out[key] = node.path ? this.#path(value as string) : value as string;
         }
         return ok ? check(out) : undefined;
       }
@@ -291,6 +302,20 @@ class Builder {
   #path(p: string): string {
     if (p === "") return "";
     return isAbsolute(p) ? resolve(p) : resolve(this.baseDir, p);
+  }
+}
+
+/** A substituted string read as the number or boolean its key wants; unchanged otherwise. */
+function fromSubstitution(v: string, type: string): unknown {
+  switch (type) {
+    case "int":
+      return /^[+-]?\d+$/.test(v) ? Number(v) : v;
+    case "duration":
+      return /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+    case "bool":
+      return v === "true" ? true : v === "false" ? false : v;
+    default:
+      return v;
   }
 }
 

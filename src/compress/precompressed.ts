@@ -1,0 +1,66 @@
+/**
+ * Precompressed siblings of static files: `FILE.zst`, `FILE.br`, `FILE.gz` next to `FILE`,
+ * made at build time (often at the highest levels), served instead of compressing on the fly.
+ *
+ * A sibling is used when it is a regular file inside the static root (a symlink out of it is
+ * ignored, as for every static file) and not older than `FILE` (a stale sibling left behind by
+ * a deploy that updated only `FILE` is ignored rather than served).
+ *
+ * @module
+ */
+
+import { sep as SEPARATOR } from "node:path";
+import type { CompressionAlgorithm } from "../config/types.ts";
+import type { Negotiated } from "./negotiate.ts";
+
+/** The file name suffix of each algorithm's sibling. */
+export const SIBLING_SUFFIX: Readonly<Record<CompressionAlgorithm, string>> = {
+  zstd: ".zst",
+  br: ".br",
+  gzip: ".gz",
+};
+
+/** A sibling to serve. */
+export interface Precompressed {
+  readonly algorithm: CompressionAlgorithm;
+  /** Its real path. */
+  readonly path: string;
+  readonly info: Deno.FileInfo;
+}
+
+/**
+ * The best sibling of `path` (a real path below `root`, last modified `info.mtime`) for the
+ * negotiated codings, tried in their order; null when none is usable.
+ */
+export async function findPrecompressed(
+  root: string,
+  path: string,
+  info: Deno.FileInfo,
+  order: Negotiated,
+): Promise<Precompressed | null> {
+  for (const algorithm of order) {
+    const found = await usableSibling(root, path + SIBLING_SUFFIX[algorithm], info);
+    if (found !== null) return { algorithm, ...found };
+  }
+  return null;
+}
+
+async function usableSibling(
+  root: string,
+  candidate: string,
+  original: Deno.FileInfo,
+): Promise<{ path: string; info: Deno.FileInfo } | null> {
+  let real: string;
+  let info: Deno.FileInfo;
+  try {
+    real = await Deno.realPath(candidate);
+    if (!real.startsWith(root.endsWith(SEPARATOR) ? root : root + SEPARATOR)) return null;
+    info = await Deno.stat(real);
+  } catch {
+    return null; // none (the usual case), or unreadable
+  }
+  if (!info.isFile) return null;
+  const [mine, theirs] = [info.mtime?.getTime(), original.mtime?.getTime()];
+  if (mine !== undefined && theirs !== undefined && mine < theirs) return null;
+  return { path: real, info };
+}
