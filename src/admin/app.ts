@@ -25,6 +25,20 @@ import type { ReloadResult } from "../server/types.ts";
 import { type AdminRuntime, issuesJson } from "./types.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { constantTimeEqual } from "./constant_time_equal.ts";
+import { ClientConnection, type OptionsSource } from "../http1/connection.ts";
+import { requestToFetch, responseFromFetch } from "../http1/fetch_adapter.ts";
+import type { HttpResponse } from "../http1/types.ts";
+import { runAcceptLoop } from "../server/accept_loop.ts";
+import { ConnectionGate } from "../server/connection_gate.ts";
+
+/** Client connections the management port takes at once. */
+const ADMIN_MAX_CONNECTIONS = 256;
+/** How long a shutdown lets management requests finish. */
+const ADMIN_DRAIN_MS = 2000;
+const ADMIN_TIMEOUTS = { headerMs: 10_000, keepAliveMs: 75_000, bodyMs: 30_000, sendMs: 60_000 };
+const FORBIDDEN_BODY = new TextEncoder().encode(
+  JSON.stringify({ error: "forbidden: management API is loopback-only", status: 403 }),
+);
 import { dashboardPage } from "./dashboard.ts";
 import {
   MAX_STEP_SECONDS,
@@ -171,9 +185,11 @@ export interface AdminServer {
 }
 
 /**
- * Serves the management app with `Deno.serve` on `cfg.host`. When `cfg.host` is a loopback
- * address (the default `127.0.0.1`, `::1`, `localhost`), peers that are not loopback get 403;
- * a host explicitly set to a non-loopback address accepts any peer (still subject to the key).
+ * Serves the management app on `cfg.host` with bws's own HTTP/1.1 front end (no `Deno.serve`
+ * may accept anywhere a client can reach: its accept loop ends the process when descriptors run
+ * out). When `cfg.host` is a loopback address (the default `127.0.0.1`, `::1`, `localhost`),
+ * peers that are not loopback get 403; a host explicitly set to a non-loopback address accepts
+ * any peer (still subject to the key).
  *
  * @throws Error `Cannot listen on "<host>:<port>" for the management API: <detail>`
  */
@@ -185,28 +201,65 @@ export function serveAdmin(
   const app = createAdminApp(cfg, runtime);
   const loopbackOnly = isLoopbackHost(cfg.host);
   const port = opts.port ?? cfg.port;
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Deno.Listener;
   try {
-    server = Deno.serve({
-      hostname: cfg.host,
-      port,
-      onListen: () => {},
-    }, (req, info) => {
-      if (loopbackOnly && !isLoopbackHost(info.remoteAddr.hostname)) {
-        return Response.json({ error: "forbidden: management API is loopback-only", status: 403 }, {
-          status: 403,
-          headers: { "Cache-Control": "no-store" },
-        });
-      }
-      return app.fetch(req, { remoteAddr: info.remoteAddr });
-    });
+    listener = Deno.listen({ hostname: cfg.host, port });
   } catch (err) {
     throw new Error(
       `Cannot listen on "${cfg.host}:${port}" for the management API: ${(err as Error).message}`,
     );
   }
+  const forbidden: HttpResponse = {
+    status: 403,
+    headers: [["content-type", "application/json"], ["cache-control", "no-store"]],
+    body: FORBIDDEN_BODY,
+  };
+  const source: OptionsSource = {
+    options: {
+      handler: async (req) => {
+        if (loopbackOnly && !isLoopbackHost(req.peer.hostname)) {
+          return forbidden;
+        }
+        return responseFromFetch(await app.fetch(requestToFetch(req), { remoteAddr: req.peer }));
+      },
+      timeouts: ADMIN_TIMEOUTS,
+      limits: { maxHeaderSize: 32 * 1024, maxHeaders: 100 },
+    },
+  };
+  const conns = new Set<ClientConnection>();
+  const gate = new ConnectionGate(ADMIN_MAX_CONNECTIONS, 0);
+  const loop = runAcceptLoop(listener, gate, {
+    onConnection(conn, release) {
+      const r = conn.remoteAddr as Deno.NetAddr;
+      const c = new ClientConnection(conn, { hostname: r.hostname, port: r.port }, false, source);
+      conns.add(c);
+      c.onClose = () => {
+        conns.delete(c);
+        release();
+      };
+      void c.run();
+    },
+    onDescriptorShortage() {},
+    onAcceptError() {},
+  });
+  const a = listener.addr as Deno.NetAddr;
   return {
-    addr: { hostname: server.addr.hostname, port: server.addr.port },
-    shutdown: () => server.shutdown(),
+    addr: { hostname: a.hostname, port: a.port },
+    async shutdown() {
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+      await loop.done;
+      for (const c of conns) c.shutdown();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all([...conns].map((c) => c.done)),
+        new Promise((r) => (timer = setTimeout(r, ADMIN_DRAIN_MS))),
+      ]);
+      clearTimeout(timer);
+      for (const c of conns) c.close();
+    },
   };
 }

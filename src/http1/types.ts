@@ -25,6 +25,12 @@ export interface BodySource {
   cancel(reason?: unknown): void;
 }
 
+/** A request body: a source that counts what it delivered (for the access log). */
+export interface RequestBodySource extends BodySource {
+  /** Body bytes read so far. */
+  readonly bytesRead: number;
+}
+
 /** A bidirectional byte stream: a `Deno.Conn`, a TLS connection, or an adapter to one. */
 export interface ByteStream {
   /** Reads into `p`; resolves with the count, or null at EOF. */
@@ -92,7 +98,7 @@ export interface HttpRequest {
    */
   readonly host: string | null;
   /** The request body, or null when the request has none (no Content-Length / chunked, or 0). */
-  readonly body: BodySource | null;
+  readonly body: RequestBodySource | null;
   /** The body's declared Content-Length, or null when it is chunked (or absent). */
   readonly bodyLength: number | null;
   /** The client: the socket peer, or the address a trusted PROXY protocol header named. */

@@ -10,6 +10,7 @@ import { UpstreamGroup } from "../balancer/group.ts";
 import { compileSiteEdge } from "../edge/edge_policy.ts";
 import type { HostRegistry } from "../health/registry.ts";
 import { createStaticHandler } from "../static/handler.ts";
+import { requestToFetch, responseFromFetch } from "../http1/fetch_adapter.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
 import { RouteTable } from "../proxy/route_table.ts";
 import { CidrSet } from "../proxy/cidr.ts";
@@ -158,7 +159,9 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
     tls: site.ssl.enabled,
     proxy,
     static: site.staticDir
-      ? createStaticHandler({ root: site.staticDir, indexFile: site.indexFile })
+      ? ((h) => async (req: any) => responseFromFetch(await h(requestToFetch(req), req.path)))(
+        createStaticHandler({ root: site.staticDir, indexFile: site.indexFile }),
+      )
       : null,
     siteHeaders: Object.entries(site.headers),
     maxBodySize: site.maxBodySize || config.server.maxBodySize,

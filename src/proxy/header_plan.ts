@@ -6,6 +6,8 @@
  */
 
 import type { ProxyHeadersConfig } from "../config/types.ts";
+import type { EdgeUpstreamEdit } from "../edge/types.ts";
+import type { Fields } from "../http1/types.ts";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones), never forwarded either way. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -136,12 +138,15 @@ function quoteIfNeeded(v: string): string {
 
 /**
  * Builds the upstream request header list: hop-by-hop and Connection-named headers dropped,
- * removals applied, forwarding headers set, Host chosen, configured headers set.
+ * removals applied (the site's, then an edge rule's, e.g. Authorization after basic auth),
+ * forwarding headers set, Host chosen, configured headers set, an edge rule's headers added
+ * (e.g. forward auth's Remote-User).
  */
 export function buildUpstreamHeaders(
-  src: Headers,
+  src: Fields,
   plan: HeaderPlan,
   ctx: ForwardContext,
+  edit: EdgeUpstreamEdit | null = null,
 ): [string, string][] {
   let out: [string, string][] = [];
   let connection: string | null = null;
@@ -151,36 +156,42 @@ export function buildUpstreamHeaders(
   let fwd: string | null = null;
   const remove = plan.requestRemove;
   const removes = remove.size > 0;
-  // forEach, not for-of: Deno's Headers iterator costs several times more per request.
-  src.forEach((value, name) => {
+  const editRemove = edit === null ? null : edit.removeHeaders;
+  const list = src.list;
+  for (let i = 0; i < list.length; i++) {
+    const name = list[i][0];
+    const value = list[i][1];
     if (HOP_BY_HOP.has(name)) {
-      if (name === "connection") connection = value;
-      return;
+      if (name === "connection") {
+        connection = connection === null ? value : connection + "," + value;
+      }
+      continue;
     }
-    if (REQUEST_SKIP.has(name) || (removes && remove.has(name))) return;
+    if (REQUEST_SKIP.has(name) || (removes && remove.has(name))) continue;
+    if (editRemove !== null && editRemove.includes(name)) continue;
     switch (name) {
       case "x-forwarded-for":
-        xff = value;
-        if (plan.addXForwarded) return;
+        xff = xff === null ? value : xff + ", " + value;
+        if (plan.addXForwarded) continue;
         break;
       case "x-forwarded-proto":
         xfProto = value;
-        if (plan.addXForwarded) return;
+        if (plan.addXForwarded) continue;
         break;
       case "x-forwarded-host":
         xfHost = value;
-        if (plan.addXForwarded) return;
+        if (plan.addXForwarded) continue;
         break;
       case "forwarded":
-        fwd = value;
-        if (plan.addForwarded) return;
+        fwd = fwd === null ? value : fwd + ", " + value;
+        if (plan.addForwarded) continue;
         break;
       case "x-request-id":
-        if (plan.requestIdUpstream) return;
+        if (plan.requestIdUpstream) continue;
         break;
     }
     out.push([name, value]);
-  });
+  }
   if (connection !== null) {
     const named = connectionNamed(connection);
     if (named !== null && named.size > 0) out = out.filter(([name]) => !named.has(name));
@@ -198,6 +209,9 @@ export function buildUpstreamHeaders(
   }
   if (plan.requestIdUpstream) out.push(["x-request-id", ctx.requestId]);
   for (const [name, value] of plan.requestAdd) setHeader(out, name.toLowerCase(), value);
+  if (edit !== null) {
+    for (const [name, value] of edit.addHeaders) out.push([name.toLowerCase(), value]);
+  }
   return out;
 }
 

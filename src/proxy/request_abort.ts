@@ -3,20 +3,22 @@
  * period of its listener running out (after a reload removed it, or on shutdown).
  *
  * The combined signal is built only when something needs it (a dial, an exchange running longer
- * than a few ms, a try_duration wait): reading a Deno.serve request's `signal` starts a cancel
- * watch, and combining signals allocates, which most requests never need.
+ * than a few ms, a try_duration wait): building the request's signal and combining signals
+ * allocate, which most requests never need.
  *
  * @module
  */
 
+import type { HttpRequest } from "../http1/types.ts";
+
 /** The lazily combined abort signal of one request. */
 export class RequestAbort {
-  readonly #req: Request;
+  readonly #req: HttpRequest;
   readonly #cut: AbortSignal;
   #signal: AbortSignal | undefined = undefined;
 
   /** `cut` aborts when the listener's grace period is over. */
-  constructor(req: Request, cut: AbortSignal) {
+  constructor(req: HttpRequest, cut: AbortSignal) {
     this.#req = req;
     this.#cut = cut;
   }
@@ -29,5 +31,10 @@ export class RequestAbort {
   /** The request was ended by its listener's grace period, not by the client. */
   get cutShort(): boolean {
     return this.#cut.aborted;
+  }
+
+  /** The client went away (no signal is built to tell). */
+  get clientGone(): boolean {
+    return this.#req.clientGone;
   }
 }

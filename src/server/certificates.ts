@@ -11,8 +11,8 @@ import type { Logger } from "../log/types.ts";
 import type { CertificatePair } from "../tls/certs.ts";
 import type { TlsListener } from "../tls/listener.ts";
 import type { AcmeManager } from "../acme/manager.ts";
-import { siteNames } from "./compile_plan.ts";
-import type { ListenerPlan, Plan } from "./plan_types.ts";
+import { siteNames } from "../plan/compile_plan.ts";
+import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
 
 type AcmeModule = typeof import("../acme/manager.ts");
 let acmeModule: AcmeModule | null = null;

@@ -1,24 +1,31 @@
 /**
- * The entry handler of every listener: Host → site, path → route, then proxy, WebSocket relay,
- * static files, redirect or 404; and the access log and metrics once the response is done.
+ * The entry handler of every listener: Host → site, path → route, the site's or route's edge
+ * protection, then proxy, WebSocket relay, static files, redirect or 404; and one "request done"
+ * record for the access log and metrics once the response is over.
  *
  * @module
  */
 
+import type { EdgeUpstreamEdit, EdgeVerdict } from "../edge/types.ts";
+import type { HttpRequest, HttpResponse } from "../http1/types.ts";
+import { lookupHost } from "../plan/compile_plan.ts";
+import type { ListenerPlan, Plan, SitePlan } from "../plan/plan_types.ts";
 import type { CidrSet } from "../proxy/cidr.ts";
-import { resolveRequestId } from "../proxy/header_plan.ts";
-import { declaredLength, forward, type RequestContext } from "../proxy/forward.ts";
-import { hasDotSegment } from "../proxy/route_table.ts";
-import { RequestAbort } from "../proxy/request_abort.ts";
-import { forwardWebSocket } from "../proxy/forward_websocket.ts";
 import { errorResponse } from "../proxy/error_response.ts";
-import { isWebSocketUpgrade, type WebSocketRegistry } from "../websocket/relay.ts";
-import { notFoundResponse } from "../static/handler.ts";
+import { forward } from "../proxy/forward.ts";
+import { forwardWebSocket } from "../proxy/forward_websocket.ts";
+import { resolveRequestId } from "../proxy/header_plan.ts";
+import { RequestAbort } from "../proxy/request_abort.ts";
+import type { RequestContext } from "../proxy/request_context.ts";
+import { hasDotSegment } from "../proxy/route_table.ts";
+import { notFoundResponse as nf } from "../static/handler.ts";
+import { responseFromFetch } from "../http1/fetch_adapter.ts";
+const notFoundResponse = () => responseFromFetch(nf());
 import type { UpstreamClient } from "../upstream/client.ts";
+import { isWebSocketUpgrade } from "../websocket/handshake.ts";
+import type { WebSocketRegistry } from "../websocket/websocket_registry.ts";
 import type { Metrics } from "../admin/metrics.ts";
-import type { ListenerPlan, Plan, SitePlan } from "./plan_types.ts";
-import { lookupHost } from "./compile_plan.ts";
-import { isValidHost } from "./valid_host.ts";
+import { requestDone, type RequestRecord } from "./request_record.ts";
 
 /** Process-lifetime services shared by every plan. */
 export interface Services {
@@ -29,20 +36,12 @@ export interface Services {
   acmeChallenge(token: string): string | null;
 }
 
-export interface ServeInfo {
-  readonly remoteAddr: { readonly hostname: string; readonly port: number };
-  readonly completed?: Promise<void>;
-}
-
 const ACME_PREFIX = "/.well-known/acme-challenge/";
+const ALLOW_ALL = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE";
+const encoder = new TextEncoder();
 
-/** Splits an absolute request URL into raw path and query ("?…" or ""). */
-export function splitUrl(url: string): [string, string] {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return ["/", ""];
-  const q = url.indexOf("?", start);
-  return q < 0 ? [url.slice(start), ""] : [url.slice(start, q), url.slice(q)];
-}
+/** The access-log and metrics site of a request answered before a site was chosen. */
+export const UNKNOWN_SITE = "-";
 
 /** The client address: the peer, or (behind trusted proxies) the rightmost untrusted XFF hop. */
 export function resolveClientIp(peer: string, xff: string | null, trusted: CidrSet): string {
@@ -55,87 +54,37 @@ export function resolveClientIp(peer: string, xff: string | null, trusted: CidrS
   return hops[0]?.trim() || peer;
 }
 
-function withSiteHeaders(res: Response, site: SitePlan): Response {
-  if (site.siteHeaders.length === 0) return res;
-  try {
-    for (const [n, v] of site.siteHeaders) res.headers.set(n, v);
-    return res;
-  } catch {
-    // Immutable headers (e.g. a 101 from upgradeWebSocket): leave them.
-    return res;
+/** `res` with the site's `[sites.headers]` set (for responses bws makes itself). */
+function withSiteHeaders(res: HttpResponse, site: SitePlan): HttpResponse {
+  const add = site.siteHeaders;
+  if (add.length === 0) return res;
+  const headers: (readonly [string, string])[] = [];
+  for (const h of res.headers) {
+    const lower = h[0].toLowerCase();
+    if (!add.some(([n]) => n.toLowerCase() === lower)) headers.push(h);
   }
+  for (const h of add) headers.push(h);
+  return { ...res, headers };
 }
 
-function redirectResponse(req: Request, host: string, pathAndQuery: string, port: number) {
+function redirectResponse(host: string, pathAndQuery: string, port: number): HttpResponse {
   let name = host;
   if (name.startsWith("[")) name = name.slice(0, name.indexOf("]") + 1);
   else if (name.includes(":")) name = name.slice(0, name.indexOf(":"));
   const authority = port === 443 ? name : `${name}:${port}`;
-  void req;
-  return new Response(null, {
+  return {
     status: 308,
-    headers: { location: `https://${authority}${pathAndQuery}` },
-  });
+    headers: [["location", `https://${authority}${pathAndQuery}`]],
+    body: null,
+  };
 }
 
-/** The access-log and metrics site of a request answered before a site was chosen. */
-const UNKNOWN_SITE = "-";
-
-/** Runs `fn` once the response is done (sent or abandoned), or now without `completed`. */
-function whenCompleted(info: ServeInfo, fn: () => void): void {
-  if (info.completed) info.completed.then(fn, fn);
-  else fn();
-}
-
-/**
- * Logs and counts a response given before any site handling (missing Host, ACME answer, the
- * http_port redirect or 404). Off the proxy fast path, so it may spend a little: it buffers the
- * (small) body once to know its length, which keeps its Content-Length framing.
- */
-async function answerEarly(
-  req: Request,
-  info: ServeInfo,
-  plan: Plan,
-  services: Services,
-  site: string,
-  res: Response,
-  started: number,
-  time: number,
-  requestId = resolveRequestId(req.headers.get("x-request-id")),
-): Promise<Response> {
-  // Headers must be read before the response completes (Deno throws "Request closed" after).
-  const peer = info.remoteAddr.hostname;
-  const clientIp = plan.trusted.has(peer)
-    ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
-    : peer;
-  const bytesIn = declaredLength(req.headers.get("content-length") ?? "0");
-  const method = req.method;
-  const [pathname, search] = splitUrl(req.url);
-  let out = res;
-  let bytesOut = 0;
-  if (res.body !== null) {
-    const body = new Uint8Array(await res.arrayBuffer());
-    out = new Response(body, { status: res.status, headers: res.headers });
-    if (method !== "HEAD") bytesOut = body.length;
-  }
-  whenCompleted(info, () => {
-    const durationMs = performance.now() - started;
-    services.metrics.recordRequest(site, "", out.status, durationMs / 1000, bytesIn, bytesOut);
-    plan.logger.access({
-      time,
-      site,
-      client: clientIp,
-      method,
-      path: pathname + search,
-      status: out.status,
-      bytesOut,
-      durationMs,
-      upstream: "",
-      requestId,
-      route: "",
-    });
-  });
-  return out;
+function textResponse(status: number, text: string): HttpResponse {
+  return {
+    status,
+    headers: [["content-type", "text/plain"]],
+    body: encoder.encode(text),
+  };
 }
 
 /**
@@ -143,129 +92,151 @@ async function answerEarly(
  * the caller, so a reload during the request does not affect it.
  */
 export async function handleRequest(
-  req: Request,
-  info: ServeInfo,
+  req: HttpRequest,
   plan: Plan,
   lp: ListenerPlan,
   services: Services,
   cut: AbortSignal,
-): Promise<Response> {
-  const started = performance.now();
-  const time = Date.now();
-  let host = req.headers.get("host");
-  if (host === null && lp.tls) {
-    // HTTP/2 carries :authority, which Deno puts into the URL only.
-    const [authStart, authEnd] = [req.url.indexOf("//") + 2, req.url.indexOf("/", 8)];
-    host = req.url.slice(authStart, authEnd < 0 ? undefined : authEnd);
-  }
-  if (host === null || !isValidHost(host)) {
-    const requestId = resolveRequestId(req.headers.get("x-request-id"));
-    const res = errorResponse(400, requestId, { connection: "close" });
-    return answerEarly(req, info, plan, services, UNKNOWN_SITE, res, started, time, requestId);
-  }
-  const [pathname, search] = splitUrl(req.url);
+): Promise<HttpResponse> {
+  const host = req.host ?? "";
+  const pathname = req.path;
+  const search = req.query;
+  const peer = req.peer.hostname;
+  const peerTrusted = plan.trusted.has(peer);
+  const clientIp = peerTrusted
+    ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
+    : peer;
+  const record: RequestRecord = {
+    req,
+    site: UNKNOWN_SITE,
+    route: "",
+    clientIp,
+    requestId: "",
+    upstream: "",
+    error: "",
+    refused: "",
+  };
+
   if (lp.acmeChallenges && pathname.startsWith(ACME_PREFIX)) {
     const answer = services.acmeChallenge(pathname.slice(ACME_PREFIX.length));
     if (answer !== null) {
-      const res = new Response(answer, { headers: { "content-type": "text/plain" } });
       const target = lookupHost(lp, host);
-      const name = target.kind === "site" ? target.site.name : target.redirect.site.name;
-      return answerEarly(req, info, plan, services, name, res, started, time);
+      record.site = target.kind === "site" ? target.site.name : target.redirect.site.name;
+      return done(textResponse(200, answer), record, plan, services);
     }
   }
   const target = lookupHost(lp, host);
   if (target.kind === "redirect") {
     const r = target.redirect;
+    record.site = r.site.name;
     // Challenge paths are never redirected: an unknown token is a plain 404.
     const res = !r.redirect || pathname.startsWith(ACME_PREFIX)
       ? notFoundResponse()
-      : redirectResponse(req, host, pathname + search, r.httpsPort);
-    return answerEarly(req, info, plan, services, r.site.name, res, started, time);
+      : redirectResponse(host, pathname + search, r.httpsPort);
+    return done(res, record, plan, services);
   }
   const site = target.site;
-  const peer = info.remoteAddr.hostname;
-  const peerTrusted = plan.trusted.has(peer);
+  record.site = site.name;
+  if (pathname === "*") {
+    // OPTIONS * (the only method the parser lets use it): about the server, not a resource.
+    const allow: HttpResponse = { status: 200, headers: [["allow", ALLOW_ALL]], body: null };
+    return done(allow, record, plan, services);
+  }
+  const requestId = resolveRequestId(req.headers.get("x-request-id"));
+  record.requestId = requestId;
   const ctx: RequestContext = {
     peer,
     peerTrusted,
-    clientIp: peerTrusted
-      ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
-      : peer,
-    proto: lp.tls ? "https" : "http",
+    clientIp,
+    proto: req.tls ? "https" : "http",
     host,
-    requestId: resolveRequestId(req.headers.get("x-request-id")),
+    requestId,
     upstreamHost: "",
     pathname,
     search,
     abort: new RequestAbort(req, cut),
     upstream: "",
     error: "",
-    member: null,
-    bytesOut: -1,
-    bytesIn: -1,
+    lease: null,
   };
-  let res: Response;
-  let routePath = "";
-  const route = site.proxy?.routes.match(pathname) ?? null;
+  let res: HttpResponse;
+  const proxy = site.proxy;
+  const route = proxy?.routes.match(pathname) ?? null;
+  const policy = route !== null ? route.value.edge : site.edge;
+  let edit: EdgeUpstreamEdit | null = null;
+  if (policy !== null) {
+    let v: EdgeVerdict | Promise<EdgeVerdict> = policy.check(req, clientIp);
+    if (v instanceof Promise) v = await v;
+    if (v !== null && v.refused) {
+      record.refused = v.rule;
+      record.route = route?.path ?? "";
+      services.metrics.recordRefusal(site.name, v.rule);
+      const refusal = v.response;
+      res = withSiteHeaders(
+        { ...refusal, headers: [...refusal.headers, ["x-request-id", requestId]] },
+        site,
+      );
+      return done(res, record, plan, services, ctx);
+    }
+    edit = v;
+  }
   if (route !== null) {
-    const proxy = site.proxy!;
-    routePath = route.path;
+    record.route = route.path;
+    const routePlan = route.value;
     if (hasDotSegment(pathname)) {
       ctx.error = "dot segment in the request path";
-      res = withSiteHeaders(errorResponse(400, ctx.requestId), site);
-    } else if (route.value.websocket && isWebSocketUpgrade(req)) {
+      res = withSiteHeaders(errorResponse(400, requestId), site);
+    } else if (routePlan.websocket && isWebSocketUpgrade(req.method, req.headers)) {
       const metrics = services.metrics;
-      res = await forwardWebSocket(req, ctx, proxy, route.value, services.webSockets, {
-        opened: () => metrics.webSocketOpened(site.name),
-        closed: () => metrics.webSocketClosed(site.name),
-      });
-      if (res.status !== 101) res = withSiteHeaders(res, site);
+      res = await forwardWebSocket(
+        req,
+        ctx,
+        site,
+        proxy!,
+        routePlan,
+        services.client,
+        services.webSockets,
+        {
+          opened: () => metrics.webSocketOpened(site.name),
+          closed: () => metrics.webSocketClosed(site.name),
+        },
+        edit,
+      );
+      if (res.status !== 101 && ctx.lease === null) res = withSiteHeaders(res, site);
     } else {
-      res = await forward(req, ctx, site, proxy, route.value, services.client);
-      if (ctx.member === null) res = withSiteHeaders(res, site);
+      res = await forward(req, ctx, site, proxy!, routePlan, services.client, edit);
+      if (ctx.lease === null) res = withSiteHeaders(res, site);
     }
   } else if (site.static !== null) {
-    res = withSiteHeaders(await site.static(req, pathname), site);
+    res = withSiteHeaders(await site.static(req), site);
   } else {
     res = withSiteHeaders(notFoundResponse(), site);
   }
-  // Read before the response completes: afterwards Deno throws "Request closed" on req.headers.
-  const declaredIn = declaredLength(req.headers.get("content-length") ?? "0");
-  const method = req.method;
-  const finish = () => {
-    const member = ctx.member;
-    if (member !== null) member.state.inFlight--;
-    const durationMs = performance.now() - started;
-    let bytesOut = ctx.bytesOut;
-    if (bytesOut < 0) {
-      // Not proxied (or no response from upstream): no body goes out for HEAD.
-      const cl = method === "HEAD" ? null : res.headers.get("content-length");
-      bytesOut = cl === null ? 0 : Number(cl);
-    }
-    const bytesIn = ctx.bytesIn < 0 ? declaredIn : ctx.bytesIn;
-    services.metrics.recordRequest(
-      site.name,
-      routePath,
-      res.status,
-      durationMs / 1000,
-      bytesIn,
-      bytesOut,
-    );
-    plan.logger.access({
-      time,
-      site: site.name,
-      client: ctx.clientIp,
-      method,
-      path: pathname + search,
-      status: res.status,
-      bytesOut,
-      durationMs,
-      upstream: ctx.upstream,
-      requestId: ctx.requestId,
-      route: routePath,
-      error: ctx.error || undefined,
-    });
+  return done(res, record, plan, services, ctx);
+}
+
+/** Attaches the "request done" bookkeeping to `res` (after any done of its own). */
+function done(
+  res: HttpResponse,
+  record: RequestRecord,
+  plan: Plan,
+  services: Services,
+  ctx?: RequestContext,
+): HttpResponse {
+  const inner = res.done;
+  return {
+    ...res,
+    done(bytes, error) {
+      inner?.(bytes, error);
+      if (ctx !== undefined) {
+        ctx.lease?.release();
+        record.upstream = ctx.upstream;
+        record.error = ctx.error;
+        if (error !== null && record.error === "") {
+          record.error = error instanceof Error ? error.message : String(error);
+        }
+      }
+      requestDone(record, res.status, bytes, plan.logger, services.metrics);
+    },
   };
-  whenCompleted(info, finish);
-  return res;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Plan } from "./plan_types.ts";
+import type { Plan } from "../plan/plan_types.ts";
 
 export interface ListenerInfo {
   readonly hostname: string;

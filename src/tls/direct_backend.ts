@@ -1,42 +1,85 @@
 /**
- * Fast path: `Deno.serve` terminating TLS itself with one certificate for the whole port.
+ * Fast path: `Deno.listenTls` with one certificate for the whole port, accepted by bws's own
+ * accept loop (descriptor shortages pause it, never end it).
  *
  * @module
  */
 
-import type { Backend, BackendOptions } from "./backend.ts";
+import { runAcceptLoop } from "../server/accept_loop.ts";
+import { ALPN, type Backend, type BackendOptions } from "./backend.ts";
 import type { CertificatePair } from "./certs.ts";
 
-/** A `Deno.serve` TLS listener (HTTP/1.1 and h2 by ALPN) serving one certificate. */
+/** A `Deno.listenTls` listener serving one certificate (h2 and http/1.1 by ALPN). */
 export class DirectBackend implements Backend {
   readonly addr: { hostname: string; port: number };
   /** The certificate this listener was started with (it cannot change). */
   readonly pair: CertificatePair;
-  readonly #server: Deno.HttpServer<Deno.NetAddr>;
-  #stopping: Promise<void> | undefined;
+  readonly #listener: Deno.TlsListener;
+  readonly #handshaking = new Set<Deno.TlsConn>();
+  readonly #loop: Promise<void>;
+  #stopped = false;
 
   constructor(opts: BackendOptions, pair: CertificatePair) {
     this.pair = pair;
-    const serveOpts: Deno.ServeTcpOptions & Deno.TlsCertifiedKeyPem = {
+    const listenOpts: Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem = {
       hostname: opts.hostname,
       port: opts.port,
       cert: pair.certPem,
       key: pair.keyPem,
-      onListen() {},
+      alpnProtocols: ALPN,
     };
-    if (opts.reusePort) serveOpts.reusePort = true;
-    if (opts.onError) serveOpts.onError = opts.onError;
-    this.#server = Deno.serve(serveOpts, opts.handler);
-    this.addr = { hostname: this.#server.addr.hostname, port: this.#server.addr.port };
+    if (opts.reusePort) (listenOpts as { reusePort?: boolean }).reusePort = true;
+    this.#listener = Deno.listenTls(listenOpts);
+    const a = this.#listener.addr;
+    this.addr = { hostname: a.hostname, port: a.port };
+    this.#loop = runAcceptLoop(this.#listener, opts.gate, {
+      onConnection: (conn, release) => void this.#handshake(conn as Deno.TlsConn, release, opts),
+      onDescriptorShortage: (err) => opts.onAcceptError?.(err, true),
+      onAcceptError: (err) => opts.onAcceptError?.(err, false),
+    }).done;
+  }
+
+  async #handshake(conn: Deno.TlsConn, release: () => void, opts: BackendOptions) {
+    this.#handshaking.add(conn);
+    const ms = opts.handshakeTimeoutMs();
+    const timer = ms > 0 ? setTimeout(() => closeQuietly(conn), ms) : undefined;
+    let alpn: string | null;
+    try {
+      alpn = (await conn.handshake()).alpnProtocol;
+    } catch {
+      // Garbage, plain HTTP, an unknown name, or silent past the timeout: that socket only.
+      closeQuietly(conn);
+      release();
+      return;
+    } finally {
+      clearTimeout(timer);
+      this.#handshaking.delete(conn);
+    }
+    const a = conn.remoteAddr as Deno.NetAddr;
+    opts.onConnection(conn, { hostname: a.hostname, port: a.port }, alpn, release);
   }
 
   stopAccepting(): void {
-    this.#stopping ??= this.#server.shutdown();
+    if (this.#stopped) return;
+    this.#stopped = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
   }
 
   async shutdown(): Promise<void> {
     this.stopAccepting();
-    await this.#stopping;
-    await this.#server.finished;
+    for (const c of this.#handshaking) closeQuietly(c);
+    await this.#loop;
+  }
+}
+
+function closeQuietly(c: Deno.Conn): void {
+  try {
+    c.close();
+  } catch {
+    // already closed
   }
 }

@@ -1,16 +1,19 @@
 /**
- * HTTPS listener for one port: several certificates chosen by SNI, h2 by ALPN, and live
- * certificate swap without a restart. See README.md for the route chosen and its cost.
+ * TLS termination for one port: several certificates chosen by SNI, h2 or http/1.1 by ALPN, a
+ * handshake timeout, and live certificate swap without a restart. Each connection whose
+ * handshake completes is handed to the caller as a decrypted byte stream (bws's own HTTP/1.1
+ * front end, or the HTTP/2 bridge). See README.md for the route chosen and its cost.
  *
  * @module
  */
 
-import { type Backend, canReusePort, type TlsHandler } from "./backend.ts";
+import type { ConnectionGate } from "../server/connection_gate.ts";
+import { type Backend, canReusePort, type TlsConnectionHandler } from "./backend.ts";
 import type { CertificatePair } from "./certs.ts";
 import { DirectBackend } from "./direct_backend.ts";
 import { SniTable } from "./sni_table.ts";
 
-export type { TlsHandler } from "./backend.ts";
+export type { TlsConnectionHandler } from "./backend.ts";
 
 /** Options of {@link serveTls}. */
 export interface TlsListenerOptions {
@@ -25,17 +28,20 @@ export interface TlsListenerOptions {
   /** Name whose entry answers a handshake without SNI or with an unknown name.
    * @default the first name in `certificates` */
   defaultName?: string;
-  handler: TlsHandler;
+  /** Receives every connection whose handshake completed. */
+  onConnection: TlsConnectionHandler;
+  /** The process's client connection budget. */
+  gate: ConnectionGate;
   /**
    * Always use the SNI path, even for one certificate: certificate swaps then never reset a
-   * connection, at about 3.5x the CPU per request (see README.md). @default false
+   * connection, at a higher CPU cost per request (see README.md). @default false
    */
   alwaysSni?: boolean;
-  /** Turns a handler exception into a response. @default Deno.serve's 500 */
-  onError?: (err: unknown) => Response;
-  /** Milliseconds a client may take to complete its TLS handshake on the SNI path before its
-   * connection is closed (the one-certificate fast path has no such limit). @default 10000 */
-  handshakeTimeoutMs?: number;
+  /** Milliseconds a client may take to complete its TLS handshake (read at each connection);
+   * 0 = no limit. @default 10000 */
+  handshakeTimeoutMs?: () => number;
+  /** Accepting failed (descriptors ran out, or another error). */
+  onAcceptError?: (err: Error, shortage: boolean) => void;
 }
 
 /** A running HTTPS listener. */
@@ -45,7 +51,8 @@ export interface TlsListener {
    * promise resolves once new handshakes use it (after a hand-over when one is needed); it never
    * rejects (a failed hand-over rejects {@link TlsListener.finished}). */
   setCertificate(name: string, pair: CertificatePair): Promise<void>;
-  /** Graceful: stops accepting, lets in-flight requests finish, closes connections. */
+  /** Stops accepting and ends handshakes in progress; connections already handed over are the
+   * caller's to close. */
   shutdown(): Promise<void>;
   /** Resolves once {@link TlsListener.shutdown} has completed. */
   readonly finished: Promise<void>;
@@ -182,9 +189,10 @@ class Listener implements TlsListener {
       hostname: this.#opts.hostname,
       port,
       reusePort: this.#reusePort,
-      handler: this.#opts.handler,
-      onError: this.#opts.onError,
-      handshakeTimeoutMs: this.#opts.handshakeTimeoutMs,
+      onConnection: this.#opts.onConnection,
+      gate: this.#opts.gate,
+      handshakeTimeoutMs: this.#opts.handshakeTimeoutMs ?? (() => 10_000),
+      onAcceptError: this.#opts.onAcceptError,
     };
     const single = this.#single();
     if (single) return Promise.resolve(new DirectBackend(o, single));

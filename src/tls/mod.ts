@@ -7,7 +7,7 @@
 export { type CertificatePair, loadCertificateFiles, parseCertificatePair } from "./certs.ts";
 export {
   serveTls,
-  type TlsHandler,
+  type TlsConnectionHandler,
   type TlsListener,
   type TlsListenerOptions,
 } from "./listener.ts";

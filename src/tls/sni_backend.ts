@@ -1,15 +1,18 @@
 /**
- * SNI path: `node:tls` terminates TLS (certificate chosen per handshake, ALPN h2/http1.1) and
- * pipes the plaintext into an internal loopback `Deno.serve`, which speaks HTTP/1.1 and h2
- * (prior knowledge) exactly as on the fast path.
+ * SNI path: `node:tls` terminates TLS (certificate chosen per handshake from a live table, ALPN
+ * h2/http1.1) and hands the decrypted socket to bws's front end as a byte stream.
+ *
+ * node's server accepts by itself: connections past the budget (`max_connections`, per-address
+ * limit) are closed at once instead of waiting in the kernel backlog.
  *
  * @module
  */
 
-import net from "node:net";
+import type net from "node:net";
 import tls from "node:tls";
-import type { Backend, BackendOptions } from "./backend.ts";
+import { ALPN, type Backend, type BackendOptions } from "./backend.ts";
 import type { CertificatePair } from "./certs.ts";
+import { NodeSocketStream } from "./node_socket_stream.ts";
 import type { SniTable } from "./sni_table.ts";
 
 const contexts = new WeakMap<CertificatePair, tls.SecureContext>();
@@ -23,142 +26,114 @@ function contextOf(pair: CertificatePair): tls.SecureContext {
   return ctx;
 }
 
-/** How long shutdown waits for piped responses to reach their clients. */
-const FLUSH_MS = 2000;
-/** How long a client may take over its handshake (node's own default is 120 s). */
-const HANDSHAKE_MS = 10_000;
-
-type Peer = { hostname: string; port: number };
-
 /** A `node:tls` listener choosing certificates from a live {@link SniTable}. */
 export class SniBackend implements Backend {
   readonly addr: { hostname: string; port: number };
-  readonly #tls: tls.Server;
-  readonly #inner: Deno.HttpServer<Deno.NetAddr>;
-  readonly #sockets: Set<net.Socket>;
+  readonly #server: tls.Server;
+  readonly #handshaking: Map<string, net.Socket>;
   readonly #closed: Promise<void>;
   #stopped = false;
 
   private constructor(
-    tlsServer: tls.Server,
-    inner: Deno.HttpServer<Deno.NetAddr>,
+    server: tls.Server,
     addr: { hostname: string; port: number },
+    handshaking: Map<string, net.Socket>,
     closed: Promise<void>,
-    sockets: Set<net.Socket>,
   ) {
-    this.#sockets = sockets;
-    this.#tls = tlsServer;
-    this.#inner = inner;
+    this.#server = server;
     this.addr = addr;
+    this.#handshaking = handshaking;
     this.#closed = closed;
   }
 
-  /** Binds the public TLS port and the internal plaintext server. */
+  /** Binds the TLS port. */
   static async start(opts: BackendOptions, table: SniTable): Promise<SniBackend> {
-    /** Inner connection's local port → the real client. */
-    const peers = new Map<number, Peer>();
-    const { handler } = opts;
-    const innerOpts: Deno.ServeTcpOptions = { hostname: "127.0.0.1", port: 0, onListen() {} };
-    if (opts.onError) innerOpts.onError = opts.onError;
-    const inner = Deno.serve(innerOpts, (req, info) => {
-      const peer = peers.get(info.remoteAddr.port);
-      if (peer === undefined) return new Response("Forbidden\n", { status: 403 });
-      // The inner hop is plain HTTP/1.1 (h2 requests keep the client's :scheme): give the
-      // handler the URL the client used. A new Request would cost ~20 µs (it materializes the
-      // abort signal); shadowing the getter costs next to nothing.
-      const url = req.url;
-      if (url.charCodeAt(4) === 58) {
-        Object.defineProperty(req, "url", { value: "https" + url.slice(4) });
-      }
-      // The inner response is done once written into the pipe to the TLS socket; node's pipe
-      // backpressure bounds what is still buffered on its way to the client.
-      return handler(req, { remoteAddr: peer, completed: info.completed });
-    });
-    const innerPort = inner.addr.port;
-
-    const sockets = new Set<net.Socket>();
-    const tlsServer = tls.createServer({
-      ALPNProtocols: ["h2", "http/1.1"],
-      handshakeTimeout: opts.handshakeTimeoutMs ?? HANDSHAKE_MS,
+    const handshaking = new Map<string, net.Socket>();
+    /** `address:port` of a raw connection → its release (node hands the TLS socket over as a
+     * new object; the peer's address and port name the connection). */
+    const releases = new Map<string, () => void>();
+    const keyOf = (s: net.Socket) => `${s.remoteAddress}:${s.remotePort}`;
+    const server = tls.createServer({
+      ALPNProtocols: ALPN,
+      handshakeTimeout: opts.handshakeTimeoutMs() || 120_000,
       SNICallback(servername, cb) {
         const pair = table.resolve(servername);
         if (pair === null) cb(new Error(`Cannot find certificate "${servername}"`), undefined);
         else cb(null, contextOf(pair));
       },
-    }, (sock) => {
-      sockets.add(sock);
-      const peer = {
-        hostname: stripV4Mapped(sock.remoteAddress ?? ""),
-        port: sock.remotePort ?? 0,
+    }, (sock: tls.TLSSocket) => {
+      handshaking.delete(keyOf(sock));
+      const release = releases.get(keyOf(sock)) ?? (() => {});
+      sock.setNoDelay(true);
+      opts.onConnection(
+        new NodeSocketStream(sock),
+        { hostname: stripV4Mapped(sock.remoteAddress ?? ""), port: sock.remotePort ?? 0 },
+        typeof sock.alpnProtocol === "string" ? sock.alpnProtocol : null,
+        release,
+      );
+    });
+    server.on("connection", (raw: net.Socket) => {
+      const ip = stripV4Mapped(raw.remoteAddress ?? "");
+      if (opts.gate.open >= opts.gate.max || !opts.gate.admit(ip)) {
+        raw.destroy();
+        return;
+      }
+      const key = keyOf(raw);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        releases.delete(key);
+        opts.gate.release(ip);
       };
-      const up = net.connect(innerPort, "127.0.0.1");
-      let localPort = 0;
-      up.setNoDelay(true);
-      up.once("connect", () => {
-        localPort = up.localPort ?? 0;
-        peers.set(localPort, peer);
-        sock.pipe(up);
+      releases.set(key, release);
+      handshaking.set(key, raw);
+      raw.on("close", () => {
+        handshaking.delete(key);
+        release();
       });
-      up.pipe(sock);
-      // The inner side ending is passed on by pipe (sock.end() flushes); only errors and the
-      // client going away cut both sides at once.
-      const cleanup = () => {
-        if (localPort) peers.delete(localPort);
-        sockets.delete(sock);
-        up.destroy();
-      };
-      sock.on("error", () => sock.destroy()).on("close", cleanup);
-      // Once our side has ended and flushed, the connection is over (node:tls under Deno does
-      // not always report the client's close afterwards).
-      sock.on("finish", () => sock.destroy());
-      up.on("error", () => sock.destroy());
     });
     // Failed handshakes (unknown name without certificate, garbage, a client silent past the
-    // handshake timeout) end that socket only. Node destroys it itself; node:tls under Deno
-    // only reports the timeout and leaves the connection open, so close it here.
-    tlsServer.on("tlsClientError", (_err: Error, sock: tls.TLSSocket) => sock.destroy());
+    // handshake timeout) end that socket only; node:tls under Deno only reports the timeout.
+    server.on("tlsClientError", (_err: Error, sock: tls.TLSSocket) => sock.destroy());
+    // An accept failure must never become an uncaught 'error' event (it would end the process).
+    server.on(
+      "error",
+      (err: Error) => opts.onAcceptError?.(err, /EMFILE|ENFILE/.test(err.message)),
+    );
     const defaultPair = table.resolve(undefined);
     if (defaultPair) {
-      tlsServer.setSecureContext({ cert: defaultPair.certPem, key: defaultPair.keyPem });
+      server.setSecureContext({ cert: defaultPair.certPem, key: defaultPair.keyPem });
     }
 
     const addr = await new Promise<{ hostname: string; port: number }>((resolve, reject) => {
-      tlsServer.once("error", reject);
-      tlsServer.listen(
+      const onError = (err: Error) => reject(err);
+      server.once("error", onError);
+      server.listen(
         { host: opts.hostname, port: opts.port, reusePort: opts.reusePort } as net.ListenOptions,
         () => {
-          tlsServer.off("error", reject);
-          const a = tlsServer.address() as net.AddressInfo;
+          server.off("error", onError);
+          const a = server.address() as net.AddressInfo;
           resolve({ hostname: stripV4Mapped(a.address), port: a.port });
         },
       );
-    }).catch(async (err) => {
-      await inner.shutdown();
-      throw err;
     });
-    const closed = new Promise<void>((resolve) => tlsServer.once("close", () => resolve()));
-    return new SniBackend(tlsServer, inner, addr, closed, sockets);
+    const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
+    return new SniBackend(server, addr, handshaking, closed);
   }
 
   stopAccepting(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#tls.close();
+    this.#server.close();
   }
 
   async shutdown(): Promise<void> {
     this.stopAccepting();
-    await this.#inner.shutdown();
-    // Let piped responses flush to their clients, then cut what is left.
-    const open = [...this.#sockets].map((s) =>
-      new Promise<void>((resolve) => s.once("close", () => resolve()))
-    );
-    const timer = setTimeout(() => {
-      for (const s of this.#sockets) s.destroy();
-    }, FLUSH_MS);
-    await Promise.all(open);
-    clearTimeout(timer);
-    await this.#closed;
+    for (const s of this.#handshaking.values()) s.destroy();
+    // node's server reports 'close' once every connection it accepted is closed: the front end
+    // owns those now, so do not wait for them here.
+    await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 0))]);
   }
 }
 

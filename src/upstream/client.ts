@@ -73,6 +73,19 @@ export interface UpstreamResponse {
   reused: boolean;
 }
 
+/** What {@link UpstreamClient.upgrade} resolves with. */
+export type UpstreamUpgrade =
+  | {
+    readonly upgraded: true;
+    /** The 101's header fields (names lower-cased). */
+    readonly headers: readonly [string, string][];
+    /** The upstream socket, now the caller's. */
+    readonly stream: Deno.Conn;
+    /** Bytes the upstream sent after the 101 head. */
+    readonly buffered: Uint8Array;
+  }
+  | { readonly upgraded: false; readonly response: UpstreamResponse };
+
 /** Options of {@link UpstreamClient}. */
 export interface UpstreamClientOptions {
   /** Idle sockets kept per origin. @default 32 */
@@ -91,8 +104,6 @@ interface OriginPool {
 }
 
 const INLINE_BODY = 64 * 1024;
-/** Buffer size for reading a streamed request body (byte streams). */
-const PUMP_BUFFER = 64 * 1024;
 /** Interim (1xx) responses tolerated before the final one. */
 const MAX_INTERIM = 16;
 const encoder = new TextEncoder();
@@ -147,6 +158,45 @@ export class UpstreamClient {
     }
     const conn = await this.#dial(target, req);
     return await this.#exchange(conn, req, false);
+  }
+
+  /**
+   * Sends an upgrade request (a WebSocket handshake) on a fresh connection, never pooled. A 101
+   * hands over the socket and the bytes already read after the head; any other answer is a
+   * normal response whose connection is closed after its body. Rejects with
+   * {@link UpstreamError}.
+   */
+  async upgrade(target: UpstreamTarget, req: UpstreamRequest): Promise<UpstreamUpgrade> {
+    if (this.#closed) {
+      throw new UpstreamError("closed", "Cannot send upstream request: the client is closed", {
+        dial: true,
+      });
+    }
+    const conn = await this.#dial(target, req);
+    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal);
+    let head: ResponseHead;
+    try {
+      this.#send(conn, req);
+      head = await this.#readHead(conn, true);
+    } catch (err) {
+      this.#finish(conn, false);
+      throw exchangeError(err, conn, false);
+    }
+    if (head.status !== 101) {
+      return { upgraded: false, response: this.#response(conn, req, head, false, false) };
+    }
+    conn.finishExchange();
+    conn.detach();
+    if (conn.inUse) {
+      conn.inUse = false;
+      this.#pool(conn.origin).busy--;
+    }
+    return {
+      upgraded: true,
+      headers: head.headers,
+      stream: conn.sock,
+      buffered: conn.buf.slice(conn.start, conn.end),
+    };
   }
 
   /** Pool stats for status/metrics: idle and busy sockets per origin. */
@@ -351,13 +401,23 @@ export class UpstreamClient {
       this.#finish(conn, false);
       throw exchangeError(err, conn, reused);
     }
+    return this.#response(conn, req, head, reused, head.keepAlive);
+  }
+
+  /** The response for a final head read on `conn`; its body reads on from the connection. */
+  #response(
+    conn: Connection,
+    req: UpstreamRequest,
+    head: ResponseHead,
+    reused: boolean,
+    keepAlive: boolean,
+  ): UpstreamResponse {
     conn.headReceived = true;
     if (!conn.sendDone && conn.streaming && head.status >= 300) {
       // An early error answer (e.g. 413): stop sending the rest of the body.
       conn.stopSending = true;
       conn.bodySource?.cancel();
     }
-    const keepAlive = head.keepAlive;
     const res = new ResponseParts(
       head.status,
       head.statusText,
@@ -488,7 +548,7 @@ export class UpstreamClient {
     }
   }
 
-  async #readHead(conn: Connection): Promise<ResponseHead> {
+  async #readHead(conn: Connection, upgrade = false): Promise<ResponseHead> {
     let interim = 0;
     while (true) {
       const headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
@@ -505,7 +565,7 @@ export class UpstreamClient {
       if (headEnd - conn.start > this.#maxHead) throw headTooLarge(conn, this.#maxHead);
       const head = parseResponseHead(conn.buf, conn.start, headEnd);
       conn.start = headEnd;
-      if (head.status >= 200) return head;
+      if (head.status >= 200 || (upgrade && head.status === 101)) return head;
       if (head.status === 101) {
         // The client never asks for an upgrade (WebSockets have their own path): the bytes
         // after this are another protocol.

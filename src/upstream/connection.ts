@@ -182,6 +182,17 @@ export class Connection {
     );
   };
 
+  /** Gives the socket away (an upgrade): no timer or abort watch of this object touches it. */
+  detach(): void {
+    this.closed = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#readDeadline = 0;
+    this.#writeDeadline = 0;
+  }
+
   /** Records the first failure and closes the socket so every pending operation ends. */
   fail(err: UpstreamError): void {
     if (this.failure === null) this.failure = err;

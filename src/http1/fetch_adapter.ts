@@ -1,0 +1,173 @@
+/**
+ * Adapters between bws's messages and fetch's `Request` / `Response`, for the two places that
+ * deal in fetch objects: HTTP/2 (served by an internal `Deno.serve`) and the management API
+ * (Hono). Neither is the proxy's hot path.
+ *
+ * @module
+ */
+
+import { sourceToStream, streamToSource } from "./body_adapters.ts";
+import {
+  type BodySource,
+  Fields,
+  type HttpRequest,
+  type HttpResponse,
+  type HttpVersion,
+  type Peer,
+  type RequestBodySource,
+} from "./types.ts";
+
+const NO_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/** Splits an absolute URL into its raw path (never empty) and query ("" or "?…"). */
+export function splitUrl(url: string): [string, string] {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return ["/", ""];
+  const q = url.indexOf("?", start);
+  const hash = url.indexOf("#", start);
+  const end = hash < 0 ? url.length : hash;
+  return q < 0 || q > end ? [url.slice(start, end), ""] : [url.slice(start, q), url.slice(q, end)];
+}
+
+/** A fetch Request (from Deno.serve) as bws's request. */
+export function requestFromFetch(
+  req: Request,
+  peer: Peer,
+  tls: boolean,
+  version: HttpVersion,
+): HttpRequest {
+  const list: [string, string][] = [];
+  req.headers.forEach((value, name) => list.push([name, value]));
+  const headers = new Fields(list);
+  const url = req.url;
+  const [path, query] = splitUrl(url);
+  const authorityStart = url.indexOf("//") + 2;
+  const authorityEnd = url.indexOf("/", authorityStart);
+  const host = headers.get("host") ??
+    url.slice(authorityStart, authorityEnd < 0 ? undefined : authorityEnd);
+  const cl = headers.get("content-length");
+  const body: RequestBodySource | null = req.body === null ? null : streamToSource(req.body);
+  return {
+    method: req.method,
+    target: path + query,
+    path,
+    query,
+    version,
+    headers,
+    host,
+    body,
+    bodyLength: cl === null || body === null ? null : Number(cl),
+    peer,
+    tls,
+    time: Date.now(),
+    started: performance.now(),
+    get signal() {
+      return req.signal;
+    },
+    get clientGone() {
+      return req.signal.aborted;
+    },
+  };
+}
+
+/**
+ * bws's response as a fetch Response for Deno.serve. `done` is called once the body has been
+ * handed over completely (or failed, or was cancelled); for a response without a streamed
+ * body, when `completed` settles.
+ */
+export function responseToFetch(
+  res: HttpResponse,
+  method: string,
+  completed: Promise<void> | undefined,
+): Response {
+  const headers = new Headers();
+  for (const [name, value] of res.headers) headers.append(name, value);
+  const src = res.body;
+  const noBody = method === "HEAD" || NO_BODY_STATUS.has(res.status);
+  let body: BodyInit | null = null;
+  const done = res.done;
+  if (noBody || src === null) {
+    if (src !== null && !(src instanceof Uint8Array)) src.cancel();
+    const len = src instanceof Uint8Array ? src.length : res.length;
+    if (len !== undefined && len !== null && !NO_BODY_STATUS.has(res.status)) {
+      headers.set("content-length", String(len));
+    }
+    settle(completed, () => done?.(0, null));
+  } else if (src instanceof Uint8Array) {
+    body = src as Uint8Array<ArrayBuffer>;
+    settle(completed, () => done?.(src.length, null));
+  } else {
+    if (res.length !== undefined && res.length !== null) {
+      headers.set("content-length", String(res.length));
+    }
+    body = countingStream(src, done);
+  }
+  return new Response(body, { status: res.status, headers });
+}
+
+function settle(p: Promise<void> | undefined, fn: () => void): void {
+  if (p === undefined) fn();
+  else p.then(fn, fn);
+}
+
+/** A ReadableStream over `src` that reports the bytes it passed on, once, at its end. */
+function countingStream(
+  src: BodySource,
+  done: HttpResponse["done"],
+): ReadableStream<Uint8Array> {
+  let sent = 0;
+  let reported = false;
+  const report = (error: unknown) => {
+    if (reported) return;
+    reported = true;
+    done?.(sent, error);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await src.read();
+      } catch (err) {
+        report(err);
+        throw err;
+      }
+      if (chunk === null) {
+        c.close();
+        report(null);
+        return;
+      }
+      sent += chunk.length;
+      // A stream's consumer may keep a chunk after asking for the next: copy it.
+      c.enqueue(chunk.slice());
+    },
+    cancel(reason) {
+      src.cancel(reason);
+      report(reason ?? new Error("Cannot send response body: cancelled"));
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** bws's request as a fetch Request (for Hono). */
+export function requestToFetch(req: HttpRequest): Request {
+  const headers = new Headers();
+  for (const [name, value] of req.headers.list) headers.append(name, value);
+  const url = `${req.tls ? "https" : "http"}://${req.host ?? "localhost"}${req.path}${req.query}`;
+  const hasBody = req.body !== null && req.method !== "GET" && req.method !== "HEAD";
+  return new Request(url, {
+    method: req.method,
+    headers,
+    body: hasBody ? sourceToStream(req.body!) : null,
+  });
+}
+
+/** A fetch Response (from Hono) as bws's response. */
+export function responseFromFetch(res: Response): HttpResponse {
+  const headers: [string, string][] = [];
+  let length: number | null = null;
+  res.headers.forEach((value, name) => {
+    if (name === "content-length") length = Number(value);
+    else if (name !== "transfer-encoding" && name !== "connection") headers.push([name, value]);
+  });
+  const body = res.body === null ? null : streamToSource(res.body);
+  return { status: res.status, headers, body, length };
+}

@@ -1,0 +1,248 @@
+/**
+ * One listening address of bws, plain or TLS, served by bws's own HTTP/1.1 front end (and by the
+ * HTTP/2 bridge for connections that speak h2). It owns its open connections: a graceful
+ * shutdown lets each finish the request it is serving and closes the idle ones; `cut` ends what
+ * is left once a grace period is over.
+ *
+ * @module
+ */
+
+import { ClientConnection, type FrontOptions } from "../http1/connection.ts";
+import type { ByteStream, HttpRequest, Peer } from "../http1/types.ts";
+import type { Logger } from "../log/types.ts";
+import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
+import { serveTls, type TlsListener } from "../tls/listener.ts";
+import type { CertificatePair } from "../tls/certs.ts";
+import { runAcceptLoop } from "./accept_loop.ts";
+import type { ConnectionGate } from "./connection_gate.ts";
+import type { Http2Bridge } from "./h2_bridge.ts";
+import { handleRequest, type Services } from "./handle_request.ts";
+import { refusalDone } from "./request_record.ts";
+
+/** What every listener of one server shares. */
+export interface ListenerContext {
+  readonly services: Services;
+  readonly gate: ConnectionGate;
+  readonly bridge: Http2Bridge;
+  /** The current logger (it changes on reload). */
+  logger(): Logger;
+}
+
+/** A listener's certificates when it is a TLS one. */
+export interface ListenerCertificates {
+  readonly map: ReadonlyMap<string, CertificatePair | null>;
+  readonly defaultName: string | undefined;
+}
+
+/** A bound socket (or TLS port) and how to stop accepting on it. */
+interface Bound {
+  readonly addr: { hostname: string; port: number };
+  readonly tlsListener: TlsListener | null;
+  readonly stop: () => Promise<void>;
+}
+
+/** How long after `cut` connections that are still open are closed anyway. */
+const CUT_CLOSE_MS = 100;
+
+/** A running listener. */
+export class FrontListener {
+  lp: ListenerPlan;
+  plan: Plan;
+  readonly tls: boolean;
+  readonly addr: { hostname: string; port: number };
+  readonly tlsListener: TlsListener | null;
+  readonly #ctx: ListenerContext;
+  readonly #conns = new Set<ClientConnection>();
+  readonly #h2 = new Set<ByteStream>();
+  readonly #cutter = new AbortController();
+  readonly #source: { options: FrontOptions };
+  readonly #stopAccepting: () => Promise<void>;
+  #stopping: Promise<void> | null = null;
+  readonly #finished: Promise<void>;
+  #resolveFinished!: () => void;
+
+  private constructor(lp: ListenerPlan, plan: Plan, ctx: ListenerContext, bound: Bound) {
+    this.lp = lp;
+    this.plan = plan;
+    this.tls = lp.tls;
+    this.#ctx = ctx;
+    this.addr = bound.addr;
+    this.tlsListener = bound.tlsListener;
+    this.#stopAccepting = bound.stop;
+    this.#source = { options: this.#optionsFor(plan) };
+    this.#finished = new Promise((r) => (this.#resolveFinished = r));
+  }
+
+  /** Binds `lp` and starts accepting. Rejects when the address cannot be bound. */
+  static async open(
+    lp: ListenerPlan,
+    plan: Plan,
+    ctx: ListenerContext,
+    certificates: ListenerCertificates | null,
+  ): Promise<FrontListener> {
+    // The connection handlers need the listener object, which needs the bound address: bind
+    // with handlers that forward to a holder filled right after.
+    let self: FrontListener | null = null;
+    const pending: (() => void)[] = [];
+    const whenReady = (fn: (l: FrontListener) => void) => {
+      if (self !== null) fn(self);
+      else pending.push(() => fn(self!));
+    };
+    const report = (err: Error, shortage: boolean) => {
+      const logger = ctx.logger();
+      if (shortage) {
+        logger.warn("out of file descriptors: accepting paused for a moment", {
+          listener: lp.key,
+          error: err.message,
+        });
+      } else logger.warn("accept failed", { listener: lp.key, error: err.message });
+    };
+    let bound: Bound;
+    if (lp.tls) {
+      const tl = await serveTls({
+        hostname: lp.bind,
+        port: lp.port,
+        certificates: certificates?.map ?? new Map(),
+        defaultName: certificates?.defaultName,
+        gate: ctx.gate,
+        handshakeTimeoutMs: () => self?.plan.client.tlsHandshakeMs ?? plan.client.tlsHandshakeMs,
+        onAcceptError: report,
+        onConnection: (stream, peer, alpn, release) =>
+          whenReady((l) =>
+            alpn === "h2"
+              ? l.#serveHttp2(stream, new Uint8Array(0), peer, release)
+              : l.#serve(stream, peer, release)
+          ),
+      });
+      bound = { addr: tl.addr, tlsListener: tl, stop: () => tl.shutdown() };
+    } else {
+      const listener = Deno.listen({ hostname: lp.bind, port: lp.port });
+      const a = listener.addr as Deno.NetAddr;
+      const loop = runAcceptLoop(listener, ctx.gate, {
+        onConnection: (conn, release) => {
+          try {
+            (conn as Deno.TcpConn).setNoDelay(true);
+          } catch {
+            // not TCP
+          }
+          const r = conn.remoteAddr as Deno.NetAddr;
+          whenReady((l) => l.#serve(conn, { hostname: r.hostname, port: r.port }, release));
+        },
+        onDescriptorShortage: (err) => report(err, true),
+        onAcceptError: (err) => report(err, false),
+      });
+      bound = {
+        addr: { hostname: a.hostname, port: a.port },
+        tlsListener: null,
+        stop: async () => {
+          try {
+            listener.close();
+          } catch {
+            // already closed
+          }
+          await loop.done;
+        },
+      };
+    }
+    self = new FrontListener(lp, plan, ctx, bound);
+    for (const fn of pending) fn();
+    return self;
+  }
+
+  /** Settles once {@link FrontListener.shutdown} has completed. */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  /** Open client connections (HTTP/2 ones included). */
+  get connections(): number {
+    return this.#conns.size + this.#h2.size;
+  }
+
+  /** Serves new requests from `plan` (reload); connections pick up its timeouts and limits. */
+  update(lp: ListenerPlan, plan: Plan): void {
+    this.lp = lp;
+    this.plan = plan;
+    this.#source.options = this.#optionsFor(plan);
+  }
+
+  /** Stops accepting, lets every connection finish its request, closes idle ones; resolves
+   * once all are closed. Idempotent. */
+  shutdown(): Promise<void> {
+    return this.#stopping ??= (async () => {
+      await this.#stopAccepting().catch(() => {});
+      for (const c of this.#conns) c.shutdown();
+      await Promise.all([...this.#conns].map((c) => c.done));
+      for (const s of this.#h2) closeQuietly(s);
+      this.#resolveFinished();
+    })();
+  }
+
+  /** Ends every request still waiting for its upstream (its client gets a 503), then closes
+   * what is still open. */
+  cut(): void {
+    this.#cutter.abort();
+    for (const c of this.#conns) c.shutdown();
+    setTimeout(() => {
+      for (const c of this.#conns) c.close();
+      for (const s of this.#h2) closeQuietly(s);
+    }, CUT_CLOSE_MS);
+  }
+
+  #serve(stream: ByteStream, peer: Peer, release: () => void): void {
+    const conn = new ClientConnection(stream, peer, this.tls, this.#source);
+    this.#conns.add(conn);
+    conn.onClose = () => {
+      this.#conns.delete(conn);
+      release();
+    };
+    if (this.#stopping !== null) conn.shutdown();
+    void conn.run();
+  }
+
+  #serveHttp2(stream: ByteStream, buffered: Uint8Array, peer: Peer, release: () => void): void {
+    this.#h2.add(stream);
+    const handler = (req: HttpRequest) =>
+      handleRequest(req, this.plan, this.lp, this.#ctx.services, this.#cutter.signal);
+    void this.#ctx.bridge.attach(stream, buffered, { peer, tls: this.tls, handler }).finally(
+      () => {
+        this.#h2.delete(stream);
+        release();
+      },
+    );
+  }
+
+  #optionsFor(plan: Plan): FrontOptions {
+    const ctx = this.#ctx;
+    const services = ctx.services;
+    const cut = this.#cutter.signal;
+    return {
+      handler: (req) => handleRequest(req, this.plan, this.lp, services, cut),
+      timeouts: plan.client.timeouts,
+      limits: plan.client.limits,
+      onRefused: (r) => refusalDone(r, this.plan.logger, services.metrics),
+      onHttp2: (stream, buffered) => {
+        // An h2c connection: it stays one of #conns (and counted) until the bridge closes it.
+        const conn = stream as ClientConnection;
+        void ctx.bridge.attach(conn, buffered, {
+          peer: conn.peer,
+          tls: false,
+          handler: (req) => handleRequest(req, this.plan, this.lp, services, cut),
+        }).finally(() => conn.close());
+      },
+      onHandlerError: (err) =>
+        ctx.logger().error("request handler failed", {
+          listener: this.lp.key,
+          error: err instanceof Error ? err.message : String(err),
+        }),
+    };
+  }
+}
+
+function closeQuietly(s: ByteStream): void {
+  try {
+    s.close();
+  } catch {
+    // already closed
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * HTTP/2 through an internal `Deno.serve`: bws terminates TLS (or sees an h2c preface) and pipes
+ * the connection's plaintext into a `Deno.serve` on a loopback port that only bws connects to,
+ * which speaks HTTP/2 (prior knowledge) and hands each request to the same handler as HTTP/1.1.
+ *
+ * A `Deno.serve` whose accept loop fails (descriptors ran out) dies with its `finished` promise
+ * rejected: the bridge logs that and starts a new one, so the process never goes with it.
+ *
+ * @module
+ */
+
+import { requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
+import type { ByteStream, HttpHandler, Peer } from "../http1/types.ts";
+import type { Logger } from "../log/types.ts";
+import { pipeStreams } from "../net/pipe.ts";
+
+/** Who is behind one bridged connection. */
+export interface BridgedConnection {
+  readonly peer: Peer;
+  readonly tls: boolean;
+  readonly handler: HttpHandler;
+}
+
+const FORBIDDEN = () => new Response("Forbidden\n", { status: 403 });
+/** How long after a failure the bridge is started again. */
+const RESTART_MS = 100;
+
+/** The process's HTTP/2 bridge; started on first use. */
+export class Http2Bridge {
+  readonly #logger: () => Logger;
+  /** Local port of bws's connection to the bridge → who is behind it. */
+  readonly #entries = new Map<number, BridgedConnection>();
+  #server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  #starting: Promise<Deno.HttpServer<Deno.NetAddr>> | null = null;
+  #stopped = false;
+
+  constructor(logger: () => Logger) {
+    this.#logger = logger;
+  }
+
+  /** Relays an HTTP/2 connection (`buffered`: bytes already read from it) through the bridge. */
+  async attach(stream: ByteStream, buffered: Uint8Array, who: BridgedConnection): Promise<void> {
+    let inner: Deno.TcpConn;
+    try {
+      const server = await this.#ensure();
+      inner = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    } catch (err) {
+      this.#logger().warn("HTTP/2 connection refused: the bridge is unavailable", {
+        error: (err as Error).message,
+      });
+      try {
+        stream.close();
+      } catch {
+        // already closed
+      }
+      return;
+    }
+    inner.setNoDelay(true);
+    const port = (inner.localAddr as Deno.NetAddr).port;
+    this.#entries.set(port, who);
+    try {
+      await pipeStreams(stream, buffered, inner);
+    } finally {
+      this.#entries.delete(port);
+    }
+  }
+
+  /** Stops the internal server (open HTTP/2 connections end with their streams). */
+  async shutdown(): Promise<void> {
+    this.#stopped = true;
+    const s = this.#server;
+    this.#server = null;
+    if (s !== null) await s.shutdown().catch(() => {});
+  }
+
+  #ensure(): Promise<Deno.HttpServer<Deno.NetAddr>> {
+    if (this.#server !== null) return Promise.resolve(this.#server);
+    this.#starting ??= Promise.resolve().then(() => {
+      const server = Deno.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen() {},
+        onError: (err) => {
+          this.#logger().error("request failed", { error: (err as Error)?.message ?? err });
+          return new Response("500 Internal Server Error\n", { status: 500 });
+        },
+      }, (req, info) => {
+        const who = this.#entries.get(info.remoteAddr.port);
+        if (who === undefined) return FORBIDDEN();
+        const url = req.url;
+        const tls = who.tls;
+        const fixed = tls && url.charCodeAt(4) === 58
+          ? Object.defineProperty(req, "url", { value: "https" + url.slice(4) })
+          : req;
+        const r = requestFromFetch(fixed, who.peer, tls, "2");
+        return Promise.resolve(who.handler(r)).then((res) =>
+          responseToFetch(res, req.method, info.completed)
+        );
+      });
+      server.finished.catch((err) => {
+        if (this.#server === server) this.#server = null;
+        if (this.#stopped) return;
+        this.#logger().error("HTTP/2 bridge stopped; starting it again", {
+          error: (err as Error)?.message ?? String(err),
+        });
+        setTimeout(() => void this.#ensure().catch(() => {}), RESTART_MS);
+      });
+      this.#server = server;
+      this.#starting = null;
+      return server;
+    }).catch((err) => {
+      // Could not bind (descriptors ran out): the next connection tries again.
+      this.#starting = null;
+      throw err;
+    });
+    return this.#starting;
+  }
+}
