@@ -482,7 +482,7 @@ upstream = "b"
     const b = await pki.issue("b.test", ["DNS:b.test", "IP:127.0.0.1"]);
     // Two certificates on one port: the node:tls SNI path; "b" is the default site.
     sni = await startBws(site("a", a) + site("b", b, "default = true"));
-    // One certificate: Deno.serve terminates TLS itself.
+    // One certificate: Deno.listenTls terminates TLS.
     direct = await startBws(site("a", a));
     client = Deno.createHttpClient({ caCerts: [pki.caPem] });
   });
@@ -520,7 +520,7 @@ upstream = "b"
         try {
           await conn.write(bytes);
           const first = await firstBytes(conn, 2000);
-          // Deno.serve sends a fatal TLS alert (21 = alert record); node:tls just closes.
+          // Deno's TLS sends a fatal TLS alert (21 = alert record); node:tls just closes.
           if (first !== "eof") expect(first[0]).toBe(21);
           expect(first).not.toBe("open");
         } finally {
@@ -531,48 +531,38 @@ upstream = "b"
     }
   });
 
-  it("a client that never sends a ClientHello: the fast path keeps it open (Deno has no limit)", async () => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: direct.port });
-    try {
-      expect(await firstBytes(conn, 1000)).toBe("open");
-      await goodStillWorks(direct.port);
-    } finally {
-      conn.close();
-    }
-  });
-
-  it("the SNI path closes a client silent past its handshake timeout", async () => {
-    const leaf = await pki.issue("a.test", ["DNS:a.test"]);
-    const a = await loadCertificateFiles(leaf.certFile, leaf.keyFile);
-    const listener = await serveTls({
-      hostname: "127.0.0.1",
-      port: 0,
-      certificates: new Map([["a.test", a]]),
-      alwaysSni: true,
-      handshakeTimeoutMs: 300,
-      handler: () => new Response("ok"),
+  for (const path of ["one-certificate", "SNI"] as const) {
+    it(`the ${path} path closes a client silent past server.timeouts.tls_handshake, serving others`, async () => {
+      const leaf = await pki.issue("a.test", ["DNS:a.test"]);
+      const b = await pki.issue("b.test", ["DNS:b.test"]);
+      const bws = await startBws(
+        `[server.timeouts]\ntls_handshake = 0.3\n` + site("a", leaf) +
+          (path === "SNI" ? site("b", b) : ""),
+      );
+      const silent = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+      try {
+        const started = Date.now();
+        expect(await firstBytes(silent, 3000)).toBe("eof");
+        const took = Date.now() - started;
+        expect(took).toBeGreaterThanOrEqual(250);
+        expect(took).toBeLessThan(2000);
+      } finally {
+        closeQuietly(silent);
+        await bws.close();
+      }
     });
-    const silent = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-    try {
-      const started = Date.now();
-      expect(await firstBytes(silent, 3000)).toBe("eof");
-      const took = Date.now() - started;
-      expect(took).toBeGreaterThanOrEqual(250);
-      expect(took).toBeLessThan(2000);
-    } finally {
-      closeQuietly(silent);
-      await listener.shutdown();
-    }
-  });
+  }
 
-  it("bws's SNI path serves others while a client is silent in its handshake (closed after 10 s)", async () => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: sni.port });
-    try {
-      // Within the limit it stays open and others are served.
-      expect(await firstBytes(conn, 500)).toBe("open");
-      await goodStillWorks(sni.port);
-    } finally {
-      conn.close();
+  it("both TLS paths serve others while a client is silent in its handshake (default 10 s)", async () => {
+    for (const port of [sni.port, direct.port]) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        // Within the limit it stays open and others are served.
+        expect(await firstBytes(conn, 500)).toBe("open");
+        await goodStillWorks(port);
+      } finally {
+        conn.close();
+      }
     }
   });
 });

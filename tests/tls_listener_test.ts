@@ -4,6 +4,11 @@ import { expect } from "expect";
 import { type CertificatePair, parseCertificatePair } from "../src/tls/certs.ts";
 import { serveTls, type TlsListener, type TlsListenerOptions } from "../src/tls/listener.ts";
 import { type TestLeaf, TestPki } from "../src/tls/test_pki.ts";
+import { ClientConnection } from "../src/http1/connection.ts";
+import type { HttpRequest, HttpResponse } from "../src/http1/types.ts";
+import { ConnectionGate } from "../src/server/connection_gate.ts";
+import { Http2Bridge } from "../src/server/h2_bridge.ts";
+import { memoryLogger } from "./helpers/bws.ts";
 
 /** The leaf certificate a TLS handshake with `servername` gets, or null if it fails. */
 async function servedCert(port: number, servername: string): Promise<X509Certificate | null> {
@@ -45,10 +50,35 @@ async function curl(pki: TestPki, name: string, port: number, path = "/", extra:
 const pairOf = (leaf: TestLeaf) => parseCertificatePair(leaf.certPem, leaf.keyPem);
 
 /** Echoes what the handler saw; `/slow` answers after 800 ms. */
-const handler: TlsListenerOptions["handler"] = async (req, info) => {
-  const url = new URL(req.url);
-  if (url.pathname === "/slow") await new Promise((r) => setTimeout(r, 800));
-  return Response.json({ url: req.url, peer: info.remoteAddr.hostname, path: url.pathname });
+async function handler(req: HttpRequest): Promise<HttpResponse> {
+  if (req.path === "/slow") await new Promise((r) => setTimeout(r, 800));
+  const seen = { url: `https://${req.host}${req.target}`, peer: req.peer.hostname, path: req.path };
+  return {
+    status: 200,
+    headers: [["content-type", "application/json"]],
+    body: new TextEncoder().encode(JSON.stringify(seen)),
+  };
+}
+
+const gate = new ConnectionGate(1000, 0);
+const bridge = new Http2Bridge(() => memoryLogger());
+const source = {
+  options: {
+    handler,
+    timeouts: { headerMs: 10_000, keepAliveMs: 10_000, bodyMs: 10_000, sendMs: 10_000 },
+    limits: { maxHeaderSize: 32_768, maxHeaders: 100 },
+  },
+};
+
+/** Serves what a TLS listener hands over the way bws does: HTTP/1.1 itself, h2 via the bridge. */
+const onConnection: TlsListenerOptions["onConnection"] = (stream, peer, alpn, release) => {
+  if (alpn === "h2") {
+    void bridge.attach(stream, new Uint8Array(0), { peer, tls: true, handler }).finally(release);
+    return;
+  }
+  const c = new ClientConnection(stream, peer, true, source);
+  c.onClose = release;
+  void c.run();
 };
 
 describe("serveTls", () => {
@@ -64,7 +94,8 @@ describe("serveTls", () => {
       port: 0,
       certificates,
       defaultName,
-      handler,
+      onConnection,
+      gate,
     });
     listeners.push(l);
     return l;
@@ -79,6 +110,7 @@ describe("serveTls", () => {
   });
   after(async () => {
     await Promise.all(listeners.map((l) => l.shutdown()));
+    await bridge.shutdown();
     await pki.remove();
   });
 
@@ -158,12 +190,13 @@ describe("serveTls", () => {
     });
   }
 
-  it("shutdown lets an in-flight request finish and then refuses connections", async () => {
+  it("shutdown stops accepting; a request in flight on a handed-over connection finishes", async () => {
     const l = await serveTls({
       hostname: "127.0.0.1",
       port: 0,
       certificates: new Map([["a.test", a], ["b.test", b]]),
-      handler,
+      onConnection,
+      gate,
     });
     const slow = curl(pki, "a.test", l.addr.port, "/slow");
     await new Promise((r) => setTimeout(r, 300));

@@ -1,13 +1,10 @@
 /**
- * Real servers and clients for the WebSocket relay tests and benchmark: an echo upstream, a tiny
- * proxy that calls `relayWebSocket`, a raw-TCP upstream that drops after the handshake, and a
- * raw-TCP client that never reads. Loopback only.
+ * Real servers and clients for the WebSocket tests and benchmark: an echo upstream, a raw-TCP
+ * upstream that drops after the handshake, and a raw-TCP client that never reads. Loopback only.
  *
  * @module
  */
 
-import { type RelayCloseInfo, type RelayOptions, relayWebSocket } from "./relay.ts";
-import { WebSocketRegistry } from "./websocket_registry.ts";
 
 /** A close event as a test wants to compare it. */
 export interface Closed {
@@ -90,68 +87,6 @@ export function startEchoUpstream(options: EchoOptions = {}): EchoUpstream {
   };
 }
 
-/** The proxy under test: a Deno.serve that relays every request to `upstream(req)`. */
-export interface RelayProxy {
-  readonly port: number;
-  readonly url: string;
-  readonly registry: WebSocketRegistry;
-  readonly opened: number;
-  readonly closed: RelayCloseInfo[];
-  readonly failures: Error[];
-  close(): Promise<void>;
-}
-
-/** Starts a proxy relaying to `ws://127.0.0.1:<upstreamPort><path>`. */
-export function startRelayProxy(
-  upstreamPort: number,
-  overrides: Partial<RelayOptions> = {},
-): RelayProxy {
-  const registry = new WebSocketRegistry();
-  const closed: RelayCloseInfo[] = [];
-  const failures: Error[] = [];
-  let opened = 0;
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
-    const url = new URL(req.url);
-    const headers = new Headers();
-    for (const [name, value] of req.headers) {
-      if (
-        name === "cookie" || name === "authorization" || name === "origin" || name === "x-custom"
-      ) {
-        headers.set(name, value);
-      }
-    }
-    headers.set("x-forwarded-for", "127.0.0.1");
-    return relayWebSocket(req, {
-      upstreamUrl: `ws://127.0.0.1:${upstreamPort}${url.pathname}${url.search}`,
-      headers,
-      connectTimeout: 5,
-      maxBuffered: 16 * 1024 * 1024,
-      idleTimeout: 0,
-      pingInterval: 0,
-      registry,
-      onOpen: () => opened++,
-      onClose: (info) => closed.push(info),
-      onUpstreamFailure: (err) => failures.push(err),
-      ...overrides,
-    });
-  });
-  return {
-    port: server.addr.port,
-    url: `ws://127.0.0.1:${server.addr.port}`,
-    registry,
-    get opened() {
-      return opened;
-    },
-    closed,
-    failures,
-    async close() {
-      await registry.closeAll(1001, "test over", 1000);
-      await server.shutdown();
-    },
-  };
-}
-
-/** A client socket with a message queue. */
 export interface TestClient {
   readonly socket: WebSocket;
   /** Resolves with the next message (in arrival order). */
