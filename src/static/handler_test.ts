@@ -402,6 +402,19 @@ describe("static handler: file bodies", () => {
     expect(fixtureFds("large.bin")).toBe(start);
   });
 
+  it("keeps the buffer out of the pool until a read pending at cancel has settled", async () => {
+    const src = sourceOf((await serve(testRequest({ target: "/large.bin" }))).body);
+    await src.read();
+    const pending = src.read();
+    const free = fileBuffers.free;
+    src.cancel();
+    // The file read still writes into the buffer: no other body may have it yet.
+    expect(fileBuffers.free).toBe(free);
+    await expect(pending).rejects.toThrow();
+    expect(fileBuffers.free).toBe(free + 1);
+    expect(fixtureFds("large.bin")).toBe(0);
+  });
+
   it("fails the body, not ends it, when the file shrinks while it is sent", async () => {
     const path = `${root}/shrinking.bin`;
     await Deno.writeFile(path, LARGE);
