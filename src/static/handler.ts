@@ -1,64 +1,85 @@
 /**
  * Serves files from a site's `static_dir`: safe path resolution, index files, MIME types,
- * conditional requests, single byte ranges, and streamed bodies.
+ * conditional requests, single byte ranges, compression (precompressed siblings, the in-memory
+ * cache of compressed small files, compression as the file streams), the SPA fallback, and file
+ * bodies read into one reused buffer per response.
+ *
+ * Responses are bws's own `HttpResponse`: the front end writes Content-Length from `length` (or
+ * the body's size) and chooses the framing, so no header list here carries a framing field.
  *
  * @module
  */
 
 import { sep as SEPARATOR } from "node:path";
+import type { CompressionAlgorithm } from "../config/types.ts";
+import { compressSource } from "../compress/compress_body.ts";
+import type { CompressedFileCache } from "../compress/static_cache.ts";
+import {
+  chooseStaticVariant,
+  type StaticCompression,
+  type StaticVariant,
+} from "../compress/static_variant.ts";
+import type { HttpRequest, HttpResponse } from "../http1/types.ts";
+import { parseByteRange } from "./byte_range.ts";
+import { openFileRange } from "./file_stream.ts";
 import { contentTypeFor } from "./mime.ts";
 import { decodeRequestPath } from "./request_path.ts";
+import { spaFallbackApplies } from "./spa_fallback.ts";
 import { ifRangeAllows, isNotModified, type Validators, validatorsFor } from "./validators.ts";
-import { parseByteRange } from "./byte_range.ts";
-import { fileRangeStream } from "./file_stream.ts";
 
 /** Options of {@link createStaticHandler}. */
 export interface StaticOptions {
   /** Absolute path of the site's static_dir. */
-  root: string;
+  readonly root: string;
   /** File served for a directory request ending in "/". @default "index.html" */
-  indexFile: string;
+  readonly indexFile: string;
+  /**
+   * The site's compression (`[sites.compression]` with `static = true` and some algorithm), with
+   * the process-wide cache of compressed small files; null or absent: files go as they are.
+   */
+  readonly compression?: StaticCompression | null;
+  /**
+   * `spa_fallback`: a file below the root ("index.html", "app/index.html"), served with 200 for
+   * a GET/HEAD of a missing path that does not look like a file. Null, absent or "": off.
+   */
+  readonly spaFallback?: string | null;
 }
 
-/** Serves one request from the static root; `pathname` is raw (still percent-encoded). */
-export type StaticRequestHandler = (req: Request, pathname: string) => Promise<Response>;
+/** Serves one request from the static root. Never rejects. */
+export type StaticHandler = (req: HttpRequest) => Promise<HttpResponse>;
+
+type Field = readonly [string, string];
 
 const HTML = "text/html; charset=utf-8";
 const TEXT = "text/plain; charset=utf-8";
+const NOSNIFF: Field = ["x-content-type-options", "nosniff"];
+const VARY: Field = ["vary", "Accept-Encoding"];
+const ACCEPT_RANGES: Field = ["accept-ranges", "bytes"];
 const NOT_FOUND_PAGE = '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>404 Not Found' +
   "</title></head><body><h1>404 Not Found</h1><p>The requested resource was not found.</p>" +
   "</body></html>\n";
 const encoder = new TextEncoder();
 const NOT_FOUND_BYTES = encoder.encode(NOT_FOUND_PAGE);
+const EMPTY = new Uint8Array(0);
 
-/** The small HTML 404 page, also used by the server for unmatched requests. */
-export function notFoundResponse(): Response {
-  return new Response(NOT_FOUND_BYTES, {
-    status: 404,
-    headers: {
-      "content-type": HTML,
-      "content-length": String(NOT_FOUND_BYTES.length),
-      "x-content-type-options": "nosniff",
-    },
-  });
+/**
+ * The small HTML 404 page, also used by the server for unmatched requests. The header list is a
+ * fresh array on every call (callers may add to it); the body bytes are shared: never modify.
+ */
+export function notFoundResponse(): HttpResponse {
+  return { status: 404, headers: [["content-type", HTML], NOSNIFF], body: NOT_FOUND_BYTES };
 }
 
-function textResponse(status: number, text: string, extra?: Record<string, string>): Response {
-  // An explicit length (Deno keeps it) lets the access log report the bytes sent.
-  const body = encoder.encode(text);
-  return new Response(body, {
+function textResponse(status: number, text: string, extra: Field[] = []): HttpResponse {
+  return {
     status,
-    headers: {
-      "content-type": TEXT,
-      "content-length": String(body.length),
-      "x-content-type-options": "nosniff",
-      ...extra,
-    },
-  });
+    headers: [["content-type", TEXT], NOSNIFF, ...extra],
+    body: encoder.encode(text),
+  };
 }
 
-function methodNotAllowed(): Response {
-  return textResponse(405, "405 Method Not Allowed\n", { allow: "GET, HEAD" });
+function methodNotAllowed(): HttpResponse {
+  return textResponse(405, "405 Method Not Allowed\n", [["allow", "GET, HEAD"]]);
 }
 
 /** Real path of `path` if it exists, else null; never throws for missing/invalid paths. */
@@ -84,33 +105,33 @@ function isInside(real: string, realRoot: string): boolean {
     real.startsWith(realRoot.endsWith(SEPARATOR) ? realRoot : realRoot + SEPARATOR);
 }
 
-/** The Location for a directory requested without its trailing slash. */
-function directoryRedirect(req: Request, pathname: string): Response {
+/** The 301 for a directory requested without its trailing slash; the query is kept. */
+function directoryRedirect(path: string, query: string): HttpResponse {
   // Collapse leading slashes so "//host" can never become a protocol-relative redirect.
-  const path = "/" + pathname.replace(/^\/+/, "") + "/";
-  const q = req.url.indexOf("?");
-  const search = q < 0 ? "" : req.url.slice(q).split("#")[0];
-  return new Response(null, { status: 301, headers: { location: path + search } });
+  const location = "/" + path.replace(/^\/+/, "") + "/" + query;
+  return { status: 301, headers: [["location", location]], body: null };
 }
 
-function baseHeaders(contentType: string, v: Validators): Headers {
-  const h = new Headers({
-    "content-type": contentType,
-    "x-content-type-options": "nosniff",
-    "accept-ranges": "bytes",
-    etag: v.etag,
-  });
-  if (v.lastModified !== null) h.set("last-modified", v.lastModified);
-  return h;
-}
+/** What a path names below the root. */
+type Lookup =
+  | { readonly kind: "file"; readonly real: string; readonly info: Deno.FileInfo }
+  /** A directory asked for without its trailing slash. */
+  | { readonly kind: "directory" }
+  | { readonly kind: "missing" };
+
+const MISSING: Lookup = { kind: "missing" };
+const DIRECTORY: Lookup = { kind: "directory" };
 
 /**
  * Builds the static file handler of one site. The real path of `root` is resolved once, on the
  * first request that finds it (so a root created after start-up still works); until then every
- * request gets 404. Only GET and HEAD are served; bodies are streamed, never buffered.
+ * request gets 404. Only GET and HEAD are served; bodies are streamed, never buffered (except
+ * compressed small files, which come whole from the cache).
  */
-export function createStaticHandler(opts: StaticOptions): StaticRequestHandler {
+export function createStaticHandler(opts: StaticOptions): StaticHandler {
   const indexFile = opts.indexFile || "index.html";
+  const compression = opts.compression ?? null;
+  const fallback = opts.spaFallback ? opts.spaFallback.split("/").filter((s) => s !== "") : null;
   let realRoot: string | null = null;
   try {
     realRoot = Deno.realPathSync(opts.root);
@@ -135,85 +156,216 @@ export function createStaticHandler(opts: StaticOptions): StaticRequestHandler {
     return { real, info };
   }
 
-  return async function serveStatic(req: Request, pathname: string): Promise<Response> {
+  /** The file that safe, decoded `segments` name (a directory's index file with a slash). */
+  async function lookup(
+    root: string,
+    segments: readonly string[],
+    trailingSlash: boolean,
+  ): Promise<Lookup> {
+    let found = await locate(root, [root, ...segments].join(SEPARATOR));
+    if (found === null) return MISSING;
+    if (found.info.isDirectory) {
+      if (!trailingSlash) return DIRECTORY;
+      found = await locate(root, found.real + SEPARATOR + indexFile);
+      if (found === null || !found.info.isFile) return MISSING;
+    } else if (trailingSlash) {
+      return MISSING;
+    }
+    return { kind: "file", real: found.real, info: found.info };
+  }
+
+  return async function serveStatic(req: HttpRequest): Promise<HttpResponse> {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") return methodNotAllowed();
 
-    const decoded = decodeRequestPath(pathname);
+    const decoded = decodeRequestPath(req.path);
     if (decoded.kind === "bad_request") return textResponse(400, "400 Bad Request\n");
-    if (decoded.kind === "not_found") return notFoundResponse();
 
     const root = await resolveRoot();
     if (root === null) return notFoundResponse();
 
-    let found = await locate(root, [root, ...decoded.segments].join(SEPARATOR));
-    if (found === null) return notFoundResponse();
-    if (found.info.isDirectory) {
-      if (!decoded.trailingSlash) return directoryRedirect(req, pathname);
-      found = await locate(root, found.real + SEPARATOR + indexFile);
-      if (found === null || !found.info.isFile) return notFoundResponse();
-    } else if (decoded.trailingSlash) {
-      return notFoundResponse();
-    }
+    const found = decoded.kind === "ok"
+      ? await lookup(root, decoded.segments, decoded.trailingSlash)
+      : MISSING;
+    if (found.kind === "directory") return directoryRedirect(req.path, req.query);
+    if (found.kind === "file") return serveFile(req, root, found.real, found.info, compression);
 
-    return serveFile(req, found.real, found.info);
+    if (fallback !== null && spaFallbackApplies(method, req.path)) {
+      const app = await lookup(root, fallback, false);
+      if (app.kind === "file") return serveFile(req, root, app.real, app.info, compression);
+    }
+    return notFoundResponse();
   };
 }
 
-async function serveFile(req: Request, path: string, info: Deno.FileInfo): Promise<Response> {
-  const size = info.size;
-  const v = validatorsFor(size, info.mtime);
-  const headers = baseHeaders(contentTypeFor(path), v);
+/** The form of a file being sent: what its headers say about it. */
+interface Form {
+  readonly contentType: string;
+  /** null: send no ETag. */
+  readonly etag: string | null;
+  readonly lastModified: string | null;
+  readonly encoding: CompressionAlgorithm | null;
+  readonly vary: boolean;
+  /** Accept-Ranges: bytes (only the identity form serves ranges). */
+  readonly ranges: boolean;
+}
 
-  if (isNotModified(req.headers, v)) {
-    headers.delete("content-type");
-    headers.delete("accept-ranges");
-    return new Response(null, { status: 304, headers });
+function formHeaders(f: Form): Field[] {
+  const h: Field[] = [["content-type", f.contentType], NOSNIFF];
+  if (f.ranges) h.push(ACCEPT_RANGES);
+  if (f.encoding !== null) h.push(["content-encoding", f.encoding]);
+  if (f.vary) h.push(VARY);
+  if (f.etag !== null) h.push(["etag", f.etag]);
+  if (f.lastModified !== null) h.push(["last-modified", f.lastModified]);
+  return h;
+}
+
+/** The 304 for a form: its validators and Vary, nothing about a body. */
+function notModified(f: Form): HttpResponse {
+  const h: Field[] = [];
+  if (f.etag !== null) h.push(["etag", f.etag]);
+  if (f.lastModified !== null) h.push(["last-modified", f.lastModified]);
+  h.push(NOSNIFF);
+  if (f.vary) h.push(VARY);
+  return { status: 304, headers: h, body: null };
+}
+
+async function serveFile(
+  req: HttpRequest,
+  root: string,
+  path: string,
+  info: Deno.FileInfo,
+  compression: StaticCompression | null,
+): Promise<HttpResponse> {
+  const v = validatorsFor(info.size, info.mtime);
+  const contentType = contentTypeFor(path);
+  if (compression === null) return serveAsIs(req, path, info.size, contentType, v, false);
+  const variant = await chooseStaticVariant({
+    method: req.method,
+    acceptEncoding: req.headers.get("accept-encoding"),
+    range: req.headers.has("range"),
+    root,
+    path,
+    info,
+    contentType,
+    etag: v.etag,
+  }, compression);
+  switch (variant.kind) {
+    case "identity":
+      return serveAsIs(req, path, info.size, contentType, v, variant.vary);
+    case "precompressed":
+      return servePrecompressed(req, contentType, variant);
+    case "compress":
+      return serveCompressed(req, path, info, contentType, v, variant, compression.cache);
   }
+}
+
+/** The file as it is: conditional requests, a single range, HEAD. */
+async function serveAsIs(
+  req: HttpRequest,
+  path: string,
+  size: number,
+  contentType: string,
+  v: Validators,
+  vary: boolean,
+): Promise<HttpResponse> {
+  const form: Form = {
+    contentType,
+    etag: v.etag,
+    lastModified: v.lastModified,
+    encoding: null,
+    vary,
+    ranges: true,
+  };
+  if (isNotModified(req.headers, v)) return notModified(form);
 
   let status = 200;
   let start = 0;
   let length = size;
+  const headers = formHeaders(form);
   const rangeHeader = req.headers.get("range");
   if (rangeHeader !== null && ifRangeAllows(req.headers, v)) {
     const range = parseByteRange(rangeHeader, size);
     if (range.kind === "unsatisfiable") {
-      headers.set("content-range", `bytes */${size}`);
-      headers.set("content-type", TEXT);
-      return new Response("416 Range Not Satisfiable\n", { status: 416, headers });
+      const h = formHeaders({ ...form, contentType: TEXT });
+      h.push(["content-range", `bytes */${size}`]);
+      return { status: 416, headers: h, body: encoder.encode("416 Range Not Satisfiable\n") };
     }
     if (range.kind === "partial") {
       status = 206;
       start = range.start;
       length = range.end - range.start + 1;
-      headers.set("content-range", `bytes ${range.start}-${range.end}/${size}`);
+      headers.push(["content-range", `bytes ${range.start}-${range.end}/${size}`]);
     }
   }
-  headers.set("content-length", String(length));
 
-  if (req.method === "HEAD" || length === 0) {
-    return new Response(null, { status, headers });
-  }
-
-  let file: Deno.FsFile;
+  if (req.method === "HEAD") return { status, headers, body: null, length };
+  if (length === 0) return { status, headers, body: EMPTY };
   try {
-    file = await Deno.open(path, { read: true });
+    return { status, headers, body: await openFileRange(path, start, length), length };
+  } catch {
+    return notFoundResponse(); // gone or unreadable since it was found
+  }
+}
+
+/** A precompressed sibling, whole, with the original's type and the sibling's validators. */
+async function servePrecompressed(
+  req: HttpRequest,
+  contentType: string,
+  variant: Extract<StaticVariant, { kind: "precompressed" }>,
+): Promise<HttpResponse> {
+  const own = validatorsFor(variant.info.size, variant.info.mtime);
+  const form: Form = {
+    contentType,
+    etag: variant.etag,
+    lastModified: own.lastModified,
+    encoding: variant.algorithm,
+    vary: true,
+    ranges: false,
+  };
+  if (isNotModified(req.headers, { ...own, etag: variant.etag })) return notModified(form);
+  const size = variant.info.size;
+  const headers = formHeaders(form);
+  if (size === 0) return { status: 200, headers, body: EMPTY };
+  try {
+    return { status: 200, headers, body: await openFileRange(variant.path, 0, size), length: size };
   } catch {
     return notFoundResponse();
   }
-  // A range that runs to the end of the file can use the file's own stream (which Deno.serve
-  // pipes without copying through JS); only a bounded range needs the counting stream.
-  let body: ReadableStream<Uint8Array>;
-  if (start + length === size) {
-    try {
-      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
-    } catch {
-      file.close();
-      return notFoundResponse();
+}
+
+/** The file compressed by bws: whole from the cache (small files), else as it streams. */
+async function serveCompressed(
+  req: HttpRequest,
+  path: string,
+  info: Deno.FileInfo,
+  contentType: string,
+  v: Validators,
+  variant: Extract<StaticVariant, { kind: "compress" }>,
+  cache: CompressedFileCache,
+): Promise<HttpResponse> {
+  const form: Form = {
+    contentType,
+    etag: variant.etag,
+    lastModified: v.lastModified,
+    encoding: variant.algorithm,
+    vary: true,
+    ranges: false,
+  };
+  // A form without an ETag (never for bws's own tags) matches only `If-None-Match: *`.
+  if (isNotModified(req.headers, { ...v, etag: variant.etag ?? "" })) return notModified(form);
+  const headers = formHeaders(form);
+  const size = info.size;
+  try {
+    if (variant.cached) {
+      const file = { path, size, mtime: info.mtime };
+      const body = await cache.get(file, variant.algorithm, () => Deno.readFile(path));
+      return { status: 200, headers, body };
     }
-    body = file.readable;
-  } else {
-    body = fileRangeStream(file, start, length);
+    const source = await openFileRange(path, 0, size);
+    const body = compressSource(source, variant.algorithm, { sizeHint: size });
+    return { status: 200, headers, body, length: null };
+  } catch {
+    return notFoundResponse();
   }
-  return new Response(body, { status, headers });
 }

@@ -5,6 +5,12 @@
  * @module
  */
 
+/** Read access to request header fields: bws's `Fields` and fetch `Headers` both fit. */
+export interface FieldReader {
+  /** The field's value (repeated fields joined with ", "), or null when absent. */
+  get(name: string): string | null;
+}
+
 /** What identifies one version of a file. */
 export interface Validators {
   /** Weak entity tag: `W/"<size hex>-<mtime ms hex>"`. */
@@ -41,7 +47,7 @@ function parseHttpDateSeconds(value: string): number | null {
  * If-None-Match (a list or `*`, compared weakly) takes precedence; If-Modified-Since is only
  * consulted when If-None-Match is absent.
  */
-export function isNotModified(headers: Headers, v: Validators): boolean {
+export function isNotModified(headers: FieldReader, v: Validators): boolean {
   const inm = headers.get("if-none-match");
   if (inm !== null) {
     const mine = opaque(v.etag);
@@ -61,7 +67,7 @@ export function isNotModified(headers: Headers, v: Validators): boolean {
  * Whether an `If-Range` header (if any) allows a Range request to be honoured: absent, or an
  * entity tag equal to ours, or an HTTP-date equal to our Last-Modified.
  */
-export function ifRangeAllows(headers: Headers, v: Validators): boolean {
+export function ifRangeAllows(headers: FieldReader, v: Validators): boolean {
   const value = headers.get("if-range");
   if (value === null) return true;
   const trimmed = value.trim();

@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
+import { Fields } from "../http1/types.ts";
 import { ifRangeAllows, isNotModified, validatorsFor } from "./validators.ts";
 
 const mtime = new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 678));
@@ -37,5 +38,12 @@ describe("validators", () => {
     expect(ifRangeAllows(h({ "if-range": `W/"old"` }), v)).toBe(false);
     expect(ifRangeAllows(h({ "if-range": v.lastModified! }), v)).toBe(true);
     expect(ifRangeAllows(h({ "if-range": "Mon, 01 Jan 2024 00:00:00 GMT" }), v)).toBe(false);
+  });
+
+  it("reads bws's own Fields, a repeated If-None-Match field as one list", () => {
+    const fields = new Fields([["if-none-match", `"a"`], ["if-none-match", v.etag]]);
+    expect(isNotModified(fields, v)).toBe(true);
+    expect(isNotModified(new Fields([["if-none-match", `"a"`]]), v)).toBe(false);
+    expect(ifRangeAllows(new Fields([["if-range", v.etag]]), v)).toBe(true);
   });
 });
