@@ -17,8 +17,6 @@ import {
   withTimeout,
 } from "../src/websocket/testing.ts";
 import { TestPki } from "../src/tls/test_pki.ts";
-import { serveTls } from "../src/tls/listener.ts";
-import { loadCertificateFiles } from "../src/tls/certs.ts";
 import { rawRequest, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 

@@ -9,8 +9,9 @@ import type { Config, SiteConfig } from "../config/types.ts";
 import { UpstreamGroup } from "../balancer/group.ts";
 import { compileSiteEdge } from "../edge/edge_policy.ts";
 import type { HostRegistry } from "../health/registry.ts";
+import type { CompressedFileCache } from "../compress/static_cache.ts";
 import { createStaticHandler } from "../static/handler.ts";
-import { requestToFetch, responseFromFetch } from "../http1/fetch_adapter.ts";
+import { staticOptionsFor } from "../static/site_options.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
 import { RouteTable } from "../proxy/route_table.ts";
 import { CidrSet } from "../proxy/cidr.ts";
@@ -31,6 +32,8 @@ export interface CompileDeps {
   readonly logger: Logger;
   /** The upstream client (forward auth asks its service with it). */
   readonly client: UpstreamClient;
+  /** Compressed small static files, kept across reloads (keys include the file's mtime). */
+  readonly fileCache: CompressedFileCache;
 }
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
@@ -158,11 +161,7 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
     config: site,
     tls: site.ssl.enabled,
     proxy,
-    static: site.staticDir
-      ? ((h) => async (req: any) => responseFromFetch(await h(requestToFetch(req), req.path)))(
-        createStaticHandler({ root: site.staticDir, indexFile: site.indexFile }),
-      )
-      : null,
+    static: site.staticDir ? createStaticHandler(staticOptionsFor(site, deps.fileCache)) : null,
     siteHeaders: Object.entries(site.headers),
     maxBodySize: site.maxBodySize || config.server.maxBodySize,
     edge: edge.site,

@@ -15,6 +15,7 @@ import { Metrics } from "../admin/metrics.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { WebSocketRegistry } from "../websocket/websocket_registry.ts";
 import { compilePlan } from "../plan/compile_plan.ts";
+import { CompressedFileCache } from "../compress/static_cache.ts";
 import type { Plan } from "../plan/plan_types.ts";
 import { preflightConfig } from "./preflight.ts";
 import type { Services } from "./handle_request.ts";
@@ -64,7 +65,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     certificates,
   );
   let generation = 1;
-  let plan = compilePlan(config, generation, { registry, logger, client });
+  const fileCache = new CompressedFileCache();
+  let plan = compilePlan(config, generation, { registry, logger, client, fileCache });
   let admin: { addr: { hostname: string; port: number }; shutdown(): Promise<void> } | null = null;
   let stopping: Promise<void> | null = null;
   let resolveFinished!: () => void;
@@ -167,7 +169,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const loggingChanged = JSON.stringify(next.logging) !== JSON.stringify(plan.config.logging);
     try {
       if (loggingChanged && ownLogger) nextLogger = makeLogger(next);
-      const nextPlan = compilePlan(next, generation + 1, { registry, logger: nextLogger, client });
+      const nextPlan = compilePlan(next, generation + 1, {
+        registry,
+        logger: nextLogger,
+        client,
+        fileCache,
+      });
       await applyPlan(nextPlan, plan);
       generation++;
       if (nextLogger !== logger) {

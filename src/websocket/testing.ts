@@ -5,7 +5,6 @@
  * @module
  */
 
-
 /** A close event as a test wants to compare it. */
 export interface Closed {
   code: number;
