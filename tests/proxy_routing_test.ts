@@ -133,8 +133,11 @@ upstream = "root"
     expect((await get("/api/x", "unknown.example")).seen?.id).toBe("api");
   });
 
-  it("answers 400 to a request without Host", async () => {
-    const raw = await rawRequest(bws.port, "GET /api/x HTTP/1.0\r\n\r\n");
-    expect(raw.startsWith("HTTP/1.0 400") || raw.startsWith("HTTP/1.1 400")).toBe(true);
+  it("answers 400 to an HTTP/1.1 request without Host; HTTP/1.0 goes to the default site", async () => {
+    const raw = await rawRequest(bws.port, "GET /api/x HTTP/1.1\r\n\r\n");
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    const old = await rawRequest(bws.port, "GET /page.txt HTTP/1.0\r\n\r\n");
+    expect(old).toMatch(/^HTTP\/1\.1 200 /);
+    expect(old).toContain("from static");
   });
 });

@@ -113,8 +113,7 @@ describe("request accounting: access log, metrics, in-flight", () => {
   it("logs and counts a request without Host (400) once, with site -", async () => {
     const bws = await startBws(proxySite([backend.url], "", undefined, "") + MANAGEMENT);
     open.push(bws);
-    // Deno.serve keeps the connection open despite "connection: close": do not wait for EOF.
-    const raw = await rawRequest(bws.port, "GET /nohost?q=1 HTTP/1.1\r\n\r\n", 300);
+    const raw = await rawRequest(bws.port, "GET /nohost?q=1 HTTP/1.1\r\n\r\n", 2000);
     expect(raw).toMatch(/^HTTP\/1.1 400/);
     const body = raw.slice(raw.indexOf("\r\n\r\n") + 4);
     const lines = await entriesFor(bws, "/nohost?q=1");

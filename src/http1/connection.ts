@@ -320,7 +320,7 @@ export class ClientConnection implements Timed, ByteStream {
     try {
       this.#sendDeadline = this.#deadlineIn(opts.timeouts.sendMs);
       this.#arm();
-      await this.#writeAll(answer);
+      await this.#writeAll(answer.bytes);
     } catch {
       // the client is gone: nothing to answer
     }
@@ -333,7 +333,7 @@ export class ClientConnection implements Timed, ByteStream {
       target: line[1],
       time,
       durationMs: performance.now() - started,
-      bytes: answer.length,
+      bytes: answer.bodyLength,
     });
     await this.#linger();
   }
@@ -771,7 +771,7 @@ export class ClientConnection implements Timed, ByteStream {
     this.#answered = true;
     this.#phase = LINGER;
     const t = setTimeout(() => this.close(), 1000);
-    this.#stream.write(answer).then(() => {}, () => {}).finally(() => {
+    this.#stream.write(answer.bytes).then(() => {}, () => {}).finally(() => {
       clearTimeout(t);
       this.close();
     });
@@ -785,7 +785,7 @@ export class ClientConnection implements Timed, ByteStream {
         target: line[1],
         time,
         durationMs: 0,
-        bytes: answer.length,
+        bytes: answer.bodyLength,
       });
     }
   }

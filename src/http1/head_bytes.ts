@@ -91,10 +91,18 @@ export function encodeHead(head: string, buf: Uint8Array): number {
 }
 
 /** A whole fixed answer (status line, headers, short text body) as bytes, for refusals. */
-export function fixedResponse(status: number, extra = ""): Uint8Array {
+export interface FixedResponse {
+  readonly bytes: Uint8Array;
+  /** Bytes of its body (what the access log counts). */
+  readonly bodyLength: number;
+}
+
+/** The front end's own answer to a request it refuses: `<status> <reason>` and a close. */
+export function fixedResponse(status: number, extra = ""): FixedResponse {
   const body = `${status} ${reasonPhrase(status)}\n`;
-  return encoder.encode(
+  const bytes = encoder.encode(
     statusLine(status) + "content-type: text/plain; charset=utf-8\r\n" +
       `content-length: ${body.length}\r\n` + extra + "connection: close\r\n\r\n" + body,
   );
+  return { bytes, bodyLength: body.length };
 }

@@ -105,7 +105,7 @@ export class FrontListener {
         certificates: certificates?.map ?? new Map(),
         defaultName: certificates?.defaultName,
         gate: ctx.gate,
-        handshakeTimeoutMs: () => self?.plan.client.tlsHandshakeMs ?? plan.client.tlsHandshakeMs,
+        handshakeTimeoutMs: plan.client.tlsHandshakeMs,
         onAcceptError: report,
         onConnection: (stream, peer, alpn, release) =>
           whenReady((l) =>

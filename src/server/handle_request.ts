@@ -12,6 +12,7 @@ import { lookupHost } from "../plan/compile_plan.ts";
 import type { ListenerPlan, Plan, SitePlan } from "../plan/plan_types.ts";
 import type { CidrSet } from "../proxy/cidr.ts";
 import { errorResponse } from "../proxy/error_response.ts";
+import { describeFailure } from "../proxy/failure_status.ts";
 import { forward } from "../proxy/forward.ts";
 import { forwardWebSocket } from "../proxy/forward_websocket.ts";
 import { resolveRequestId } from "../proxy/header_plan.ts";
@@ -230,9 +231,7 @@ function done(
         ctx.lease?.release();
         record.upstream = ctx.upstream;
         record.error = ctx.error;
-        if (error !== null && record.error === "") {
-          record.error = error instanceof Error ? error.message : String(error);
-        }
+        if (error !== null && record.error === "") record.error = describeFailure(error);
       }
       requestDone(record, res.status, bytes, plan.logger, services.metrics);
     },

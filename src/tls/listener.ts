@@ -1,19 +1,41 @@
 /**
- * TLS termination for one port: several certificates chosen by SNI, h2 or http/1.1 by ALPN, a
- * handshake timeout, and live certificate swap without a restart. Each connection whose
- * handshake completes is handed to the caller as a decrypted byte stream (bws's own HTTP/1.1
- * front end, or the HTTP/2 bridge). See README.md for the route chosen and its cost.
+ * TLS termination for one port: certificates chosen by SNI from a live table, h2 or http/1.1 by
+ * ALPN, a handshake timeout, and certificate swaps that take effect at the next handshake with
+ * no listener restart and no connection dropped. Each connection whose handshake completes is
+ * handed to the caller as a decrypted byte stream (bws's own HTTP/1.1 front end, or the HTTP/2
+ * bridge).
+ *
+ * `node:tls` does the TLS on every port, one certificate or many. `Deno.listenTls` would cost
+ * about 20 % less CPU per request, but a connection it accepted cannot be closed before its
+ * handshake completes (Deno finishes the handshake before it shuts a TLS stream down), so a
+ * client that never sends its ClientHello would hold a descriptor for as long as it likes: no
+ * handshake timeout is possible there. See README.md in this folder.
+ *
+ * node's server accepts by itself: connections past the budget (`max_connections`, the
+ * per-address limit) are closed at once instead of waiting in the kernel backlog.
  *
  * @module
  */
 
+import type net from "node:net";
+import tls from "node:tls";
+import type { ByteStream, Peer } from "../http1/types.ts";
 import type { ConnectionGate } from "../server/connection_gate.ts";
-import { type Backend, canReusePort, type TlsConnectionHandler } from "./backend.ts";
 import type { CertificatePair } from "./certs.ts";
-import { DirectBackend } from "./direct_backend.ts";
+import { NodeSocketStream } from "./node_socket_stream.ts";
 import { SniTable } from "./sni_table.ts";
 
-export type { TlsConnectionHandler } from "./backend.ts";
+/** ALPN protocols offered on every TLS port. */
+export const ALPN = ["h2", "http/1.1"];
+
+/** A TLS connection whose handshake completed. The callee owns `stream` and must call
+ * `release` once it is closed (it frees the connection's place in the budget). */
+export type TlsConnectionHandler = (
+  stream: ByteStream,
+  peer: Peer,
+  alpn: string | null,
+  release: () => void,
+) => void;
 
 /** Options of {@link serveTls}. */
 export interface TlsListenerOptions {
@@ -32,24 +54,18 @@ export interface TlsListenerOptions {
   onConnection: TlsConnectionHandler;
   /** The process's client connection budget. */
   gate: ConnectionGate;
-  /**
-   * Always use the SNI path, even for one certificate: certificate swaps then never reset a
-   * connection, at a higher CPU cost per request (see README.md). @default false
-   */
-  alwaysSni?: boolean;
-  /** Milliseconds a client may take to complete its TLS handshake (read at each connection);
-   * 0 = no limit. @default 10000 */
-  handshakeTimeoutMs?: () => number;
+  /** Milliseconds a client may take to complete its TLS handshake; 0 = no limit.
+   * @default 10000 */
+  handshakeTimeoutMs?: number;
   /** Accepting failed (descriptors ran out, or another error). */
   onAcceptError?: (err: Error, shortage: boolean) => void;
 }
 
-/** A running HTTPS listener. */
+/** A running TLS listener. */
 export interface TlsListener {
   readonly addr: { hostname: string; port: number };
-  /** Adds or replaces the certificate for a name; open connections keep going. The returned
-   * promise resolves once new handshakes use it (after a hand-over when one is needed); it never
-   * rejects (a failed hand-over rejects {@link TlsListener.finished}). */
+  /** Adds or replaces the certificate for a name: new handshakes use it at once, open
+   * connections keep going. */
   setCertificate(name: string, pair: CertificatePair): Promise<void>;
   /** Stops accepting and ends handshakes in progress; connections already handed over are the
    * caller's to close. */
@@ -58,146 +74,111 @@ export interface TlsListener {
   readonly finished: Promise<void>;
 }
 
-/** How long a hand-over without `reusePort` keeps retrying to bind the freed port. */
-const REBIND_MS = 2000;
-/** How long a `reusePort` hand-over waits for the old listening socket to close. */
-const CLOSE_SETTLE_MS = 20;
+const contexts = new WeakMap<CertificatePair, tls.SecureContext>();
 
-/**
- * Starts an HTTPS listener. A port whose names all share one certificate (and none is pending)
- * runs on `Deno.serve` directly (fast path); otherwise `node:tls` picks the certificate by SNI
- * in front of an internal `Deno.serve`. A certificate change that needs another path or
- * another `Deno.serve` certificate hands the port over to a new listener: with `--unstable-net`
- * both share the port (`reusePort`) so no connection is refused; without it the old socket is
- * closed first and the new one bound about a millisecond later.
- */
-export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
-  const table = new SniTable(opts.certificates, opts.defaultName);
-  const listener = new Listener(opts, table);
-  await listener.start();
-  return listener;
+function contextOf(pair: CertificatePair): tls.SecureContext {
+  let ctx = contexts.get(pair);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ cert: pair.certPem, key: pair.keyPem });
+    contexts.set(pair, ctx);
+  }
+  return ctx;
 }
 
-class Listener implements TlsListener {
-  readonly #opts: TlsListenerOptions;
-  readonly #table: SniTable;
-  readonly #reusePort = canReusePort();
-  readonly #draining = new Set<Promise<void>>();
-  #backend!: Backend;
-  #addr!: { hostname: string; port: number };
-  /** Serializes hand-overs. */
-  #queue: Promise<void> = Promise.resolve();
-  #closing = false;
-  #resolveFinished!: () => void;
-  #rejectFinished!: (err: unknown) => void;
-  readonly finished: Promise<void>;
+function stripV4Mapped(address: string): string {
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
 
-  constructor(opts: TlsListenerOptions, table: SniTable) {
-    this.#opts = opts;
-    this.#table = table;
-    this.finished = new Promise((resolve, reject) => {
-      this.#resolveFinished = resolve;
-      this.#rejectFinished = reject;
-    });
-  }
-
-  get addr(): { hostname: string; port: number } {
-    return this.#addr;
-  }
-
-  async start(): Promise<void> {
-    this.#backend = await this.#make(this.#opts.port);
-    this.#addr = this.#backend.addr;
-  }
-
-  setCertificate(name: string, pair: CertificatePair): Promise<void> {
-    this.#table.set(name, pair);
-    this.#queue = this.#queue.then(() => this.#reconcile()).catch((err) => {
-      this.#rejectFinished(err);
-    });
-    return this.#queue;
-  }
-
-  async shutdown(): Promise<void> {
-    this.#closing = true;
-    await this.#queue.catch(() => {});
-    await Promise.all([this.#backend.shutdown(), ...this.#draining]);
-    this.#resolveFinished();
-  }
-
-  /** Brings the backend in line with the table (the SNI backend reads the table live). */
-  async #reconcile(): Promise<void> {
-    if (this.#closing) return;
-    const single = this.#single();
-    const current = this.#backend;
-    if (current instanceof DirectBackend) {
-      if (
-        single && single.certPem === current.pair.certPem && single.keyPem === current.pair.keyPem
-      ) {
-        return;
-      }
-    } else if (single === null) {
+/** Starts a TLS listener. Rejects when the address cannot be bound. */
+export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
+  const table = new SniTable(opts.certificates, opts.defaultName);
+  const gate = opts.gate;
+  /** `address:port` → a raw connection still in its handshake, with its release. node hands
+   * the TLS socket over as a new object; the peer's address and port name the connection. */
+  const handshaking = new Map<string, { raw: net.Socket; release: () => void }>();
+  const keyOf = (s: net.Socket) => `${s.remoteAddress}:${s.remotePort}`;
+  const server = tls.createServer({
+    ALPNProtocols: ALPN,
+    handshakeTimeout: opts.handshakeTimeoutMs === 0 ? 0 : opts.handshakeTimeoutMs ?? 10_000,
+    SNICallback(servername, cb) {
+      const pair = table.resolve(servername);
+      if (pair === null) cb(new Error(`Cannot find certificate "${servername}"`), undefined);
+      else cb(null, contextOf(pair));
+    },
+  }, (sock: tls.TLSSocket) => {
+    const key = keyOf(sock);
+    const entry = handshaking.get(key);
+    handshaking.delete(key);
+    sock.setNoDelay(true);
+    opts.onConnection(
+      new NodeSocketStream(sock),
+      { hostname: stripV4Mapped(sock.remoteAddress ?? ""), port: sock.remotePort ?? 0 },
+      typeof sock.alpnProtocol === "string" ? sock.alpnProtocol : null,
+      entry?.release ?? (() => {}),
+    );
+  });
+  server.on("connection", (raw: net.Socket) => {
+    const ip = stripV4Mapped(raw.remoteAddress ?? "");
+    if (gate.open >= gate.max || !gate.admit(ip)) {
+      raw.destroy();
       return;
     }
-    await this.#handOver();
-  }
-
-  async #handOver(): Promise<void> {
-    const old = this.#backend;
-    let next: Backend;
-    if (this.#reusePort) {
-      next = await this.#make(this.#addr.port);
-      // Deno closes the old listening socket a moment after shutdown() is called; connections
-      // the kernel queues on it until then are reset. Wait for that before reporting the swap
-      // done, so a connection made after setCertificate() resolved always reaches the new one.
-      old.stopAccepting();
-      await new Promise((r) => setTimeout(r, CLOSE_SETTLE_MS));
-    } else {
-      old.stopAccepting();
-      next = await this.#bindRetry();
-    }
-    this.#backend = next;
-    const draining = old.shutdown().finally(() => this.#draining.delete(draining));
-    this.#draining.add(draining);
-  }
-
-  async #bindRetry(): Promise<Backend> {
-    const deadline = Date.now() + REBIND_MS;
-    for (;;) {
-      try {
-        return await this.#make(this.#addr.port);
-      } catch (err) {
-        if (
-          !(err instanceof Deno.errors.AddrInUse) &&
-          (err as { code?: string }).code !== "EADDRINUSE"
-        ) {
-          throw err;
-        }
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 1));
-      }
-    }
-  }
-
-  /** The certificate for the fast path, or null when the SNI path is needed. */
-  #single(): CertificatePair | null {
-    return this.#opts.alwaysSni ? null : this.#table.single();
-  }
-
-  #make(port: number): Promise<Backend> {
-    const o = {
-      hostname: this.#opts.hostname,
-      port,
-      reusePort: this.#reusePort,
-      onConnection: this.#opts.onConnection,
-      gate: this.#opts.gate,
-      handshakeTimeoutMs: this.#opts.handshakeTimeoutMs ?? (() => 10_000),
-      onAcceptError: this.#opts.onAcceptError,
+    const key = keyOf(raw);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      gate.release(ip);
     };
-    const single = this.#single();
-    if (single) return Promise.resolve(new DirectBackend(o, single));
-    // Loaded on first use: node:tls and node:net cost startup time and memory that ports with
-    // one certificate never need.
-    return import("./sni_backend.ts").then(({ SniBackend }) => SniBackend.start(o, this.#table));
-  }
+    handshaking.set(key, { raw, release });
+    raw.on("close", () => {
+      if (handshaking.get(key)?.raw === raw) handshaking.delete(key);
+      release();
+    });
+  });
+  // Failed handshakes (unknown name without certificate, garbage, plain HTTP, a client silent
+  // past the handshake timeout) end that socket only; node:tls under Deno only reports the
+  // timeout, so close it here.
+  server.on("tlsClientError", (_err: Error, sock: tls.TLSSocket) => sock.destroy());
+  // An accept failure must never become an uncaught 'error' event (it would end the process).
+  server.on("error", (err: Error) => opts.onAcceptError?.(err, /EMFILE|ENFILE/.test(err.message)));
+  const setDefault = () => {
+    const pair = table.resolve(undefined);
+    if (pair !== null) server.setSecureContext({ cert: pair.certPem, key: pair.keyPem });
+  };
+  setDefault();
+
+  const addr = await new Promise<{ hostname: string; port: number }>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once("error", onError);
+    server.listen({ host: opts.hostname, port: opts.port }, () => {
+      server.off("error", onError);
+      const a = server.address() as net.AddressInfo;
+      resolve({ hostname: stripV4Mapped(a.address), port: a.port });
+    });
+  });
+
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((r) => (resolveFinished = r));
+  let stopping: Promise<void> | null = null;
+  return {
+    addr,
+    finished,
+    setCertificate(name, pair) {
+      table.set(name, pair);
+      setDefault();
+      return Promise.resolve();
+    },
+    shutdown() {
+      return stopping ??= (async () => {
+        server.close();
+        for (const { raw } of handshaking.values()) raw.destroy();
+        handshaking.clear();
+        // node's 'close' comes once every connection it accepted is closed: those are the
+        // front end's now, so do not wait for them here.
+        resolveFinished();
+        await Promise.resolve();
+      })();
+    },
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * TLS for bws: certificate loading and HTTPS listeners with SNI and live certificate swap.
+ * TLS for bws: certificate loading and TLS listeners with SNI, ALPN and live certificate swap.
  *
  * @module
  */
