@@ -3,8 +3,8 @@
  * malformed: token characters, separators, whitespace in each position, line ends, lengths at the
  * limit and one past, Content-Length / Transfer-Encoding shapes from the smuggling literature,
  * obs-fold, controls, obs-text, target forms, versions, Host variants) each get three verdicts,
- * accept or reject: bws, Node's http server (llhttp, the `node` binary; skipped without it) and
- * Deno.serve (hyper's parser), both over raw TCP.
+ * accept or reject: a running bws (its own front end), Node's http server (llhttp, the `node`
+ * binary; skipped without it) and Deno.serve (hyper's parser), all over raw TCP.
  *
  * Asserted: bws accepts exactly the heads labelled valid per RFC 9110/9112, accepts none that
  * llhttp or Deno.serve rejects, and rejects none that llhttp accepts and the RFC allows, except
@@ -12,12 +12,8 @@
  */
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
-import { HttpError } from "../src/http1/errors.ts";
-import {
-  findRequestHeadEnd,
-  type HeadLimits,
-  parseRequestHead,
-} from "../src/http1/request_head.ts";
+import type { HeadLimits } from "../src/http1/request_head.ts";
+import { startBws, type TestBws } from "./helpers/bws.ts";
 
 const LIMITS: HeadLimits = { maxHeaderSize: 8192, maxHeaders: 100 };
 
@@ -28,21 +24,15 @@ interface Answer {
   detail: string;
 }
 
+/** The port of the bws under test (started in `before`). */
+let bwsPort = 0;
+
 /**
- * The bws verdict on one head: the one place to change once the front end serves. Today the
- * parse functions the front end runs (findRequestHeadEnd + parseRequestHead, the HttpError
- * status as detail); then a running bws over a real socket: `return socketAnswer(port, head)`.
+ * The bws verdict on one head: sent over a real socket to a running bws (its own HTTP/1.1 front
+ * end), in front of an upstream that answers 200 to anything.
  */
 function bwsAnswer(head: Uint8Array): Promise<Answer> {
-  try {
-    const end = findRequestHeadEnd(head, 0, head.length, LIMITS);
-    if (end === -1) return Promise.resolve({ verdict: "reject", detail: "incomplete" });
-    parseRequestHead(head, 0, end, LIMITS);
-    return Promise.resolve({ verdict: "accept", detail: "parsed" });
-  } catch (err) {
-    if (!(err instanceof HttpError)) throw err;
-    return Promise.resolve({ verdict: "reject", detail: String(err.status) });
-  }
+  return socketAnswer(bwsPort, head);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +390,14 @@ const SAME_LENGTHS = "identical repeated Content-Lengths are read as one (RFC 91
   "allows it; an existing bws test relies on it); the upstream gets one Content-Length";
 
 const KNOWN: Record<string, Known> = {
+  "authority-form CONNECT": {
+    rfc: "parsed, then answered 501: bws does not tunnel CONNECT",
+    llhttp: "parsed, then answered 501: bws does not tunnel CONNECT",
+  },
+  "Content-Length 15 digits": {
+    rfc: "parsed, then answered 413: past the site's max_body_size before any byte is read",
+    llhttp: "parsed, then answered 413: past the site's max_body_size before any byte is read",
+  },
   "method unknown token": { llhttp: UNKNOWN_METHOD },
   "method lower-case": { llhttp: UNKNOWN_METHOD },
   "method of every tchar": { llhttp: UNKNOWN_METHOD },
@@ -615,12 +613,44 @@ describe("request-head parser, differential against llhttp (node) and Deno.serve
   let rows: Row[] = [];
   let node: NodeServer | null = null;
   let deno: Deno.HttpServer<Deno.NetAddr>;
+  let upstream: Deno.HttpServer<Deno.NetAddr>;
+  let bws: TestBws;
 
   before(async () => {
     deno = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       () => new Response("ok"),
     );
+    upstream = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response("ok"),
+    );
+    bws = await startBws(`
+[server]
+grace_period = 1
+[server.limits]
+max_header_size = ${LIMITS.maxHeaderSize}
+max_headers = ${LIMITS.maxHeaders}
+[server.timeouts]
+header = 2
+body = 2
+
+[[sites]]
+name = "any"
+hostname = "a.test"
+port = 0
+bind = "127.0.0.1"
+
+[sites.proxy]
+enabled = true
+[[sites.proxy.upstreams]]
+name = "ok"
+url = "http://127.0.0.1:${upstream.addr.port}"
+[[sites.proxy.routes]]
+path = "/"
+upstream = "ok"
+`);
+    bwsPort = bws.port;
     if ("version" in NODE) node = await startNode(NODE.version);
     else console.log(`llhttp half skipped: ${NODE.missing}`);
     const nodeServer = node;
@@ -638,6 +668,8 @@ describe("request-head parser, differential against llhttp (node) and Deno.serve
   });
 
   after(async () => {
+    await bws?.close();
+    await upstream?.shutdown();
     await deno?.shutdown();
     await node?.close();
   });
