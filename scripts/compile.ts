@@ -26,7 +26,7 @@ export const UNSTABLE = ["--unstable-net", "--unstable-no-legacy-abort"];
 
 /**
  * V8 flags baked into the binary: `--expose-gc` lets bws run a minor GC every few MiB of
- * streamed body, which bounds the memory big downloads hold (src/upstream/gc_pacer.ts).
+ * streamed body, which bounds the memory big downloads hold (src/http1/gc_pacer.ts).
  */
 export const V8_FLAGS = ["--v8-flags=--expose-gc"];
 

@@ -12,7 +12,7 @@
 import * as zlib from "node:zlib";
 import type { CompressionAlgorithm } from "../config/types.ts";
 import type { BodySource } from "../http1/types.ts";
-import { noteStreamedBytes } from "../upstream/gc_pacer.ts";
+import { noteStreamedBytes } from "../http1/gc_pacer.ts";
 import { compressSource } from "./compress_body.ts";
 
 const [algorithm, mib] = [Deno.args[0] as CompressionAlgorithm, Number(Deno.args[1])];

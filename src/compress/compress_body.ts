@@ -10,7 +10,7 @@
 
 import type { CompressionAlgorithm } from "../config/types.ts";
 import type { BodySource } from "../http1/types.ts";
-import { noteStreamedBytes } from "../upstream/gc_pacer.ts";
+import { noteStreamedBytes } from "../http1/gc_pacer.ts";
 import { setImmediate } from "node:timers";
 import {
   type Compressor,

@@ -7,6 +7,7 @@
  */
 
 import { sourceToStream, streamToSource } from "./body_adapters.ts";
+import { noteStreamedBytes } from "./gc_pacer.ts";
 import {
   type BodySource,
   Fields,
@@ -139,6 +140,7 @@ function countingStream(
       sent += chunk.length;
       // A stream's consumer may keep a chunk after asking for the next: copy it.
       c.enqueue(chunk.slice());
+      noteStreamedBytes(chunk.length);
     },
     cancel(reason) {
       src.cancel(reason);

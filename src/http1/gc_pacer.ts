@@ -1,11 +1,13 @@
 /**
- * Keeps the memory of streamed response bodies bounded.
+ * Keeps the memory of streamed bodies bounded where chunks are fresh buffers: compressed output
+ * (zlib hands out a new buffer per chunk) and bodies handed to the HTTP/2 bridge's Deno.serve
+ * (which keeps each chunk until it is on the wire). The HTTP/1.1 paths reuse one buffer per body
+ * and need none of this.
  *
- * Every chunk of a streamed body is a fresh buffer: Deno's HTTP server keeps a reference to it
- * until the bytes are on the wire, so it cannot be reused. V8 frees such buffers only when it
- * collects garbage, and for memory outside its heap it starts that after about 64 MB has piled
- * up: a 1 GiB download grew bws's RSS by ~77 MB. A minor GC after every few MiB of streamed
- * body frees them early (measured: +16 MB, same transfer time).
+ * V8 frees such buffers only when it collects garbage, and for memory outside its heap it starts
+ * that after about 64 MB has piled up: a 1 GiB download through Deno.serve grew RSS by ~77 MB. A
+ * minor GC after every few MiB of streamed body frees them early (measured: +16 MB, same
+ * transfer time).
  *
  * V8 lets JavaScript ask for a GC only when started with `--v8-flags=--expose-gc` (the compiled
  * binary and the deno tasks pass it). Without it, pacing is off and V8's own schedule applies.
