@@ -5,12 +5,14 @@ import {
   type EchoUpstream,
   openClient,
   startEchoUpstream,
+  startRawUpstream,
   waitFor,
   withTimeout,
 } from "../src/websocket/testing.ts";
 import { deadAddress, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { parseConfigText } from "../src/config/load.ts";
+import { createHash } from "node:crypto";
 
 function site(wsUpstream: string, httpUpstream: string, extra = ""): string {
   return `
@@ -261,3 +263,164 @@ describe("WebSocket upstream failures (SPEC 6)", () => {
     }
   });
 });
+
+describe("WebSocket handshake checks through bws (SPEC 6)", () => {
+  const upgrade = (path: string, extra = "") =>
+    `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+    `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+
+  it("passes an upstream's refusal (403) to the client without upgrading", async () => {
+    const echo = startEchoUpstream();
+    const http = startEchoBackend("http");
+    const bws = await startBws(site(`http://127.0.0.1:${echo.port}`, http.url));
+    try {
+      const raw = await rawRequest(bws.port, upgrade("/ws/forbidden"), 1000);
+      expect(raw).toMatch(/^HTTP\/1\.1 403 /);
+      expect(raw).not.toMatch(/\r\nupgrade:/i);
+      expect(raw.endsWith("no")).toBe(true);
+      const entry = bws.logger.entries.find((e) => e.path === "/ws/forbidden");
+      expect(entry?.status).toBe(403);
+    } finally {
+      await bws.close();
+      await echo.close();
+      await http.close();
+    }
+  });
+
+  it("answers 502 when the upstream's 101 does not match the key or picks an unoffered protocol", async () => {
+    const http = startEchoBackend("http");
+    // Accept value of another key; then a valid accept with a protocol nobody offered.
+    const wrong = startRawHandshake((key) =>
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Accept: ${acceptOf(key + "x")}\r\n\r\n`
+    );
+    const unoffered = startRawHandshake((key) =>
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Accept: ${acceptOf(key)}\r\nSec-WebSocket-Protocol: z\r\n\r\n`
+    );
+    for (const up of [wrong, unoffered]) {
+      const bws = await startBws(site(`http://127.0.0.1:${up.port}`, http.url));
+      try {
+        const raw = await rawRequest(
+          bws.port,
+          upgrade("/ws", "Sec-WebSocket-Protocol: a\r\n"),
+          1000,
+        );
+        expect(raw).toMatch(/^HTTP\/1\.1 502 /);
+        expect(raw).toMatch(/request id: /);
+        const entry = bws.logger.entries.find((e) => e.path === "/ws");
+        expect(entry?.error).toMatch(/Sec-WebSocket-Accept|subprotocol/);
+      } finally {
+        await bws.close();
+        up.close();
+      }
+    }
+    await http.close();
+  });
+
+  it("answers 504 when the upstream takes the connection but never answers the handshake", async () => {
+    const http = startEchoBackend("http");
+    const mute = startRawUpstream(null, true);
+    const bws = await startBws(
+      site(
+        `http://127.0.0.1:${mute.port}`,
+        http.url,
+        "\n[sites.proxy.timeout]\nconnect = 1\nread = 0.3\n",
+      ),
+    );
+    try {
+      const started = Date.now();
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+      try {
+        await conn.write(new TextEncoder().encode(upgrade("/ws")));
+        const buf = new Uint8Array(4096);
+        const n = await conn.read(buf);
+        expect(new TextDecoder().decode(buf.subarray(0, n ?? 0))).toMatch(/^HTTP\/1\.1 504 /);
+        expect(Date.now() - started).toBeLessThan(2000);
+      } finally {
+        conn.close();
+      }
+    } finally {
+      await bws.close();
+      mute.close();
+      await http.close();
+    }
+  });
+
+  it("does not lose a message the upstream sends right after the 101", async () => {
+    const echo = startEchoUpstream({ greeting: "welcome" });
+    const http = startEchoBackend("http");
+    const bws = await startBws(site(`http://127.0.0.1:${echo.port}`, http.url));
+    try {
+      for (let i = 0; i < 5; i++) {
+        const c = await openClient(`ws://127.0.0.1:${bws.port}/ws`);
+        expect(await withTimeout(c.next(), 2000, "greeting")).toBe("welcome");
+        await closeClient(c);
+      }
+    } finally {
+      await bws.close();
+      await echo.close();
+      await http.close();
+    }
+  });
+
+  it("closes the client with 1011 when the upstream drops between frames", async () => {
+    const http = startEchoBackend("http");
+    const dropping = startRawUpstream(100);
+    const bws = await startBws(site(`http://127.0.0.1:${dropping.port}`, http.url));
+    try {
+      const c = await openClient(`ws://127.0.0.1:${bws.port}/ws`);
+      const closed = await withTimeout(c.closed, 3000, "client close");
+      expect(closed.code).toBe(1011);
+      await waitFor(() => statusMembers(bws)[0].webSockets === 0, 3000, "pair forgotten");
+    } finally {
+      await bws.close();
+      dropping.close();
+      await http.close();
+    }
+  });
+});
+
+/** The Sec-WebSocket-Accept for `key` (RFC 6455 §4.2.2). */
+function acceptOf(key: string): string {
+  const sha1 = new Uint8Array(
+    // node:crypto is synchronous, which keeps the raw upstream below simple.
+    createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest(),
+  );
+  return btoa(String.fromCharCode(...sha1));
+}
+
+/** A raw upstream that answers every upgrade request with `answer(key)` and then waits. */
+function startRawHandshake(answer: (key: string) => string): { port: number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      (async () => {
+        const buf = new Uint8Array(8192);
+        let text = "";
+        while (!text.includes("\r\n\r\n")) {
+          const n = await conn.read(buf);
+          if (n === null) return;
+          text += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(text)?.[1] ?? "";
+        await conn.write(new TextEncoder().encode(answer(key)));
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close() {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}

@@ -153,7 +153,7 @@ export async function waitFor(check: () => boolean, ms: number, what: string): P
   }
 }
 
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65";
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 async function acceptKey(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
