@@ -15,7 +15,7 @@
  * @module
  */
 
-import { deadlines, type Timed } from "./deadlines.ts";
+import { coarseNow, deadlines, TICK_MS, type Timed } from "./deadlines.ts";
 import { HttpError } from "./errors.ts";
 import { encodeHead, fixedResponse, statusLine } from "./head_bytes.ts";
 import { ChunkedBody, LengthBody, type RequestBody } from "./request_body.ts";
@@ -496,7 +496,7 @@ export class ClientConnection implements Timed, ByteStream {
     let off = 0;
     while (off < data.length) {
       if (this.#closed) throw new Error("Cannot write: connection closed");
-      this.#sendDeadline = sendMs > 0 ? Date.now() + sendMs : 0;
+      this.#sendDeadline = sendMs > 0 ? coarseNow() + sendMs + TICK_MS : 0;
       this.#arm();
       try {
         off += await this.#stream.write(off === 0 ? data : data.subarray(off));

@@ -19,6 +19,19 @@ export interface Timed {
 /** Milliseconds between two checks: the most a timeout fires late. */
 export const TICK_MS = 250;
 
+let cachedNow = Date.now();
+/** Tickers running (the cached clock is only kept up to date while one runs). */
+let ticking = 0;
+
+/**
+ * `Date.now()` as of the last tick (or later): for deadlines set on every read and write, where a
+ * clock read per I/O would cost more than the timeout is worth. Add {@link TICK_MS} to a deadline
+ * built on it so it never fires early. Without a running ticker it is the real clock.
+ */
+export function coarseNow(): number {
+  return ticking > 0 ? cachedNow : Date.now();
+}
+
 /** A set of timed things checked every {@link TICK_MS}. The ticker runs only while non-empty. */
 export class Deadlines {
   readonly #items = new Set<Timed>();
@@ -36,7 +49,9 @@ export class Deadlines {
 
   add(item: Timed): void {
     this.#items.add(item);
+    cachedNow = Date.now();
     if (this.#ticker === undefined) {
+      ticking++;
       this.#ticker = setInterval(this.#tick, this.#tickMs);
       // The listeners keep the process alive; the ticker alone must not.
       Deno.unrefTimer(this.#ticker);
@@ -46,6 +61,7 @@ export class Deadlines {
   delete(item: Timed): void {
     this.#items.delete(item);
     if (this.#items.size === 0 && this.#ticker !== undefined) {
+      ticking--;
       clearInterval(this.#ticker);
       this.#ticker = undefined;
     }
@@ -53,6 +69,7 @@ export class Deadlines {
 
   #tick = (): void => {
     const now = Date.now();
+    cachedNow = now;
     for (const item of this.#items) {
       const d = item.deadline;
       if (d !== 0 && now >= d) {

@@ -143,9 +143,10 @@ export interface HttpResponse {
   readonly upgrade?: (stream: ByteStream, buffered: Uint8Array) => void;
   /**
    * Called once the response is written completely (`error` null) or abandoned (the client
-   * went away, a write stalled, the body failed), with the body bytes written.
+   * went away, a write stalled, the body failed), with the body bytes written. Writable: the
+   * request path attaches its bookkeeping to the (fresh) response object it returns.
    */
-  readonly done?: (bytes: number, error: unknown) => void;
+  done?: (bytes: number, error: unknown) => void;
 }
 
 /** What every handler is: a request in, a response out (it never rejects on purpose). */

@@ -64,6 +64,13 @@ export function siteNames(site: SiteConfig): string[] {
 
 /** Normalises a Host header value: lower-case, port and trailing dot removed. */
 export function normalizeHost(host: string): string {
+  // Fast path: already a lower-case name without port or trailing dot (no allocation).
+  let plain = host.length > 0;
+  for (let i = 0; i < host.length && plain; i++) {
+    const c = host.charCodeAt(i);
+    plain = c !== 58 && (c < 65 || c > 90) && c !== 91;
+  }
+  if (plain && host.charCodeAt(host.length - 1) !== 46) return host;
   let h = host;
   if (h.startsWith("[")) {
     const end = h.indexOf("]");

@@ -51,7 +51,8 @@ export async function exchange(
   const group = route.group;
   const retry = proxy.retry;
   const deadline = retry.tryDurationMs > 0 ? Date.now() + retry.tryDurationMs : 0;
-  const tried = new Set<Member>();
+  /** Members that failed this request: built on the first failure only. */
+  let tried: Set<Member> | undefined;
   let attempts = 0;
   let lastError: unknown = null;
 
@@ -65,7 +66,7 @@ export async function exchange(
       if (Date.now() + TRY_INTERVAL_MS > deadline) break;
       await sleep(TRY_INTERVAL_MS, ctx.abort.signal);
       if (ctx.abort.signal.aborted) break;
-      tried.clear();
+      tried?.clear();
       member = group.pick(ctx.clientIp, tried);
       if (member === null) {
         member = group.members[attempts % group.members.length];
@@ -74,7 +75,6 @@ export async function exchange(
     }
     if (member === null) break;
     attempts++;
-    tried.add(member);
     const target = member.target;
     ctx.upstream = target.url;
     const headers = buildUpstreamHeaders(req.headers, proxy.headers, {
@@ -101,6 +101,7 @@ export async function exchange(
       return { ok: true, res, lease };
     } catch (err) {
       lease.release();
+      (tried ??= new Set()).add(member);
       lastError = err;
       if (
         err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "body_too_large" &&

@@ -96,6 +96,9 @@ export function compileHeaderPlan(cfg: ProxyHeadersConfig): HeaderPlan {
 /** Lower-cased header names listed in a Connection header value, minus the protected ones. */
 function connectionNamed(value: string | null): Set<string> | null {
   if (!value) return null;
+  // The usual values name no header (checked without splitting or allocating).
+  const v = value.length <= 10 ? value.toLowerCase() : "";
+  if (v === "keep-alive" || v === "close" || v === "upgrade") return null;
   const names = new Set<string>();
   for (const part of value.split(",")) {
     const n = part.trim().toLowerCase();
@@ -132,8 +135,19 @@ function forwardedFor(ip: string): string {
   return ip.includes(":") ? `"[${ip}]"` : ip;
 }
 
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") {
+  TOKEN[c.charCodeAt(0)] = 1;
+}
+
+/** `v` as an RFC 7239 value: itself when it is a token, else a quoted string. */
 function quoteIfNeeded(v: string): string {
-  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v) ? v : `"${v.replace(/["\\]/g, "\\$&")}"`;
+  let token = v.length > 0;
+  for (let i = 0; i < v.length && token; i++) {
+    const c = v.charCodeAt(i);
+    token = c < 128 && TOKEN[c] === 1;
+  }
+  return token ? v : `"${v.replace(/["\\]/g, "\\$&")}"`;
 }
 
 /**

@@ -214,7 +214,10 @@ export async function handleRequest(
   return done(res, record, plan, services, ctx);
 }
 
-/** Attaches the "request done" bookkeeping to `res` (after any done of its own). */
+/**
+ * Attaches the "request done" bookkeeping to `res` (after any done of its own). Every response
+ * reaching here is a fresh object (shared refusals are copied above), so it is set in place.
+ */
 function done(
   res: HttpResponse,
   record: RequestRecord,
@@ -223,17 +226,15 @@ function done(
   ctx?: RequestContext,
 ): HttpResponse {
   const inner = res.done;
-  return {
-    ...res,
-    done(bytes, error) {
-      inner?.(bytes, error);
-      if (ctx !== undefined) {
-        ctx.lease?.release();
-        record.upstream = ctx.upstream;
-        record.error = ctx.error;
-        if (error !== null && record.error === "") record.error = describeFailure(error);
-      }
-      requestDone(record, res.status, bytes, plan.logger, services.metrics);
-    },
+  res.done = (bytes, error) => {
+    inner?.(bytes, error);
+    if (ctx !== undefined) {
+      ctx.lease?.release();
+      record.upstream = ctx.upstream;
+      record.error = ctx.error;
+      if (error !== null && record.error === "") record.error = describeFailure(error);
+    }
+    requestDone(record, res.status, bytes, plan.logger, services.metrics);
   };
+  return res;
 }

@@ -143,7 +143,10 @@ export class UpstreamClient {
         dial: true,
       });
     }
-    if (req.body instanceof ReadableStream) req = { ...req, body: streamToSource(req.body) };
+    const body = req.body;
+    if (body !== null && !(body instanceof Uint8Array) && isReadableStream(body)) {
+      req = { ...req, body: streamToSource(body) };
+    }
     const pooled = this.#takeIdle(target.origin);
     if (pooled !== null) {
       try {
@@ -588,6 +591,11 @@ export class UpstreamClient {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** Not `instanceof ReadableStream`: reading that global runs Deno's lazy getter every time. */
+function isReadableStream(b: object): b is ReadableStream<Uint8Array> {
+  return typeof (b as { getReader?: unknown }).getReader === "function";
+}
 
 /** Thrown inside the body pump when an early answer made sending pointless (never escapes). */
 const STOPPED = new UpstreamError(

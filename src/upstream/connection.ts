@@ -6,6 +6,7 @@
  */
 
 import { socketErrorKind, UpstreamError } from "./errors.ts";
+import { coarseNow, TICK_MS } from "../http1/deadlines.ts";
 import type { AbortSource } from "./client.ts";
 import type { BodySource } from "../http1/types.ts";
 
@@ -292,7 +293,7 @@ export class Connection {
     let off = 0;
     while (off < data.length) {
       if (this.failure !== null) throw this.failure;
-      this.#writeDeadline = Date.now() + this.writeMs;
+      this.#writeDeadline = coarseNow() + this.writeMs + TICK_MS;
       this.#arm(this.#writeDeadline);
       try {
         off += await this.sock.write(off === 0 ? data : data.subarray(off));
