@@ -6,6 +6,7 @@
  */
 
 import { Fields, type HttpRequest } from "../http1/types.ts";
+import { SignalAbortSource } from "../net/abort_source.ts";
 
 /** Options of {@link testRequest}. */
 export interface TestRequestInit {
@@ -25,6 +26,7 @@ export function testRequest(init: TestRequestInit = {}): HttpRequest {
   const target = init.target ?? "/";
   const q = target.indexOf("?");
   const controller = new AbortController();
+  const abort = new SignalAbortSource(init.signal ?? controller.signal);
   return {
     method: init.method ?? "GET",
     target,
@@ -41,5 +43,11 @@ export function testRequest(init: TestRequestInit = {}): HttpRequest {
     started: performance.now(),
     signal: init.signal ?? controller.signal,
     clientGone: false,
+    get aborted() {
+      return abort.aborted;
+    },
+    onAbort(fn: (() => void) | null) {
+      abort.onAbort(fn);
+    },
   };
 }

@@ -175,6 +175,14 @@ export class ClientConnection implements Timed, ByteStream {
     return (this.#phase === KEEPALIVE || this.#phase === NEW) && this.start === this.end;
   }
 
+  /** Ends the request in progress if it still waits for an upstream (it is answered as the
+   * handler decides, e.g. 503), and finishes the connection after it. */
+  cut(): void {
+    this.#draining = true;
+    this.#request?.abort(true);
+    if (this.idle || this.#phase === LINGER) this.close();
+  }
+
   /** Finishes the request in progress (its response says `Connection: close`), then closes;
    * an idle connection closes now. */
   shutdown(): void {
@@ -808,6 +816,8 @@ class FrontRequest implements HttpRequest {
   readonly started: number;
   readonly #conn: ClientConnection;
   #ctl: AbortController | null = null;
+  #abortFn: (() => void) | null = null;
+  #cut = false;
 
   constructor(conn: ClientConnection, head: RequestHead) {
     this.#conn = conn;
@@ -837,8 +847,25 @@ class FrontRequest implements HttpRequest {
     return this.#conn.gone;
   }
 
-  /** The client went away. */
-  abort(): void {
+  get aborted(): boolean {
+    return this.#conn.gone || this.#cut;
+  }
+
+  onAbort(fn: (() => void) | null): void {
+    if (fn !== null && (this.#conn.gone || this.#cut)) {
+      this.#abortFn = null;
+      fn();
+      return;
+    }
+    this.#abortFn = fn;
+  }
+
+  /** The client went away, or the request was cut (its listener's grace period is over). */
+  abort(cut = false): void {
+    if (cut) this.#cut = true;
+    const fn = this.#abortFn;
+    this.#abortFn = null;
+    fn?.();
     this.#ctl?.abort();
   }
 }

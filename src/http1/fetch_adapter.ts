@@ -8,6 +8,7 @@
 
 import { sourceToStream, streamToSource } from "./body_adapters.ts";
 import { noteStreamedBytes } from "./gc_pacer.ts";
+import { SignalAbortSource } from "../net/abort_source.ts";
 import {
   type BodySource,
   Fields,
@@ -48,6 +49,7 @@ export function requestFromFetch(
     url.slice(authorityStart, authorityEnd < 0 ? undefined : authorityEnd);
   const cl = headers.get("content-length");
   const body: RequestBodySource | null = req.body === null ? null : streamToSource(req.body);
+  const abort = new SignalAbortSource(req.signal);
   return {
     method: req.method,
     target: path + query,
@@ -67,6 +69,12 @@ export function requestFromFetch(
     },
     get clientGone() {
       return req.signal.aborted;
+    },
+    get aborted() {
+      return req.signal.aborted;
+    },
+    onAbort(fn: (() => void) | null) {
+      abort.onAbort(fn);
     },
   };
 }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { AbortSource } from "../net/abort_source.ts";
+
 /**
  * A body read with backpressure: the producer only produces when the consumer asks.
  *
@@ -80,8 +82,9 @@ export class Fields {
   }
 }
 
-/** One request as every handler sees it. */
-export interface HttpRequest {
+/** One request as every handler sees it. As an {@link AbortSource} it aborts when the client
+ * goes away before the response is complete. */
+export interface HttpRequest extends AbortSource {
   /** The method token as received (case-sensitive: "GET"). */
   readonly method: string;
   /** The request-target as received: `/a/b?x=1` (origin form), or absolute form. */
@@ -116,6 +119,8 @@ export interface HttpRequest {
   readonly signal: AbortSignal;
   /** The client went away (cheap to read; no signal is built). */
   readonly clientGone: boolean;
+  /** Same as `clientGone` (the {@link AbortSource} view). */
+  readonly aborted: boolean;
 }
 
 /** One response as a handler returns it. The front end adds the framing headers. */

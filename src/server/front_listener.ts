@@ -182,7 +182,7 @@ export class FrontListener {
    * what is still open. */
   cut(): void {
     this.#cutter.abort();
-    for (const c of this.#conns) c.shutdown();
+    for (const c of this.#conns) c.cut();
     setTimeout(() => {
       for (const c of this.#conns) c.close();
       for (const s of this.#h2) closeQuietly(s);

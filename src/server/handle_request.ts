@@ -153,7 +153,7 @@ export async function handleRequest(
     upstreamHost: "",
     pathname,
     search,
-    abort: new RequestAbort(req, cut),
+    abort: new RequestAbort(req, cut, req.version !== "2"),
     upstream: "",
     error: "",
     lease: null,

@@ -13,12 +13,9 @@ import { connectErrorKind, UpstreamError } from "./errors.ts";
 import { findHeadEnd, parseResponseHead, type ResponseHead } from "./response_head.ts";
 import { ChunkedBody, CloseBody, LengthBody, type ResponseBodySource } from "./response_body.ts";
 import type { UpstreamTarget } from "./target.ts";
+import { type AbortSource, toAbortSource } from "../net/abort_source.ts";
 
-/**
- * An abort signal, or an object whose `signal` is read only when needed: on a dial, or once an
- * exchange runs longer than a few ms (reading a Deno.serve request's `signal` has a cost).
- */
-export type AbortSource = AbortSignal | { readonly signal: AbortSignal };
+export type { AbortSource } from "../net/abort_source.ts";
 
 /** One request to send upstream. */
 export interface UpstreamRequest {
@@ -36,8 +33,9 @@ export interface UpstreamRequest {
   /** For a body of unknown length: fail with "body_too_large" once more bytes than this were
    *  read from it. @default Infinity */
   maxBodyLength?: number;
-  /** Client went away → abort everything, close the connection. */
-  signal?: AbortSource;
+  /** Client went away → abort everything, close the connection. A bws request is an
+   * {@link AbortSource} itself (subscribing costs a field write); an AbortSignal is adapted. */
+  signal?: AbortSource | AbortSignal;
   /** Milliseconds: connect (TCP + TLS), read (head wait and longest body gap), write stall. */
   timeouts: UpstreamTimeouts;
 }
@@ -138,7 +136,7 @@ export class UpstreamClient {
         dial: true,
       });
     }
-    if (req.signal instanceof AbortSignal && req.signal.aborted) {
+    if (req.signal?.aborted) {
       throw new UpstreamError("aborted", "Cannot send upstream request: aborted by the client", {
         dial: true,
       });
@@ -147,6 +145,7 @@ export class UpstreamClient {
     if (body !== null && !(body instanceof Uint8Array) && isReadableStream(body)) {
       req = { ...req, body: streamToSource(body) };
     }
+    if (req.signal instanceof AbortSignal) req = { ...req, signal: toAbortSource(req.signal) };
     const pooled = this.#takeIdle(target.origin);
     if (pooled !== null) {
       try {
@@ -155,7 +154,7 @@ export class UpstreamClient {
         const replayable = req.body === null || req.body instanceof Uint8Array;
         if (
           !(err instanceof UpstreamError) || !err.reusedConnection || !replayable ||
-          signalOf(req)?.aborted || this.#closed
+          req.signal?.aborted || this.#closed
         ) throw err;
       }
     }
@@ -175,8 +174,9 @@ export class UpstreamClient {
         dial: true,
       });
     }
+    if (req.signal instanceof AbortSignal) req = { ...req, signal: toAbortSource(req.signal) };
     const conn = await this.#dial(target, req);
-    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal);
+    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal as AbortSource | undefined);
     let head: ResponseHead;
     try {
       this.#send(conn, req);
@@ -329,10 +329,8 @@ export class UpstreamClient {
       timedOut = true;
       ctl.abort();
     }, req.timeouts.connectMs);
-    const onAbort = () => ctl.abort();
-    const signal = signalOf(req);
-    if (signal?.aborted) ctl.abort();
-    signal?.addEventListener("abort", onAbort);
+    const abort = req.signal as AbortSource | undefined;
+    abort?.onAbort(() => ctl.abort());
     let handshaking = false;
     let sock: Deno.Conn | null = null;
     try {
@@ -360,7 +358,7 @@ export class UpstreamClient {
       }
       const kind = timedOut
         ? "connect_timeout"
-        : signal?.aborted
+        : abort?.aborted
         ? "aborted"
         : handshaking
         ? (connectErrorKind(err, true) === "connect_timeout" ? "connect_timeout" : "tls")
@@ -374,7 +372,7 @@ export class UpstreamClient {
       });
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      abort?.onAbort(null);
     }
     if (this.#closed) {
       sock.close();
@@ -395,7 +393,7 @@ export class UpstreamClient {
     req: UpstreamRequest,
     reused: boolean,
   ): Promise<UpstreamResponse> {
-    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal);
+    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal as AbortSource | undefined);
     let head: ResponseHead;
     try {
       this.#send(conn, req);
@@ -667,11 +665,6 @@ class ResponseParts implements UpstreamResponse {
     }
     return this.#body;
   }
-}
-
-function signalOf(req: UpstreamRequest): AbortSignal | undefined {
-  const s = req.signal;
-  return s === undefined || s instanceof AbortSignal ? s : s.signal;
 }
 
 function errText(err: unknown): string {

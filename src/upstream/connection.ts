@@ -7,41 +7,10 @@
 
 import { socketErrorKind, UpstreamError } from "./errors.ts";
 import { coarseNow, TICK_MS } from "../http1/deadlines.ts";
-import type { AbortSource } from "./client.ts";
+import type { AbortSource } from "../net/abort_source.ts";
 import type { BodySource } from "../http1/types.ts";
 
 const INITIAL_READ = 16 * 1024;
-/** An exchange running longer than this starts listening for the client's abort. */
-const SLOW_EXCHANGE_MS = 25;
-
-const slow = new Set<Connection>();
-let slowTicker: ReturnType<typeof setInterval> | undefined;
-
-function watchSlow(conn: Connection): void {
-  slow.add(conn);
-  if (slowTicker === undefined) {
-    slowTicker = setInterval(checkSlow, SLOW_EXCHANGE_MS);
-    Deno.unrefTimer(slowTicker);
-  }
-}
-
-function unwatchSlow(conn: Connection): void {
-  slow.delete(conn);
-}
-
-function checkSlow(): void {
-  const now = performance.now();
-  for (const conn of slow) {
-    if (now - conn.began >= SLOW_EXCHANGE_MS) {
-      slow.delete(conn);
-      conn.listenForAbort();
-    }
-  }
-  if (slow.size === 0) {
-    clearInterval(slowTicker);
-    slowTicker = undefined;
-  }
-}
 const BODY_READ = 64 * 1024;
 const WRITE_BUFFER = 16 * 1024;
 
@@ -84,7 +53,7 @@ export class Connection {
   maxBodyLength = Infinity;
   readMs = 30_000;
   writeMs = 30_000;
-  #signal: AbortSource | null = null;
+  #abort: AbortSource | null = null;
 
   #readDeadline = 0;
   /** A fill() is waiting for bytes. */
@@ -125,8 +94,8 @@ export class Connection {
     if (!this.inUse) this.close();
   };
 
-  /** Resets per-exchange state and watches `signal` (closing the socket on abort). */
-  begin(readMs: number, writeMs: number, signal: AbortSource | undefined): void {
+  /** Resets per-exchange state and watches `abort` (closing the socket when it fires). */
+  begin(readMs: number, writeMs: number, abort: AbortSource | undefined): void {
     this.failure = null;
     this.gotBytes = false;
     this.requestSent = false;
@@ -137,42 +106,18 @@ export class Connection {
     this.bodySource = null;
     this.readMs = readMs;
     this.writeMs = writeMs;
-    if (signal !== undefined) {
-      // Listening on a Deno.serve request signal costs several µs per request, so exchanges
-      // that end quickly never listen: the watcher attaches the listener to slow ones only.
-      this.#signal = signal;
-      this.#listening = false;
-      this.began = performance.now();
-      watchSlow(this);
+    if (abort !== undefined) {
+      this.#abort = abort;
+      abort.onAbort(this.#onAbort);
     }
   }
 
-  /** performance.now() when the current exchange began (for the slow-exchange watcher). */
-  began = 0;
-  #listening = false;
-
-  /** Called by the watcher for an exchange that has run for a while: listen for the abort. */
-  listenForAbort(): void {
-    const source = this.#signal;
-    if (source === null || this.#listening) return;
-    const signal = source instanceof AbortSignal ? source : source.signal;
-    this.#signal = signal;
-    if (signal.aborted) {
-      this.#onAbort();
-      return;
-    }
-    this.#listening = true;
-    signal.addEventListener("abort", this.#onAbort);
-  }
-
-  /** Stops watching the abort signal and the deadlines of this exchange. */
+  /** Stops watching the abort source and the deadlines of this exchange. */
   finishExchange(): void {
-    if (this.#signal !== null) {
-      if (this.#listening) {
-        (this.#signal as AbortSignal).removeEventListener("abort", this.#onAbort);
-      } else unwatchSlow(this);
-      this.#listening = false;
-      this.#signal = null;
+    const abort = this.#abort;
+    if (abort !== null) {
+      abort.onAbort(null);
+      this.#abort = null;
     }
     this.#readDeadline = 0;
   }
