@@ -1,6 +1,6 @@
 /**
  * One upstream socket with its reusable read and write buffers, read/write deadlines (one lazy
- * timer per connection) and the per-exchange state the client needs.
+ * timer per connection) and the state of the exchange it carries (`ex`).
  *
  * @module
  */
@@ -8,7 +8,7 @@
 import { socketErrorKind, UpstreamError } from "./errors.ts";
 import { coarseNow, TICK_MS } from "../http1/deadlines.ts";
 import type { AbortSource } from "../net/abort_source.ts";
-import type { BodySource } from "../http1/types.ts";
+import { abortedByClient, ExchangeState } from "./exchange_state.ts";
 
 const INITIAL_READ = 16 * 1024;
 const BODY_READ = 64 * 1024;
@@ -22,38 +22,15 @@ export class Connection {
   buf: Uint8Array = new Uint8Array(INITIAL_READ);
   start = 0;
   end = 0;
-  /** Reusable buffer for the request head (and a small body). */
+  /** Reusable buffer for the request head (and a small body, or a chunk frame). */
   wbuf: Uint8Array = new Uint8Array(WRITE_BUFFER);
   closed = false;
   /** Date.now() when it was put into the idle pool. */
   idleSince = 0;
   /** Handed out by the pool (busy). */
   inUse = false;
-
-  // --- per exchange ---
-  /** First failure of the current exchange; pending reads and writes throw it. */
-  failure: UpstreamError | null = null;
-  /** Some response byte arrived in this exchange. */
-  gotBytes = false;
-  /** Some request byte was handed to the socket in this exchange. */
-  requestSent = false;
-  /** The request (head and body) was written completely. */
-  sendDone = false;
-  /** The request body is a stream still being sent (cannot wait for it to finish). */
-  streaming = false;
-  /** The final response head was received. */
-  headReceived = false;
-  /** The upstream answered early with an error: stop sending the request body. */
-  stopSending = false;
-  /** Resolves when the send side of this exchange settled (never rejects). */
-  sendSettled: Promise<void> = Promise.resolve();
-  /** A streamed request body being sent, to cancel it when the exchange ends early. */
-  bodySource: BodySource | null = null;
-  /** Limit for a streamed body of unknown length (set per exchange). */
-  maxBodyLength = Infinity;
-  readMs = 30_000;
-  writeMs = 30_000;
-  #abort: AbortSource | null = null;
+  /** The exchange this connection carries (reset for each one). */
+  readonly ex: ExchangeState = new ExchangeState();
 
   #readDeadline = 0;
   /** A fill() is waiting for bytes. */
@@ -94,39 +71,18 @@ export class Connection {
     if (!this.inUse) this.close();
   };
 
-  /** Resets per-exchange state and watches `abort` (closing the socket when it fires). */
+  /** Starts an exchange: resets its state and closes the socket if `abort` fires. */
   begin(readMs: number, writeMs: number, abort: AbortSource | undefined): void {
-    this.failure = null;
-    this.gotBytes = false;
-    this.requestSent = false;
-    this.sendDone = false;
-    this.streaming = false;
-    this.headReceived = false;
-    this.stopSending = false;
-    this.bodySource = null;
-    this.readMs = readMs;
-    this.writeMs = writeMs;
-    if (abort !== undefined) {
-      this.#abort = abort;
-      abort.onAbort(this.#onAbort);
-    }
+    this.ex.begin(readMs, writeMs, abort, this.#onAbort);
   }
 
-  /** Stops watching the abort source and the deadlines of this exchange. */
+  /** Ends the exchange: no more abort watching, no read deadline. */
   finishExchange(): void {
-    const abort = this.#abort;
-    if (abort !== null) {
-      abort.onAbort(null);
-      this.#abort = null;
-    }
+    this.ex.end();
     this.#readDeadline = 0;
   }
 
-  #onAbort = (): void => {
-    this.fail(
-      new UpstreamError("aborted", "Cannot finish upstream request: aborted by the client"),
-    );
-  };
+  #onAbort = (): void => this.fail(abortedByClient());
 
   /** Gives the socket away (an upgrade): no timer or abort watch of this object touches it. */
   detach(): void {
@@ -141,7 +97,7 @@ export class Connection {
 
   /** Records the first failure and closes the socket so every pending operation ends. */
   fail(err: UpstreamError): void {
-    if (this.failure === null) this.failure = err;
+    this.ex.recordFailure(err);
     this.close();
   }
 
@@ -153,10 +109,7 @@ export class Connection {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.bodySource !== null) {
-      this.bodySource.cancel();
-      this.bodySource = null;
-    }
+    this.ex.cancelBody();
     try {
       this.sock.close();
     } catch {
@@ -169,7 +122,8 @@ export class Connection {
    * Returns false at EOF. Throws the recorded failure or a mapped socket error.
    */
   async fill(): Promise<boolean> {
-    if (this.failure !== null) throw this.failure;
+    const ex = this.ex;
+    if (ex.failure !== null) throw ex.failure;
     const idleRead = this.#idleRead;
     if (idleRead !== null) {
       // Already reading into buf[0, …) since the pool: nothing was buffered in between.
@@ -191,15 +145,15 @@ export class Connection {
     // The read timeout counts from the end of the request (as nginx's proxy_read_timeout): a
     // long upload is guarded by the write timeout while it streams, not cut off by this one.
     this.#reading = true;
-    if (!this.streaming || this.sendDone) {
-      this.#readDeadline = Date.now() + this.readMs;
+    if (!ex.streaming || ex.sendDone) {
+      this.#readDeadline = Date.now() + ex.readMs;
       this.#arm(this.#readDeadline);
     }
     let n: number | null;
     try {
       n = await (idleRead ?? this.sock.read(this.buf.subarray(this.end)));
     } catch (err) {
-      throw this.failure ?? new UpstreamError(
+      throw ex.failure ?? new UpstreamError(
         socketErrorKind(err),
         `Cannot read from upstream "${this.origin}": ${(err as Error).message}`,
         { cause: err },
@@ -208,11 +162,11 @@ export class Connection {
       this.#readDeadline = 0;
       this.#reading = false;
     }
-    if (this.failure !== null) throw this.failure;
+    if (ex.failure !== null) throw ex.failure;
     if (n === null) return false;
     if (n === space && this.start === 0 && this.end === 0) this.#growNext = true;
     this.end += n;
-    this.gotBytes = true;
+    ex.gotBytes = true;
     return true;
   }
 
@@ -225,26 +179,27 @@ export class Connection {
 
   /** Marks the request as completely sent; a pending read starts its read timeout now. */
   markSent(): void {
-    this.sendDone = true;
+    this.ex.sendDone = true;
     if (this.#reading && this.#readDeadline === 0 && !this.closed) {
-      this.#readDeadline = Date.now() + this.readMs;
+      this.#readDeadline = Date.now() + this.ex.readMs;
       this.#arm(this.#readDeadline);
     }
   }
 
   /** Writes all of `data`, each write bounded by the write timeout. */
   async writeAll(data: Uint8Array): Promise<void> {
-    this.requestSent = true;
+    const ex = this.ex;
+    ex.requestSent = true;
     let off = 0;
     while (off < data.length) {
-      if (this.failure !== null) throw this.failure;
-      this.#writeDeadline = coarseNow() + this.writeMs + TICK_MS;
+      if (ex.failure !== null) throw ex.failure;
+      this.#writeDeadline = coarseNow() + ex.writeMs + TICK_MS;
       this.#arm(this.#writeDeadline);
       try {
         off += await this.sock.write(off === 0 ? data : data.subarray(off));
       } catch (err) {
         const kind = socketErrorKind(err);
-        throw this.failure ?? new UpstreamError(
+        throw ex.failure ?? new UpstreamError(
           kind === "read_timeout" ? "write_timeout" : kind,
           `Cannot write to upstream "${this.origin}": ${(err as Error).message}`,
           { cause: err, requestSent: true },
@@ -271,12 +226,13 @@ export class Connection {
     const now = Date.now();
     const r = this.#readDeadline;
     const w = this.#writeDeadline;
+    const ex = this.ex;
     if (r !== 0 && now >= r) {
       this.fail(
         new UpstreamError(
           "read_timeout",
-          `Cannot read from upstream "${this.origin}": no data for ${this.readMs / 1000} s`,
-          { requestSent: this.requestSent },
+          `Cannot read from upstream "${this.origin}": no data for ${ex.readMs / 1000} s`,
+          { requestSent: ex.requestSent },
         ),
       );
       return;
@@ -285,7 +241,7 @@ export class Connection {
       this.fail(
         new UpstreamError(
           "write_timeout",
-          `Cannot write to upstream "${this.origin}": stalled for ${this.writeMs / 1000} s`,
+          `Cannot write to upstream "${this.origin}": stalled for ${ex.writeMs / 1000} s`,
           { requestSent: true },
         ),
       );

@@ -1,0 +1,160 @@
+/**
+ * Reads one response from an upstream connection: interim (1xx) heads skipped, the final head
+ * parsed, and the body handed out as a pull-based source framed by Content-Length, chunked
+ * encoding or the connection's close — or as bytes when it all arrived with the head.
+ *
+ * @module
+ */
+
+import { BytesBody, sourceToStream } from "../http1/body_adapters.ts";
+import type { Connection } from "./connection.ts";
+import { UpstreamError } from "./errors.ts";
+import {
+  ChunkedBody,
+  CloseBody,
+  type FinishExchange,
+  LengthBody,
+  type ResponseBodySource,
+} from "./response_body.ts";
+import { findHeadEnd, parseResponseHead, type ResponseHead } from "./response_head.ts";
+import type { UpstreamRequest, UpstreamResponse } from "./types.ts";
+
+/** Interim (1xx) responses tolerated before the final one. */
+const MAX_INTERIM = 16;
+
+/**
+ * Reads the final response head (or a 101 when `upgrade` is asked for). Throws
+ * {@link UpstreamError}: "closed" when the connection ends first, "head_too_large", "protocol".
+ */
+export async function readResponseHead(
+  conn: Connection,
+  maxHead: number,
+  upgrade = false,
+): Promise<ResponseHead> {
+  let interim = 0;
+  while (true) {
+    const headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
+    if (headEnd === -1) {
+      if (conn.end - conn.start > maxHead) throw headTooLarge(conn, maxHead);
+      if (!(await conn.fill())) {
+        throw new UpstreamError(
+          "closed",
+          `Cannot read response from upstream "${conn.origin}": connection closed before the response head`,
+        );
+      }
+      continue;
+    }
+    if (headEnd - conn.start > maxHead) throw headTooLarge(conn, maxHead);
+    const head = parseResponseHead(conn.buf, conn.start, headEnd);
+    conn.start = headEnd;
+    if (head.status >= 200 || (upgrade && head.status === 101)) return head;
+    if (head.status === 101) {
+      // The client never asks for an upgrade (WebSockets have their own path): the bytes
+      // after this are another protocol.
+      throw new UpstreamError(
+        "protocol",
+        `Cannot read response from upstream "${conn.origin}": 101 Switching Protocols to a request that asked for no upgrade`,
+        { requestSent: true },
+      );
+    }
+    // 1xx interim (100 Continue, 103 Early Hints): skip, the final response follows.
+    if (++interim > MAX_INTERIM) {
+      throw new UpstreamError(
+        "protocol",
+        `Cannot read response from upstream "${conn.origin}": more than ${MAX_INTERIM} interim responses`,
+        { requestSent: true },
+      );
+    }
+  }
+}
+
+/**
+ * The response for a final head read on `conn`; its body reads on from the connection. `finish`
+ * ends the exchange (back to the pool when reusable) once the body is read or given up.
+ */
+export function responseFor(
+  conn: Connection,
+  req: UpstreamRequest,
+  head: ResponseHead,
+  reused: boolean,
+  keepAlive: boolean,
+  finish: FinishExchange,
+): UpstreamResponse {
+  const ex = conn.ex;
+  ex.headReceived = true;
+  if (!ex.sendDone && ex.streaming && head.status >= 300) {
+    // An early error answer (e.g. 413): stop sending the rest of the body.
+    ex.stopSending = true;
+    ex.cancelBody();
+  }
+  const res = new ResponseParts(
+    head.status,
+    head.statusText,
+    head.headers,
+    head.hasTransferEncoding ? null : head.contentLength,
+    reused,
+  );
+  const s = head.status;
+  if (req.method === "HEAD" || s === 204 || s === 304) {
+    finish(conn, keepAlive);
+  } else if (head.hasTransferEncoding) {
+    res.source = head.chunked
+      ? new ChunkedBody(conn, keepAlive, finish)
+      : new CloseBody(conn, finish);
+  } else if (head.contentLength !== null) {
+    const length = head.contentLength;
+    if (length === 0) {
+      finish(conn, keepAlive);
+    } else if (conn.end - conn.start >= length) {
+      // The whole body is already buffered: hand the socket back before the consumer reads.
+      res.bytes = conn.buf.slice(conn.start, conn.start + length) as Uint8Array<ArrayBuffer>;
+      conn.start += length;
+      finish(conn, keepAlive);
+    } else {
+      res.source = new LengthBody(conn, length, keepAlive, finish);
+    }
+  } else {
+    res.source = new CloseBody(conn, finish);
+  }
+  return res;
+}
+
+/** An UpstreamResponse whose `source` and `body` over `bytes` are only built when asked for. */
+class ResponseParts implements UpstreamResponse {
+  bytes: Uint8Array<ArrayBuffer> | null = null;
+  #source: ResponseBodySource | null = null;
+  #body: ReadableStream<Uint8Array> | null = null;
+
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+    readonly headers: [string, string][],
+    readonly contentLength: number | null,
+    readonly reused: boolean,
+  ) {}
+
+  get source(): ResponseBodySource | null {
+    if (this.#source === null && this.bytes !== null) this.#source = new BytesBody(this.bytes);
+    return this.#source;
+  }
+
+  set source(src: ResponseBodySource | null) {
+    this.#source = src;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#body === null) {
+      const src = this.source;
+      if (src !== null) this.#body = sourceToStream(src);
+    }
+    return this.#body;
+  }
+}
+
+function headTooLarge(conn: Connection, max: number): UpstreamError {
+  return new UpstreamError(
+    "head_too_large",
+    `Cannot read response from upstream "${conn.origin}": head exceeds ${max} bytes`,
+    { requestSent: true },
+  );
+}
