@@ -130,15 +130,17 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
     if (colon === -1 || colon >= lineEnd || colon === p) {
       throw protocol("bad header line", s.slice(p, lineEnd));
     }
+    let upper = false;
     for (let i = p; i < colon; i++) {
       const c = s.charCodeAt(i);
       if (c >= 128 || TCHAR[c] === 0) throw protocol("bad header name", s.slice(p, lineEnd));
+      if (c <= 90 && c >= 65) upper = true;
     }
     let vs = colon + 1;
     let ve = lineEnd;
     while (vs < ve && isOws(s.charCodeAt(vs))) vs++;
     while (ve > vs && isOws(s.charCodeAt(ve - 1))) ve--;
-    const name = s.slice(p, colon).toLowerCase();
+    const name = upper ? lowerName(s.slice(p, colon)) : s.slice(p, colon);
     const value = s.slice(vs, ve);
     if (hasCtl(value)) throw protocol("control character in header value", s.slice(p, lineEnd));
     headers.push([name, value]);
@@ -159,6 +161,15 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
         break;
       }
       case "connection": {
+        // The usual values without splitting.
+        if (value === "keep-alive" || value === "Keep-Alive") {
+          keepAliveToken = true;
+          break;
+        }
+        if (value === "close") {
+          close = true;
+          break;
+        }
         for (const token of value.toLowerCase().split(",")) {
           const t = token.trim();
           if (t === "close") close = true;
@@ -182,6 +193,18 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
     keepAlive: !close && (!http10 || keepAliveToken),
     end: headEnd,
   };
+}
+
+/** Lower-cased header names as upstreams spell them ("Content-Type"), remembered (bounded). */
+const lowerNames = new Map<string, string>();
+
+function lowerName(name: string): string {
+  let lower = lowerNames.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (lowerNames.size < 512) lowerNames.set(name, lower);
+  }
+  return lower;
 }
 
 function isDigit(c: number): boolean {
