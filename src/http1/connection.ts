@@ -241,6 +241,8 @@ export class ClientConnection implements Timed, ByteStream {
     const limits = opts.limits;
     // ---- the head
     let headEnd = -1;
+    /** Where the scan for the head's end resumes (bytes before it were scanned already). */
+    let scanned = 0;
     while (true) {
       if (this.start < this.end) {
         if (this.#phase === KEEPALIVE) this.#startHead(opts);
@@ -248,12 +250,20 @@ export class ClientConnection implements Timed, ByteStream {
           return await this.#handOverHttp2(opts);
         }
         try {
-          headEnd = findRequestHeadEnd(this.buf, this.start, this.end, limits);
+          headEnd = findRequestHeadEnd(
+            this.buf,
+            this.start,
+            this.end,
+            limits,
+            this.start + scanned,
+          );
         } catch (err) {
           await this.#refuse(err, opts);
           return false;
         }
         if (headEnd >= 0) break;
+        // A later fill may move the bytes to the buffer's start: remember the offset.
+        scanned = this.end - this.start;
       } else if (this.#phase === BUSY) {
         this.#phase = KEEPALIVE;
         this.#releaseBodyBuffer();
