@@ -94,6 +94,12 @@ function startUpstream(): Promise<Server> {
         return send(206, "text/plain", UP_TEXT.subarray(0, 5000), {
           "content-range": `bytes 0-4999/${UP_TEXT.length}`,
         });
+      case "/up/broken":
+        // A few bytes of an unknown-length body, then the connection drops.
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write(UP_TEXT.subarray(0, 10));
+        setTimeout(() => req.socket.destroy(), 20);
+        return;
       case "/up/empty":
         res.writeHead(204);
         return res.end();
@@ -253,6 +259,18 @@ describe("never compressed", () => {
     const empty = await get("/up/empty", ae);
     expect(empty.status).toBe(204);
     expect(empty.headers.has("content-encoding")).toBe(false);
+  });
+});
+
+describe("upstream failures", () => {
+  it("a body that breaks while its first bytes are read ahead gets bws's own 502", async () => {
+    const res = await get("/up/broken", { "accept-encoding": "gzip" });
+    expect(res.status).toBe(502);
+    expect(new TextDecoder().decode(res.body)).toMatch(/^502 Bad Gateway\nrequest id: /);
+    const log = bws.logger.entries.at(-1)!;
+    expect(log.status).toBe(502);
+    expect(log.upstream).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    expect(log.error).toBeTruthy();
   });
 });
 
