@@ -9,7 +9,6 @@ import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import {
   type Backend,
-  deadAddress,
   type RawServer,
   startEchoBackend,
   startRawServer,
@@ -30,6 +29,7 @@ let dir = "";
 let bws: TestBws;
 let backend: Backend;
 let mute: RawServer;
+let hangUp: RawServer;
 
 before(async () => {
   dir = await Deno.makeTempDir({ prefix: "bws_web_error_pages_" });
@@ -46,6 +46,9 @@ before(async () => {
     if (path === "/verify") return new Response("log in first\n", { status: 401 });
     return undefined;
   });
+  // Closes every connection at once: the route through it gets bws's 502. (A closed port could
+  // be taken by another test's listener meanwhile.)
+  hangUp = startRawServer((conn) => conn.close());
   // Accepts and never answers: the route through it times out.
   mute = startRawServer(async (conn) => {
     await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -86,7 +89,7 @@ url = "${backend.url}"
 
 [[sites.proxy.upstreams]]
 name = "dead"
-url = "${deadAddress()}"
+url = "http://127.0.0.1:${hangUp.port}"
 
 [[sites.proxy.upstreams]]
 name = "mute"
@@ -134,6 +137,7 @@ after(async () => {
   await bws?.close();
   await backend?.close();
   await mute?.close();
+  await hangUp?.close();
   await Deno.remove(dir, { recursive: true });
 });
 
