@@ -5,14 +5,16 @@
  * the minimal Deno proxy when nginx is missing), then a large-body memory check through bws.
  *
  * Flags: `--duration S` (10), `--connections N` (32), `--only bws,nginx,…`, `--large` (1 GiB
- * each way; default 256 MiB), `--no-large`, `--websocket`, `--profile` (bws under
- * `--cpu-prof`, top self-time functions printed).
+ * each way; default 256 MiB), `--no-large`, `--websocket`, `--no-compress` (skip the static
+ * compression rows of `bench/compress_rows.ts`), `--profile` (bws under `--cpu-prof`, top
+ * self-time functions printed).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { BENCH_HOST } from "./bench/configs.ts";
+import { compressRows } from "./bench/compress_rows.ts";
 import { runLarge } from "./bench/large.ts";
 import { freePort, type Service, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks, statusBytes, treeCpuTicks } from "./bench/proc_stats.ts";
@@ -28,7 +30,7 @@ import { runWrk } from "./bench/wrk.ts";
 
 const MiB = 1024 * 1024;
 const USAGE = `Usage: deno task bench [--duration 10] [--connections 32] [--only bws,nginx]
-                       [--large | --no-large] [--websocket] [--profile]`;
+                       [--large | --no-large] [--websocket] [--no-compress] [--profile]`;
 
 function parseFlags() {
   try {
@@ -41,6 +43,7 @@ function parseFlags() {
         large: { type: "boolean", default: false },
         "no-large": { type: "boolean", default: false },
         websocket: { type: "boolean", default: false },
+        "no-compress": { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -235,6 +238,19 @@ async function main(): Promise<number> {
       `${ticksPerSecond} ticks/s) over the wrk run / completed requests; the backend and wrk ` +
       "are not counted.",
   );
+  if (!flags["no-compress"]) {
+    const lines = await compressRows({
+      repoRoot,
+      tmp,
+      duration,
+      connections,
+      wrk,
+      nginx: nginxPath,
+      ticksPerSecond,
+    });
+    console.log("");
+    for (const line of lines) console.log(line);
+  }
   if (flags.websocket) await websocket();
   return 0;
 }

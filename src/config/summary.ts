@@ -8,8 +8,8 @@ import type { Config, EdgeTables, SiteConfig } from "./types.ts";
 
 /**
  * Keys whose behaviour is not implemented yet; the summary marks them "(not active yet)".
- * Edge protection and the web-server features of SPEC section 11 are checked, loaded and
- * compiled, and take effect once the request path calls them.
+ * Edge protection is checked, loaded and compiled, and takes effect once the request path calls
+ * it. (The web-server features of SPEC section 11 are active.)
  */
 export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>([
   "access",
@@ -17,10 +17,6 @@ export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>([
   "basic_auth",
   "forward_auth",
   "proxy_protocol",
-  "compression",
-  "redirects",
-  "spa_fallback",
-  "error_pages",
 ]);
 
 const mark = (key: string) => (NOT_ACTIVE_YET.has(key) ? " (not active yet)" : "");
@@ -135,7 +131,7 @@ function siteLines(s: SiteConfig, isDefault: boolean): string[] {
   if (s.staticDir) {
     out.push(
       `      static ${s.staticDir} (index ${s.indexFile}` +
-        (s.spaFallback ? `, spa fallback ${s.spaFallback}${mark("spa_fallback")}` : "") + ")",
+        (s.spaFallback ? `, spa fallback ${s.spaFallback}` : "") + ")",
     );
   }
   const site = protection(s);
@@ -151,8 +147,7 @@ function webFeatureLines(s: SiteConfig): string[] {
   const out: string[] = [];
   for (const r of s.redirects) {
     out.push(
-      `      redirect ${r.path} → ${r.to} (${r.status}${r.keepPath ? ", keep path" : ""})` +
-        mark("redirects"),
+      `      redirect ${r.path} → ${r.to} (${r.status}${r.keepPath ? ", keep path" : ""})`,
     );
   }
   const c = s.compression;
@@ -161,11 +156,11 @@ function webFeatureLines(s: SiteConfig): string[] {
   if (what.length > 0 && c.algorithms.length > 0) {
     out.push(
       `      compression ${what.join(" + ")}: ${c.algorithms.join(", ")} from ` +
-        `${formatSize(c.minSize)}` + mark("compression"),
+        formatSize(c.minSize),
     );
   }
   const pages = Object.keys(s.errorPages);
-  if (pages.length > 0) out.push(`      error pages ${pages.join(", ")}${mark("error_pages")}`);
+  if (pages.length > 0) out.push(`      error pages ${pages.join(", ")}`);
   return out;
 }
 

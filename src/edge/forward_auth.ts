@@ -105,7 +105,7 @@ export class ForwardAuth implements EdgeCheck {
       return this.#unavailable;
     }
     if (res.status >= 200 && res.status < 300) return await this.#pass(res);
-    return { refused: true, rule: "forward_auth", response: passBack(res) };
+    return { refused: true, rule: "forward_auth", response: passBack(res), passedOn: true };
   }
 
   #headersFor(req: HttpRequest, client: string): [string, string][] {

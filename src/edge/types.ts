@@ -20,6 +20,8 @@ export interface EdgeRefusal {
   readonly refused: true;
   readonly rule: EdgeRule;
   readonly response: HttpResponse;
+  /** `response` is an auth service's answer passed on as it is (never given an error page). */
+  readonly passedOn?: boolean;
 }
 
 /**

@@ -9,7 +9,10 @@ import type { Config, SiteConfig } from "../config/types.ts";
 import { UpstreamGroup } from "../balancer/group.ts";
 import { compileSiteEdge } from "../edge/edge_policy.ts";
 import type { HostRegistry } from "../health/registry.ts";
+import { ProxyCompression } from "../compress/proxy_compression.ts";
 import type { CompressedFileCache } from "../compress/static_cache.ts";
+import { ErrorPages } from "../error_pages/error_pages.ts";
+import { RedirectTable } from "../redirect/redirect_table.ts";
 import { createStaticHandler } from "../static/handler.ts";
 import { staticOptionsFor } from "../static/site_options.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
@@ -172,6 +175,11 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
     siteHeaders: Object.entries(site.headers),
     maxBodySize: site.maxBodySize || config.server.maxBodySize,
     edge: edge.site,
+    redirects: site.redirects.length > 0 ? new RedirectTable(site.redirects) : null,
+    errorPages: Object.keys(site.errorPages).length > 0 ? new ErrorPages(site.errorPages) : null,
+    proxyCompression: proxy !== null && ProxyCompression.enabled(site.compression)
+      ? new ProxyCompression(site.compression)
+      : null,
   });
   return { plan, groups };
 }

@@ -9,6 +9,9 @@
 
 import type { Config, SiteConfig } from "../config/types.ts";
 import type { UpstreamGroup } from "../balancer/group.ts";
+import type { ProxyCompression } from "../compress/proxy_compression.ts";
+import type { ErrorPages } from "../error_pages/error_pages.ts";
+import type { RedirectTable } from "../redirect/redirect_table.ts";
 import type { EdgePolicy } from "../edge/edge_policy.ts";
 import type { FrontTimeouts } from "../http1/connection.ts";
 import type { HeadLimits } from "../http1/request_head.ts";
@@ -67,8 +70,14 @@ export interface SitePlan {
   /** `[sites.headers]`, set on every response of the site. */
   readonly siteHeaders: readonly (readonly [string, string])[];
   readonly maxBodySize: number;
-  /** Edge protection for requests no route matches (static files, 404s). */
+  /** Edge protection for requests no route matches (static files, redirects, 404s). */
   readonly edge: EdgePolicy | null;
+  /** `[[sites.redirects]]`, answered before routes and static files; null: none. */
+  readonly redirects: RedirectTable | null;
+  /** `[sites.error_pages]`, for bws's own answers; null: none. */
+  readonly errorPages: ErrorPages | null;
+  /** Compression of proxied responses (`[sites.compression] proxy`); null: off. */
+  readonly proxyCompression: ProxyCompression | null;
 }
 
 /** What a plain-HTTP listener does for a TLS site's names on its `http_port`. */

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { ProxiedCoding } from "../compress/proxy_compression.ts";
 import type { EdgeUpstreamEdit } from "../edge/types.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { ProxyPlan, RoutePlan, SitePlan } from "../plan/plan_types.ts";
@@ -34,6 +35,7 @@ export async function forward(
 ): Promise<HttpResponse> {
   const framing = requestFraming(req, ctx, site.maxBodySize);
   if (!framing.ok) return framing.response;
+  const coding = site.proxyCompression?.begin(req, edit) ?? null;
   const result = await exchange(
     req,
     ctx,
@@ -42,13 +44,30 @@ export async function forward(
     client,
     framing.bodyLength,
     site.maxBodySize,
-    edit,
+    coding === null ? edit : coding.edit,
   );
   if (result.ok) {
     ctx.lease = result.lease;
-    return toClientResponse(result.res, ctx.requestId, site, proxy);
+    const res = toClientResponse(result.res, ctx.requestId, site, proxy);
+    return coding === null ? res : await compressed(res, coding, ctx);
   }
   return failureResponse(result.error, ctx);
+}
+
+/** The upstream's response compressed (or not) for the client; a failure as bws's answer. */
+async function compressed(
+  res: HttpResponse,
+  coding: ProxiedCoding,
+  ctx: RequestContext,
+): Promise<HttpResponse> {
+  try {
+    return await coding.apply(res);
+  } catch (err) {
+    // The body failed before its head went out: the client gets bws's own answer instead.
+    ctx.lease?.release();
+    ctx.lease = null;
+    return failureResponse(err, ctx);
+  }
 }
 
 /** The answer when no upstream response came. */

@@ -1,7 +1,8 @@
 /**
- * The entry handler of every listener: Host → site, path → route, the site's or route's edge
- * protection, then proxy, WebSocket relay, static files, redirect or 404; and one "request done"
- * record for the access log and metrics once the response is over.
+ * The entry handler of every listener: Host → site, path → redirect or route, the site's or
+ * route's edge protection, then the redirect, proxy, WebSocket relay, static files or 404 (bws's
+ * own answers get the site's error pages); and one "request done" record for the access log and
+ * metrics once the response is over.
  *
  * @module
  */
@@ -9,7 +10,7 @@
 import type { EdgeUpstreamEdit, EdgeVerdict } from "../edge/types.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import { lookupHost } from "../plan/compile_plan.ts";
-import type { ListenerPlan, Plan, SitePlan } from "../plan/plan_types.ts";
+import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
 import type { CidrSet } from "../proxy/cidr.ts";
 import { errorResponse } from "../proxy/error_response.ts";
 import { describeFailure } from "../proxy/failure_status.ts";
@@ -24,6 +25,7 @@ import type { UpstreamClient } from "../upstream/client.ts";
 import { isWebSocketUpgrade } from "../websocket/handshake.ts";
 import type { WebSocketRegistry } from "../websocket/websocket_registry.ts";
 import type { Metrics } from "../admin/metrics.ts";
+import { ownResponse, withSiteHeaders } from "./own_response.ts";
 import { requestDone, type RequestRecord } from "./request_record.ts";
 
 /** Process-lifetime services shared by every plan. */
@@ -51,19 +53,6 @@ export function resolveClientIp(peer: string, xff: string | null, trusted: CidrS
     if (hop && !trusted.has(hop)) return hop;
   }
   return hops[0]?.trim() || peer;
-}
-
-/** `res` with the site's `[sites.headers]` set (for responses bws makes itself). */
-function withSiteHeaders(res: HttpResponse, site: SitePlan): HttpResponse {
-  const add = site.siteHeaders;
-  if (add.length === 0) return res;
-  const headers: (readonly [string, string])[] = [];
-  for (const h of res.headers) {
-    const lower = h[0].toLowerCase();
-    if (!add.some(([n]) => n.toLowerCase() === lower)) headers.push(h);
-  }
-  for (const h of add) headers.push(h);
-  return { ...res, headers };
 }
 
 function redirectResponse(host: string, pathAndQuery: string, port: number): HttpResponse {
@@ -160,7 +149,8 @@ export async function handleRequest(
   };
   let res: HttpResponse;
   const proxy = site.proxy;
-  const route = proxy?.routes.match(pathname) ?? null;
+  const redirect = site.redirects?.match(pathname, search) ?? null;
+  const route = redirect === null ? proxy?.routes.match(pathname) ?? null : null;
   const policy = route !== null ? route.value.edge : site.edge;
   let edit: EdgeUpstreamEdit | null = null;
   if (policy !== null) {
@@ -171,20 +161,21 @@ export async function handleRequest(
       record.route = route?.path ?? "";
       services.metrics.recordRefusal(site.name, v.rule);
       const refusal = v.response;
-      res = withSiteHeaders(
-        { ...refusal, headers: [...refusal.headers, ["x-request-id", requestId]] },
-        site,
-      );
+      res = { ...refusal, headers: [...refusal.headers, ["x-request-id", requestId]] };
+      // A forward-auth service's own answer is passed on as it is (no error page).
+      res = v.passedOn ? withSiteHeaders(res, site) : ownResponse(res, site, req);
       return done(res, record, plan, services, ctx);
     }
     edit = v;
   }
-  if (route !== null) {
+  if (redirect !== null) {
+    res = ownResponse(redirect, site, req);
+  } else if (route !== null) {
     record.route = route.path;
     const routePlan = route.value;
     if (hasDotSegment(pathname)) {
       ctx.error = "dot segment in the request path";
-      res = withSiteHeaders(errorResponse(400, requestId), site);
+      res = ownResponse(errorResponse(400, requestId), site, req);
     } else if (routePlan.websocket && isWebSocketUpgrade(req.method, req.headers)) {
       const metrics = services.metrics;
       res = await forwardWebSocket(
@@ -201,15 +192,15 @@ export async function handleRequest(
         },
         edit,
       );
-      if (res.status !== 101 && ctx.lease === null) res = withSiteHeaders(res, site);
+      if (res.status !== 101 && ctx.lease === null) res = ownResponse(res, site, req);
     } else {
       res = await forward(req, ctx, site, proxy!, routePlan, services.client, edit);
-      if (ctx.lease === null) res = withSiteHeaders(res, site);
+      if (ctx.lease === null) res = ownResponse(res, site, req);
     }
   } else if (site.static !== null) {
-    res = withSiteHeaders(await site.static(req), site);
+    res = ownResponse(await site.static(req), site, req);
   } else {
-    res = withSiteHeaders(notFoundResponse(), site);
+    res = ownResponse(notFoundResponse(), site, req);
   }
   return done(res, record, plan, services, ctx);
 }
