@@ -263,7 +263,14 @@ websocket = true
 `,
   );
   const bws = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", Deno.env.get("SOAK_V8") ?? "--v8-flags=--expose-gc", CLI, "-c", `${dir}/bws.toml`],
+    args: [
+      "run",
+      "-A",
+      Deno.env.get("SOAK_V8") ?? "--v8-flags=--expose-gc",
+      CLI,
+      "-c",
+      `${dir}/bws.toml`,
+    ],
     stdin: "null",
     stdout: "null",
     stderr: "null",
