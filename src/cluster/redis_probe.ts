@@ -14,11 +14,15 @@ import { parseRedisUrl } from "./redis_url.ts";
 export async function probeRedis(url: string, timeoutMs = 2000): Promise<string | null> {
   const link = connectRedis(url, { connectTimeoutMs: timeoutMs, backgroundTimeoutMs: timeoutMs });
   let last = "";
-  link.onState((_state, detail) => {
-    if (detail) last = detail;
-  });
+  // The first failed attempt is the answer: no need to wait for the reconnections.
+  const failed = new Promise<false>((resolve) =>
+    link.onState((state, detail) => {
+      if (detail) last = detail;
+      if (state === "down") resolve(false);
+    })
+  );
   try {
-    if (!(await link.waitUp(timeoutMs))) {
+    if (!(await Promise.race([link.waitUp(timeoutMs), failed]))) {
       return `Cannot reach Redis at "${link.label}": ${last || `no answer within ${timeoutMs} ms`}`;
     }
     await link.command(["PING"]);
