@@ -11,6 +11,7 @@ import type { X509Certificate } from "node:crypto";
 import https from "node:https";
 import tls from "node:tls";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { expect } from "expect";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import {
@@ -22,6 +23,8 @@ import {
   waitFor,
 } from "./helpers/pebble.ts";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "./helpers/redis.ts";
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
 if (!hasPebble) console.warn(`Skipping fleet tests: ${PEBBLE} is not installed`);
 if (!hasRedis) console.warn(`Skipping fleet tests: ${REDIS_SERVER} is not installed`);
@@ -335,7 +338,7 @@ describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !h
     let ttlLeft = 0;
     try {
       holder = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "cli.ts", "-c", file],
+        args: ["run", "-A", CLI, "-c", file],
         env: { DENO_CERT: pebble.caFile, BWS_CLUSTER_LOCK_TTL: String(lockTtl) },
         stdout: "null",
         stderr: "null",
@@ -416,6 +419,58 @@ burst = 5
     );
     expect(statuses.filter((s) => s === 200).length).toBe(5);
     expect(statuses.filter((s) => s === 429).length).toBe(15);
+    await closeAll();
+  });
+
+  it("answers at once with a stalled Redis (local buckets), and shares again when it answers", async () => {
+    await closeAll();
+    n++;
+    const bws = await start(`
+[cluster]
+redis_url = "${redis.url}"
+key_prefix = "t${n}:"
+
+[[sites]]
+name = "limited"
+port = 0
+bind = "127.0.0.1"
+static_dir = "${www}"
+
+[sites.rate_limit]
+rate = 1000
+burst = 1000
+`);
+    const get = async () => {
+      const t = performance.now();
+      const res = await fetch(bws.url("/"));
+      await res.body?.cancel();
+      return { status: res.status, ms: performance.now() - t };
+    };
+    expect((await get()).status).toBe(200);
+    const keys = () => redis.raw("KEYS", `t${n}:rl:*`);
+    expect(await keys()).toContain("127.0.0.1");
+    redis.pause();
+    let results: { status: number; ms: number }[] = [];
+    try {
+      for (let i = 0; i < 20; i++) results.push(await get());
+    } finally {
+      redis.resume();
+    }
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+    // The first request waits out the 100 ms deadline; the rest do not ask a Redis known slow.
+    expect(Math.max(...results.map((r) => r.ms))).toBeLessThan(1000);
+    // (Were every request to wait it, all 20 would take 100 ms or more.)
+    expect(results.filter((r) => r.ms >= 95).length).toBeLessThanOrEqual(5);
+    expect(bws.logger.lines.some((l) => l.includes("Redis is too slow"))).toBe(true);
+    await waitFor(
+      "Redis to be used again",
+      5000,
+      () => bws.logger.lines.some((l) => l.includes("Redis is reachable again")),
+    );
+    await redis.raw("FLUSHDB");
+    results = [await get()];
+    expect(results[0].status).toBe(200);
+    expect(await keys()).toContain("127.0.0.1");
     await closeAll();
   });
 });
