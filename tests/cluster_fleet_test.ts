@@ -408,14 +408,22 @@ static_dir = "${www}"
 [sites.rate_limit]
 rate = 5
 burst = 5
+key = "header:X-Client"
 `;
     const [a, b] = await Promise.all([start(toml("edge-a")), start(toml("edge-b"))]);
+    const send = async (bws: TestBws, client: string) => {
+      const res = await fetch(bws.url("/"), { headers: { "x-client": client } });
+      await res.body?.cancel();
+      return res.status;
+    };
+    // Each instance's first take loads the script; a client of its own keeps the count clean.
+    for (const bws of [a, b]) {
+      await waitFor("a bucket in Redis", 5000, async () =>
+        (await send(bws, "warm-up")) === 200 &&
+        (await redis.raw("KEYS", `t${n}:rl:*`)).includes("warm-up"));
+    }
     const statuses = await Promise.all(
-      Array.from({ length: 20 }, async (_, i) => {
-        const res = await fetch((i % 2 ? a : b).url("/"));
-        await res.body?.cancel();
-        return res.status;
-      }),
+      Array.from({ length: 20 }, (_, i) => send(i % 2 ? a : b, "c1")),
     );
     expect(statuses.filter((s) => s === 200).length).toBe(5);
     expect(statuses.filter((s) => s === 429).length).toBe(15);
@@ -446,11 +454,13 @@ burst = 1000
       await res.body?.cancel();
       return { status: res.status, ms: performance.now() - t };
     };
-    expect((await get()).status).toBe(200);
     const keys = () => redis.raw("KEYS", `t${n}:rl:*`);
-    expect(await keys()).toContain("127.0.0.1");
+    const shared = async () => (await get()).status === 200 && (await keys()).includes("127.0.0.1");
+    await waitFor("a bucket in Redis", 5000, shared);
+    const backs = () => bws.logger.lines.filter((l) => l.includes("Redis is reachable again"));
+    const backsBefore = backs().length;
     redis.pause();
-    let results: { status: number; ms: number }[] = [];
+    const results: { status: number; ms: number }[] = [];
     try {
       for (let i = 0; i < 20; i++) results.push(await get());
     } finally {
@@ -462,15 +472,9 @@ burst = 1000
     // (Were every request to wait it, all 20 would take 100 ms or more.)
     expect(results.filter((r) => r.ms >= 95).length).toBeLessThanOrEqual(5);
     expect(bws.logger.lines.some((l) => l.includes("Redis is too slow"))).toBe(true);
-    await waitFor(
-      "Redis to be used again",
-      5000,
-      () => bws.logger.lines.some((l) => l.includes("Redis is reachable again")),
-    );
+    await waitFor("Redis to be used again", 5000, () => backs().length > backsBefore);
     await redis.raw("FLUSHDB");
-    results = [await get()];
-    expect(results[0].status).toBe(200);
-    expect(await keys()).toContain("127.0.0.1");
+    await waitFor("a bucket in Redis again", 5000, shared);
     await closeAll();
   });
 });
