@@ -217,22 +217,26 @@ export class Cluster {
     return store;
   }
 
-  #down = false;
+  /** What the log last said about Redis: a worse state is logged, the same one is not again. */
+  #said: "ok" | "slow" | "down" = "ok";
 
   #logState(state: LinkState, detail: string): void {
     const log = this.#logger();
     const fields = { redis: this.link.label, ...(detail ? { error: detail } : {}) };
-    if (state === "down" || state === "slow") {
-      if (this.#down) return;
-      this.#down = true;
+    if (state === "down" && this.#said !== "down") {
+      this.#said = "down";
       log.warn(
-        state === "down"
-          ? "Cannot reach Redis: serving with local certificates and rate limits until it is back"
-          : "Redis is too slow: serving with local rate limits until it answers in time",
+        "Cannot reach Redis: serving with local certificates and rate limits until it is back",
         fields,
       );
-    } else if (state === "up" && this.#down) {
-      this.#down = false;
+    } else if (state === "slow" && this.#said === "ok") {
+      this.#said = "slow";
+      log.warn(
+        "Redis is too slow: serving with local rate limits until it answers in time",
+        fields,
+      );
+    } else if (state === "up" && this.#said !== "ok") {
+      this.#said = "ok";
       log.info("Redis is reachable again: sharing state with the fleet", fields);
     }
   }
