@@ -125,7 +125,7 @@ describe("RedisAcmeStore", { skip: !hasRedis }, () => {
     } finally {
       await redis.restart(); // without the data
     }
-    await waitFor("the link to reconnect", 5000, () => b.link.usable);
+    await waitFor("the links to reconnect", 5000, () => a.link.usable && b.link.usable);
     expect(await b.store.readCertificate(["w.test"])).toEqual(PAIR);
     const back = await a.link.command(["GET", `${p}acme:${CA_ID}:cert:w.test`]);
     expect(JSON.parse(back as string).by).toBe("b");

@@ -31,9 +31,13 @@ describe("RedisBucketStore", { skip: !hasRedis }, () => {
   });
 
   it("shares one bucket between instances: rate 5, burst 5, 20 takes → exactly 5 pass", async () => {
+    // Generous deadlines: this is about counting, and a take past the deadline is counted locally.
+    const la = connectRedis(redis.url, { requestTimeoutMs: 2000 });
+    const lb = connectRedis(redis.url, { requestTimeoutMs: 2000 });
+    expect(await la.waitUp(5000) && await lb.waitUp(5000)).toBe(true);
     const p = prefix();
-    const sa = new RedisBucketStore({ rate: 5, burst: 5 }, a, p);
-    const sb = new RedisBucketStore({ rate: 5, burst: 5 }, b, p);
+    const sa = new RedisBucketStore({ rate: 5, burst: 5 }, la, p);
+    const sb = new RedisBucketStore({ rate: 5, burst: 5 }, lb, p);
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => (i % 2 ? sa : sb).take("1.2.3.4", 1, Date.now())),
     );
@@ -41,6 +45,8 @@ describe("RedisBucketStore", { skip: !hasRedis }, () => {
     expect(sa.fallbackTakes + sb.fallbackTakes).toBe(0);
     // Another key has its own bucket.
     expect((await sa.take("5.6.7.8", 1, Date.now())).allowed).toBe(true);
+    await la.close();
+    await lb.close();
   });
 
   it("answers like the local store: remaining counts down, a refusal says when to retry", async () => {
