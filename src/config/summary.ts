@@ -4,6 +4,7 @@
  * @module
  */
 
+import { maskRedisUrl } from "../cluster/redis_url.ts";
 import type { Config, EdgeTables, SiteConfig } from "./types.ts";
 
 /**
@@ -75,6 +76,13 @@ export function summarizeConfig(config: Config): string {
       ? `management: http://${hostPort(m.host, m.port)}${m.apiKey ? " (X-API-Key required)" : ""}`
       : "management: off",
   );
+  const c = config.cluster;
+  if (c) {
+    lines.push(
+      `cluster: ${maskRedisUrl(c.redisUrl)}, key prefix "${c.keyPrefix}"` +
+        (c.instanceName ? `, instance "${c.instanceName}"` : ""),
+    );
+  }
   const l = config.logging;
   lines.push(
     `logging: level ${l.level}, format ${l.format}, access log ${l.accessLog ? "on" : "off"}, ` +

@@ -1,6 +1,6 @@
 /**
- * Token buckets for `[sites.rate_limit]`, behind a small interface so a shared store (Redis, a
- * later issue) and this per-process one are interchangeable.
+ * Token buckets for `[sites.rate_limit]`, behind a small interface so a shared store (Redis,
+ * `src/cluster/redis_bucket_store.ts`) and this per-process one are interchangeable.
  *
  * The local store keeps one number per key, the time at which that key's bucket is full again
  * (the "theoretical arrival time" of GCRA, which is a token bucket refilled continuously). A
@@ -81,6 +81,11 @@ export class LocalBucketStore implements BucketStore {
   /** Keys currently remembered (buckets that are not full). */
   get size(): number {
     return this.#full.size;
+  }
+
+  /** Epoch ms at which `key`'s bucket is full again, or undefined when it is full (or unknown). */
+  fullAt(key: string): number | undefined {
+    return this.#full.get(key);
   }
 
   take(key: string, cost: number, now: number): TakeResult {
