@@ -1,0 +1,198 @@
+/**
+ * A flood of 200 000 requests, each from a different client address (X-Forwarded-For through a
+ * trusted peer), against a rate-limited site: bws (its own process, as the compiled binary runs)
+ * must keep its memory bounded, since every new address is a new bucket. The limit is slow
+ * (one request per 100 s) so no bucket refills during the flood: only the store's key cap keeps
+ * it bounded. The requests match no route (bws answers 404 itself once the rate limit let them
+ * through): what is measured is the rate limit, not an upstream. They are pipelined over a few
+ * keep-alive connections to keep the test short.
+ */
+import { after, describe, it } from "node:test";
+import { expect } from "expect";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./helpers/pebble.ts";
+
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const MiB = 1024 * 1024;
+const TOTAL = 200_000;
+const CONNECTIONS = 8;
+const BATCH = 200;
+/** The flood must finish within this, whatever the machine's load. */
+const DEADLINE_MS = 150_000;
+const enc = new TextEncoder();
+
+function rssBytes(pid: number): number {
+  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Client address number `i` as IPv4 text in 10.0.0.0/8. */
+const address = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+
+const HEAD_END = [13, 10, 13, 10];
+const LIMITED = [...new TextEncoder().encode("HTTP/1.1 429 ")];
+
+/**
+ * Counts responses in a byte stream without decoding it: heads end with CRLFCRLF and the short
+ * bodies bws sends here hold none; a 429 status line is matched the same way.
+ */
+class ResponseCounter {
+  responses = 0;
+  limited = 0;
+  #end = 0;
+  #limited = 0;
+
+  feed(b: Uint8Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const c = b[i];
+      this.#end = c === HEAD_END[this.#end] ? this.#end + 1 : c === 13 ? 1 : 0;
+      if (this.#end === 4) {
+        this.responses++;
+        this.#end = 0;
+      }
+      this.#limited = c === LIMITED[this.#limited] ? this.#limited + 1 : c === 72 ? 1 : 0;
+      if (this.#limited === LIMITED.length) {
+        this.limited++;
+        this.#limited = 0;
+      }
+    }
+  }
+}
+
+describe("a flood of distinct client addresses", { skip: Deno.build.os !== "linux" }, () => {
+  const dir = Deno.makeTempDirSync({ prefix: "bws_flood_" });
+  const port = freePort();
+  Deno.writeTextFileSync(
+    `${dir}/bws.toml`,
+    `[server]
+trusted_proxies = ["127.0.0.1"]
+
+[logging]
+level = "warn"
+access_log = false
+
+[[sites]]
+name = "flood"
+hostname = "localhost"
+port = ${port}
+bind = "127.0.0.1"
+
+[sites.rate_limit]
+rate = 0.01
+burst = 1
+
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "app"
+url = "http://127.0.0.1:9"
+
+[[sites.proxy.routes]]
+path = "/app/"
+upstream = "app"
+`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--v8-flags=--expose-gc", CLI, "-c", `${dir}/bws.toml`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  after(async () => {
+    child.kill("SIGTERM");
+    await child.status;
+    Deno.removeSync(dir, { recursive: true });
+  });
+
+  async function ready(): Promise<void> {
+    const end = Date.now() + 15_000;
+    while (Date.now() < end) {
+      const ok = await fetch(`http://127.0.0.1:${port}/ready`).then(
+        async (r) => (await r.arrayBuffer()) && r.status === 404,
+        () => false,
+      );
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("bws did not start");
+  }
+
+  /**
+   * Sends requests `from` .. `to` - 1 (each from `address(from + ((i - from) % distinct))`, and once more from the
+   * first address of each batch) over `CONNECTIONS` connections, `BATCH` pipelined at a time.
+   */
+  async function flood(from: number, to: number, deadline: number, distinct = Infinity) {
+    let next = from;
+    let sent = 0;
+    const total = { responses: 0, limited: 0 };
+    const worker = async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      const buf = new Uint8Array(64 * 1024);
+      try {
+        while (next < to && Date.now() < deadline) {
+          const start = next;
+          const end = Math.min(to, start + BATCH);
+          next = end;
+          let text = "";
+          for (let i = start; i < end; i++) {
+            text += `GET /flood HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: ${
+              address(from + ((i - from) % distinct))
+            }\r\n\r\n`;
+          }
+          // The batch's first address once more: over its limit.
+          text += `GET /flood HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: ${
+            address(from + ((start - from) % distinct))
+          }\r\n\r\n`;
+          const want = end - start + 1;
+          sent += want;
+          await conn.write(enc.encode(text));
+          const counter = new ResponseCounter();
+          while (counter.responses < want) {
+            const n = await conn.read(buf);
+            if (n === null) throw new Error("bws closed a flood connection");
+            counter.feed(buf, n);
+          }
+          total.responses += counter.responses;
+          total.limited += counter.limited;
+        }
+      } finally {
+        conn.close();
+      }
+    };
+    await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+    return { sent, ...total };
+  }
+
+  it(`keeps RSS growth under 32 MB over ${TOTAL} new addresses`, async () => {
+    await ready();
+    const started = Date.now();
+    const deadline = started + DEADLINE_MS;
+    // Warm-up at the same pace from 1000 other addresses: code compiled, the heap at its working
+    // size under this load; then the flood only adds what new addresses cost.
+    await flood(TOTAL, TOTAL + 100_000, deadline, 1000);
+    await new Promise((r) => setTimeout(r, 300));
+    const base = rssBytes(child.pid);
+    let peak = base;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssBytes(child.pid));
+    }, 50);
+    let result;
+    try {
+      result = await flood(0, TOTAL, deadline);
+    } finally {
+      clearInterval(sampler);
+    }
+    peak = Math.max(peak, rssBytes(child.pid));
+    const batches = Math.ceil(TOTAL / BATCH);
+    // Every request answered: each new address passes once, its repeat is limited.
+    expect(result.sent).toBe(TOTAL + batches);
+    expect(result.responses).toBe(result.sent);
+    expect(result.limited).toBe(batches);
+    console.log(
+      `flood: ${TOTAL} addresses in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
+        `(with warm-up), RSS ${(base / MiB).toFixed(1)} -> peak ${(peak / MiB).toFixed(1)} MiB`,
+    );
+    expect((peak - base) / MiB).toBeLessThan(32);
+  });
+});
