@@ -8,6 +8,7 @@
 
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
+import { parseConfigText } from "../src/config/load.ts";
 import { TestPki } from "../src/tls/test_pki.ts";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
@@ -226,6 +227,35 @@ describe("PROXY protocol on a plain port", () => {
       hold("198.51.100.30", "/same"),
     ]);
     expect(same.map((r) => r.responses.length).sort()).toEqual([0, 1, 1]);
+  });
+});
+
+describe("PROXY protocol switched on by a reload", () => {
+  it("applies to connections accepted after the reload", async () => {
+    const backend = startEchoBackend("b");
+    const off = SERVER + siteToml("pp", backend.url).replace("proxy_protocol = true", "");
+    const bws = await startBws(off);
+    try {
+      const before = await rawExchange({ port: bws.port, data: getRequest("/before") });
+      expect(before.responses[0]?.status).toBe(200);
+      const result = await bws.handle.reload(
+        parseConfigText(SERVER + siteToml("pp", backend.url), { baseDir: Deno.cwd() }),
+      );
+      expect(result).toMatchObject({ ok: true });
+      expect(bws.handle.addresses[0].port).toBe(bws.port);
+      const plain = await rawExchange({ port: bws.port, data: getRequest("/after-plain") });
+      expect(plain).toMatchObject({ responses: [], closed: true });
+      const prefaced = await rawExchange({
+        port: bws.port,
+        prefix: proxyV1("TCP4", "198.51.100.50", "10.0.0.1", 1, 80),
+        data: getRequest("/after"),
+      });
+      expect(prefaced.responses[0]?.status).toBe(200);
+      expect(bws.logger.entries.find((e) => e.path === "/after")?.client).toBe("198.51.100.50");
+    } finally {
+      await bws.close();
+      await backend.close();
+    }
   });
 });
 

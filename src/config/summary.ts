@@ -8,15 +8,10 @@ import type { Config, EdgeTables, SiteConfig } from "./types.ts";
 
 /**
  * Keys whose behaviour is not implemented yet; the summary marks them "(not active yet)".
- * Edge protection and the web-server features of SPEC section 11 are checked, loaded and
- * compiled, and take effect once the request path calls them.
+ * The web-server features of SPEC section 11 listed here are checked, loaded and compiled, and
+ * take effect once the request path calls them.
  */
 export const NOT_ACTIVE_YET: ReadonlySet<string> = new Set<string>([
-  "access",
-  "rate_limit",
-  "basic_auth",
-  "forward_auth",
-  "proxy_protocol",
   "compression",
   "redirects",
   "spa_fallback",
@@ -141,7 +136,7 @@ function siteLines(s: SiteConfig, isDefault: boolean): string[] {
   const site = protection(s);
   if (site) out.push(`      protection: ${site}`);
   if (s.proxyProtocol) {
-    out.push(`      PROXY protocol from trusted proxies${mark("proxy_protocol")}`);
+    out.push("      PROXY protocol from trusted proxies");
   }
   out.push(...webFeatureLines(s));
   return out;
@@ -174,13 +169,12 @@ function protection(t: EdgeTables): string {
   const parts: string[] = [];
   if (t.access) {
     parts.push(
-      `access (allow ${t.access.allow.length || "all"}, deny ${t.access.deny.length})` +
-        mark("access"),
+      `access (allow ${t.access.allow.length || "all"}, deny ${t.access.deny.length})`,
     );
   }
   if (t.rateLimit) {
     const r = t.rateLimit;
-    parts.push(`rate_limit ${r.rate}/s burst ${r.burst} by ${r.key}${mark("rate_limit")}`);
+    parts.push(`rate_limit ${r.rate}/s burst ${r.burst} by ${r.key}`);
   }
   if (t.basicAuth) {
     const b = t.basicAuth;
@@ -188,8 +182,8 @@ function protection(t: EdgeTables): string {
     const from = [users ? `${users} user${users === 1 ? "" : "s"}` : "", b.htpasswdFile].filter(
       Boolean,
     ).join(" + ");
-    parts.push(`basic_auth "${b.realm}" (${from})${mark("basic_auth")}`);
+    parts.push(`basic_auth "${b.realm}" (${from})`);
   }
-  if (t.forwardAuth) parts.push(`forward_auth ${t.forwardAuth.url}${mark("forward_auth")}`);
+  if (t.forwardAuth) parts.push(`forward_auth ${t.forwardAuth.url}`);
   return parts.join(", ");
 }
