@@ -95,6 +95,12 @@ export class LocalBucketStore implements BucketStore {
     return this.#young.size + this.#old.size;
   }
 
+  /** Bytes of the tables holding the keys (allocated as keys arrive, never more than
+   * 40 × maxKeys rounded up to powers of two). */
+  get bytes(): number {
+    return this.#young.bytes + this.#old.bytes;
+  }
+
   take(key: string, cost: number, now: number): TakeResult {
     this.#age(now);
     const young = this.#young;

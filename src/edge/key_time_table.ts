@@ -81,6 +81,12 @@ export class KeyTimeTable {
     return this.#size;
   }
 
+  /** Bytes of the typed arrays the table holds now. */
+  get bytes(): number {
+    return this.#a.byteLength + this.#b.byteLength + this.#time.byteLength +
+      this.#stamp.byteLength;
+  }
+
   /** Whether another new key fits. */
   get full(): boolean {
     return this.#size >= this.maxEntries;
