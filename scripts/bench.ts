@@ -4,6 +4,9 @@
  * requests/s, p99 and CPU µs per request of the proxy's process tree, as ratios to nginx (or to
  * the minimal Deno proxy when nginx is missing), then a large-body memory check through bws.
  *
+ * Then bws with and without edge protection on the bench route (`scripts/bench/edge_rows.ts`;
+ * `--only bws-edge` runs just that).
+ *
  * Flags: `--duration S` (10), `--connections N` (32), `--only bws,nginx,…`, `--large` (1 GiB
  * each way; default 256 MiB), `--no-large`, `--websocket`, `--no-compress` (skip the static
  * compression rows of `bench/compress_rows.ts`), `--profile` (bws under `--cpu-prof`, top
@@ -19,6 +22,7 @@ import { runLarge } from "./bench/large.ts";
 import { freePort, type Service, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks, statusBytes, treeCpuTicks } from "./bench/proc_stats.ts";
 import { busyByFile, summarizeCpuProfile } from "./bench/cpu_profile.ts";
+import { runEdgeRows } from "./bench/edge_rows.ts";
 import {
   ALL_PROXIES,
   type BenchContext,
@@ -250,6 +254,10 @@ async function main(): Promise<number> {
     });
     console.log("");
     for (const line of lines) console.log(line);
+  }
+  if (!only || only.includes("bws-edge")) {
+    const opts = { ctx, wrk, connections, duration, ticksPerSecond, track, untrack };
+    for (const line of ["", ...await runEdgeRows(opts)]) console.log(line);
   }
   if (flags.websocket) await websocket();
   return 0;

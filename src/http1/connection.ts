@@ -157,12 +157,24 @@ export class ClientConnection implements Timed, ByteStream {
   /** Called once when the connection ends (closed, or its upgrade stream closed). */
   onClose: (() => void) | null = null;
 
-  constructor(stream: ByteStream, peer: Peer, tls: boolean, source: OptionsSource) {
+  /** @param initial bytes already read from `stream` (after a PROXY protocol header) */
+  constructor(
+    stream: ByteStream,
+    peer: Peer,
+    tls: boolean,
+    source: OptionsSource,
+    initial?: Uint8Array,
+  ) {
     this.#stream = stream;
     this.peer = peer;
     this.tls = tls;
     this.#source = source;
     this.#done = new Promise((r) => (this.#resolveDone = r));
+    if (initial !== undefined && initial.length > 0) {
+      if (initial.length <= this.buf.length) this.buf.set(initial);
+      else this.buf = initial.slice();
+      this.end = initial.length;
+    }
   }
 
   /** Settles when the connection is closed. */

@@ -22,6 +22,11 @@ export interface AcceptEvents {
   onDescriptorShortage(err: Error): void;
   /** Accepting failed for another reason (rate limited the same way). */
   onAcceptError(err: Error): void;
+  /**
+   * The address a new connection counts against for `max_connections_per_ip`; null: the total
+   * only (a trusted balancer on a PROXY protocol port). @default the peer's address
+   */
+  perIpKey?(ip: string): string | null;
 }
 
 /** Whether `err` says the process or the system ran out of file descriptors. */
@@ -72,7 +77,8 @@ async function loop(listener: Deno.Listener, gate: ConnectionGate, events: Accep
       await new Promise((r) => setTimeout(r, shortage ? FD_PAUSE_MS : ERROR_PAUSE_MS));
       continue;
     }
-    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const ip = events.perIpKey === undefined ? peer : events.perIpKey(peer);
     if (!gate.admit(ip)) {
       try {
         conn.close();
