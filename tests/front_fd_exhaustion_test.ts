@@ -172,6 +172,9 @@ access_log = false
         const proxied = await kept.request("GET", `/api/during${i}`);
         expect(proxied.status).toBe(503);
       }
+      // Long enough for several active health checks to meet the shortage.
+      await sleep(1000);
+      expect(alive).toBe(true);
     } finally {
       for (const c of conns) closeQuietly(c);
       kept.close();
@@ -183,6 +186,7 @@ access_log = false
     const tookMs = Date.now() - closed;
     // The upstream was never at fault: neither passive nor active health took it out.
     expect(await getOnce(plain, "/api/after")).toEqual({ status: 200, body: "ok /api/after" });
+    expect(bws.output()).not.toMatch(/upstream down/);
     console.log(
       `plain: ${conns.length} connections held, fds ${before} -> ${FD_LIMIT}, served again ` +
         `${tookMs} ms after they closed`,
