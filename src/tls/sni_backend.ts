@@ -3,7 +3,9 @@
  * h2/http1.1) and hands the decrypted socket to bws's front end as a byte stream.
  *
  * node's server accepts by itself: connections past the budget (`max_connections`, per-address
- * limit) are closed at once instead of waiting in the kernel backlog.
+ * limit) are closed at once instead of waiting in the kernel backlog. It also stops accepting for
+ * good when accept() meets EMFILE/ENFILE, without an 'error' event (Deno 2.9): a timer re-arms it
+ * every second and reports the shortage (see {@link rearmAccepting}).
  *
  * @module
  */
@@ -13,9 +15,15 @@ import tls from "node:tls";
 import { ALPN, type Backend, type BackendOptions } from "./backend.ts";
 import type { CertificatePair } from "./certs.ts";
 import { NodeSocketStream } from "./node_socket_stream.ts";
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import type { SniTable } from "./sni_table.ts";
 
 const contexts = new WeakMap<CertificatePair, tls.SecureContext>();
+
+/** How often the server's accepting is re-armed. */
+const REARM_MS = 1000;
+/** The listen backlog node's server.listen() uses by default. */
+const BACKLOG = 511;
 
 function contextOf(pair: CertificatePair): tls.SecureContext {
   let ctx = contexts.get(pair);
@@ -32,6 +40,7 @@ export class SniBackend implements Backend {
   readonly #server: tls.Server;
   readonly #handshaking: Map<string, net.Socket>;
   readonly #closed: Promise<void>;
+  readonly #rearm: ReturnType<typeof setInterval>;
   #stopped = false;
 
   private constructor(
@@ -39,11 +48,14 @@ export class SniBackend implements Backend {
     addr: { hostname: string; port: number },
     handshaking: Map<string, net.Socket>,
     closed: Promise<void>,
+    opts: BackendOptions,
   ) {
     this.#server = server;
     this.addr = addr;
     this.#handshaking = handshaking;
     this.#closed = closed;
+    this.#rearm = setInterval(() => rearmAccepting(server, opts), REARM_MS);
+    Deno.unrefTimer(this.#rearm);
   }
 
   /** Binds the TLS port. */
@@ -119,12 +131,13 @@ export class SniBackend implements Backend {
       );
     });
     const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
-    return new SniBackend(server, addr, handshaking, closed);
+    return new SniBackend(server, addr, handshaking, closed, opts);
   }
 
   stopAccepting(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearInterval(this.#rearm);
     this.#server.close();
   }
 
@@ -134,6 +147,24 @@ export class SniBackend implements Backend {
     // node's server reports 'close' once every connection it accepted is closed: the front end
     // owns those now, so do not wait for them here.
     await Promise.race([this.#closed, new Promise((r) => setTimeout(r, 0))]);
+  }
+}
+
+/**
+ * Deno's node:net server stops accepting for good once accept() fails with EMFILE/ENFILE, and
+ * says nothing (no 'error' event): after a moment's descriptor shortage the port would queue
+ * connections in the kernel forever. Calling its handle's listen() again re-arms accepting (a
+ * no-op while it accepts). The shortage itself is reported when a probe descriptor cannot be
+ * opened.
+ */
+function rearmAccepting(server: tls.Server, opts: BackendOptions): void {
+  const handle = (server as unknown as { _handle?: { listen?(backlog: number): number } | null })
+    ._handle;
+  handle?.listen?.(BACKLOG);
+  try {
+    Deno.openSync(Deno.build.os === "windows" ? "NUL" : "/dev/null").close();
+  } catch (err) {
+    if (isDescriptorShortage(err)) opts.onAcceptError?.(err as Error, true);
   }
 }
 
