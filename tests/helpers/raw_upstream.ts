@@ -3,8 +3,8 @@
  * bws (Deno.serve could not accept 500 connections a second on a loaded 2-core machine: its
  * accept queue overflowed and bws's connects waited for SYN retries, which is no part of what
  * those tests measure). Content-Length bodies only: uploads are read as they stream and counted,
- * `/api/big` sends `big` bytes, `/api/stats` reports the counts as JSON, anything else answers
- * "ok <path>". Arguments: port, big.
+ * `/api/big` sends `big` bytes, `/api/hang` never answers, `/api/stats` reports the counts and
+ * the connections open as JSON, anything else answers "ok <path>". Arguments: port, big.
  *
  * @module
  */
@@ -16,6 +16,8 @@ export interface UpstreamStats {
   uploadBytes: number;
   uploads: number;
   uploadsCut: number;
+  /** Connections open now (the one asking included). */
+  open: number;
 }
 
 /** Starts the upstream in its own process on `port`; `big` is the size of `/api/big`. */
@@ -27,7 +29,7 @@ const CODE = `
 const [port, big] = Deno.args.map(Number);
 const CHUNK = new Uint8Array(64 * 1024).fill(7);
 const enc = new TextEncoder();
-let uploadBytes = 0, uploads = 0, uploadsCut = 0;
+let uploadBytes = 0, uploads = 0, uploadsCut = 0, open = 0;
 async function writeAll(c: Deno.Conn, b: Uint8Array) {
   for (let o = 0; o < b.length;) o += await c.write(b.subarray(o));
 }
@@ -37,6 +39,7 @@ function answer(body: string, status = 200) {
 async function serve(c: Deno.Conn) {
   const buf = new Uint8Array(64 * 1024);
   let have = 0;
+  open++;
   try {
     while (true) {
       let end = -1;
@@ -70,7 +73,10 @@ async function serve(c: Deno.Conn) {
         }
         await writeAll(c, answer("got"));
       } else if (path === "/api/stats") {
-        await writeAll(c, answer(JSON.stringify({ uploadBytes, uploads, uploadsCut })));
+        await writeAll(c, answer(JSON.stringify({ uploadBytes, uploads, uploadsCut, open })));
+      } else if (path === "/api/hang") {
+        while ((await c.read(buf)) !== null);
+        return;
       } else if (path === "/api/big") {
         await writeAll(c, enc.encode("HTTP/1.1 200 OK\\r\\ncontent-length: " + big + "\\r\\n\\r\\n"));
         for (let sent = 0; sent < big;) {
@@ -86,6 +92,7 @@ async function serve(c: Deno.Conn) {
   } catch {
     uploadsCut++;
   } finally {
+    open--;
     try { c.close(); } catch { /* closed */ }
   }
 }
