@@ -1,14 +1,15 @@
 /**
  * What a hostile client meets at bws's own HTTP/1.1 front end (SPEC 9), end to end over real
  * sockets: the connection budget (`max_connections` queues the rest in the kernel backlog,
- * `max_connections_per_ip` closes one address's extra connections), the head limits (431), and
- * the header and keep-alive timeouts (408 only when part of a request arrived, a silent close
- * otherwise).
+ * `max_connections_per_ip` closes one address's extra connections), the head limits (431), the
+ * header and keep-alive timeouts (408 only when part of a request arrived, a silent close
+ * otherwise) and the body timeout on a proxied upload.
  */
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import net from "node:net";
 import { startBws, type TestBws } from "./helpers/bws.ts";
+import { type Backend, startEchoBackend } from "./helpers/backends.ts";
 
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -301,4 +302,52 @@ describe("front end limits against a hostile client (SPEC 9)", () => {
       closeQuietly(busy);
     }
   });
+
+  it("body timeout: an upload that stalls on a proxy route gets 408, its upstream request ends, and the access log says 408", async () => {
+    let cut = 0;
+    const backend: Backend = startEchoBackend("b", (req) => {
+      // The echo backend read the body to its end: it was cut when fewer bytes came.
+      if (Number(req.headers.get("content-length")) > 0 && cut === 0) cut = -1;
+      return undefined;
+    });
+    try {
+      const bws = await startBws(
+        site(root, `[server.timeouts]\nbody = 0.5`) + `
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "b"
+url = "${backend.url}"
+
+[[sites.proxy.routes]]
+path = "/api"
+upstream = "b"
+`,
+      );
+      servers.push(bws);
+      const conn = await connect(
+        bws.port,
+        "POST /api/up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789",
+      );
+      const heard = await listen(conn, 3000);
+      closeQuietly(conn);
+      expect(heard.text).toMatch(/^HTTP\/1\.1 408/);
+      expect(heard.closed).toBe(true);
+      expect(heard.ms).toBeGreaterThan(400);
+      expect(heard.ms).toBeLessThan(1500);
+      // The upstream never got a whole request (its body broke off: no request completed).
+      await sleep(200);
+      expect(backend.seen.filter((s) => s.path === "/api/up")).toEqual([]);
+      await waitForEntry(bws, "/api/up");
+      const entry = bws.logger.entries.find((e) => e.path === "/api/up")!;
+      expect({ status: entry.status, error: entry.error }).toMatchObject({ status: 408 });
+    } finally {
+      await backend.close();
+    }
+  });
 });
+
+async function waitForEntry(bws: TestBws, path: string): Promise<void> {
+  for (let i = 0; i < 40 && !bws.logger.entries.some((e) => e.path === path); i++) await sleep(50);
+}
