@@ -341,6 +341,44 @@ upstream = "b"
       await backend.close();
     }
   });
+
+  it("HTTP/2: a connection that sends the preface and then nothing is closed after keep_alive; a slow request on one is not cut", async () => {
+    const backend: Backend = startEchoBackend("h2", async (_req, seen) => {
+      if (seen.path === "/api/slow") await sleep(1500);
+      return Response.json(seen);
+    });
+    const client = Deno.createHttpClient({ http1: false, http2: true });
+    try {
+      const bws = await startBws(
+        site(root, `[server.timeouts]\nheader = 0.5\nkeep_alive = 0.5`) + `
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "b"
+url = "${backend.url}"
+
+[[sites.proxy.routes]]
+path = "/api"
+upstream = "b"
+`,
+      );
+      servers.push(bws);
+      // h2c with prior knowledge: the preface (bws answers with its SETTINGS), then silence.
+      const conn = await connect(bws.port, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+      const heard = await listen(conn, 5000);
+      closeQuietly(conn);
+      expect(heard.closed).toBe(true);
+      expect(heard.ms).toBeLessThan(2000);
+      // A request that takes longer than keep_alive to answer keeps its connection.
+      const res = await fetch(`${bws.base}/api/slow`, { client });
+      expect(res.status).toBe(200);
+      expect((await res.json()).path).toBe("/api/slow");
+    } finally {
+      client.close();
+      await backend.close();
+    }
+  });
 });
 
 async function waitForEntry(bws: TestBws, path: string): Promise<void> {
