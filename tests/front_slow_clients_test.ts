@@ -403,8 +403,9 @@ describe("slow clients (slowhttptest) against a bws subprocess (SPEC 9)", { skip
               attack: attack.name,
               late: 0,
             });
-            // The attack happened at its size.
-            expect(lives.length).toBeGreaterThan(attack.count * 0.9);
+            // The attack happened at about its size (on a loaded machine slowhttptest may not
+            // open them all before it quits).
+            expect(lives.length).toBeGreaterThan(attack.count * 0.8);
           }));
         }
         const after = await stats();
