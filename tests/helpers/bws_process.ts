@@ -293,12 +293,29 @@ export interface Answer {
 
 const CRLFCRLF = [13, 10, 13, 10];
 
+/** The connection closed while an answer was awaited. */
+export class ClosedError extends Error {
+  /** Not a byte of the answer had come (the server closed an idle connection). */
+  readonly beforeAnswer: boolean;
+
+  constructor(beforeAnswer: boolean) {
+    super(
+      `Cannot read the answer: the connection was closed${
+        beforeAnswer ? " before it" : " mid-way"
+      }`,
+    );
+    this.beforeAnswer = beforeAnswer;
+  }
+}
+
 /**
  * An HTTP/1.1 client on one kept-alive connection, reading answers framed by Content-Length or
  * chunked encoding. It throws when the connection closes before an answer is complete.
  */
 export class KeepAliveClient {
   #buf = new Uint8Array(0);
+  /** Bytes of the current answer arrived. */
+  #partial = false;
   readonly #scratch = new Uint8Array(64 * 1024);
   private constructor(readonly conn: Deno.TcpConn) {}
 
@@ -326,6 +343,7 @@ export class KeepAliveClient {
 
   /** Reads one answer. */
   async answer(noBody = false): Promise<Answer> {
+    this.#partial = false;
     let end: number;
     while ((end = indexOf(this.#buf, CRLFCRLF)) < 0) await this.#more();
     const head = new TextDecoder().decode(this.#buf.subarray(0, end));
@@ -365,8 +383,11 @@ export class KeepAliveClient {
   }
 
   async #more(): Promise<void> {
-    const n = await this.conn.read(this.#scratch);
-    if (n === null) throw new Error("Cannot read the answer: the connection was closed");
+    const n = await this.conn.read(this.#scratch).catch(() => null);
+    if (n === null) {
+      throw new ClosedError(this.#buf.length === 0 && !this.#partial);
+    }
+    this.#partial = true;
     const next = new Uint8Array(this.#buf.length + n);
     next.set(this.#buf);
     next.set(this.#scratch.subarray(0, n), this.#buf.length);
