@@ -223,7 +223,9 @@ export class ClientConnection implements Timed, ByteStream {
     } catch {
       // already closed
     }
-    this.#request?.abort();
+    // A request the front end answered itself (408 on a stalled body) ends through its body read,
+    // which fails with that status: aborting it here would log the client as gone (499).
+    if (!this.#answered) this.#request?.abort();
     const cb = this.onClose;
     this.onClose = null;
     cb?.();
@@ -434,7 +436,8 @@ export class ClientConnection implements Timed, ByteStream {
       n = null;
     }
     if (n === null) {
-      this.gone = true;
+      // A read ended by our own close is not the client going away.
+      if (!this.#closed) this.gone = true;
       return false;
     }
     this.end += n;

@@ -104,7 +104,7 @@ export async function exchange(
       lastError = err;
       if (
         err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "body_too_large" &&
-        err.kind !== "client_body"
+        err.kind !== "client_body" && err.kind !== "no_descriptors"
       ) {
         member.state.recordFailure(err.kind);
       }

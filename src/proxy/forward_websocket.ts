@@ -81,7 +81,9 @@ export async function forwardWebSocket(
     });
   } catch (err) {
     lease.release();
-    if (err instanceof UpstreamError && err.kind !== "aborted") state.recordFailure(err.kind);
+    if (
+      err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "no_descriptors"
+    ) state.recordFailure(err.kind);
     return failureResponse(err, ctx);
   }
   if (!up.upgraded) {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import type { ConnectionGate } from "./connection_gate.ts";
 
 /** How long accepting pauses after the process ran out of descriptors. */
@@ -27,14 +28,6 @@ export interface AcceptEvents {
    * only (a trusted balancer on a PROXY protocol port). @default the peer's address
    */
   perIpKey?(ip: string): string | null;
-}
-
-/** Whether `err` says the process or the system ran out of file descriptors. */
-export function isDescriptorShortage(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  if (code === "EMFILE" || code === "ENFILE") return true;
-  const msg = err instanceof Error ? err.message : "";
-  return /os error 2[34]\b|too many open files/i.test(msg);
 }
 
 /** A running accept loop. */

@@ -278,12 +278,12 @@ export class FrontListener {
     this.#h2.add(stream);
     const handler = (req: HttpRequest) =>
       handleRequest(req, this.plan, this.lp, this.#ctx.services, this.#cutter.signal);
-    void this.#ctx.bridge.attach(stream, buffered, { peer, tls: this.tls, handler }).finally(
-      () => {
-        this.#h2.delete(stream);
-        release();
-      },
-    );
+    const idleMs = () => this.plan.client.timeouts.keepAliveMs;
+    const who = { peer, tls: this.tls, handler, idleMs };
+    void this.#ctx.bridge.attach(stream, buffered, who).finally(() => {
+      this.#h2.delete(stream);
+      release();
+    });
   }
 
   #optionsFor(plan: Plan): FrontOptions {
@@ -301,6 +301,7 @@ export class FrontListener {
         void ctx.bridge.attach(conn, buffered, {
           peer: conn.peer,
           tls: false,
+          idleMs: () => this.plan.client.timeouts.keepAliveMs,
           handler: (req) => handleRequest(req, this.plan, this.lp, services, cut),
         }).finally(() => conn.close());
       },

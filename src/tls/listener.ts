@@ -23,6 +23,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import type { ByteStream, Peer } from "../http1/types.ts";
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import { readProxyPrefaceFromSocket } from "../net/proxy_preface.ts";
 import type { ConnectionGate } from "../server/connection_gate.ts";
 import type { CertificatePair } from "./certs.ts";
@@ -102,6 +103,22 @@ function contextOf(pair: CertificatePair): tls.SecureContext {
     contexts.set(pair, ctx);
   }
   return ctx;
+}
+
+/** How often the front server's accepting is re-armed. */
+const REARM_MS = 1000;
+/** The listen backlog node's server.listen() uses by default. */
+const BACKLOG = 511;
+
+function rearmAccepting(front: net.Server, opts: TlsListenerOptions): void {
+  const handle = (front as unknown as { _handle?: { listen?(backlog: number): number } | null })
+    ._handle;
+  handle?.listen?.(BACKLOG);
+  try {
+    Deno.openSync(Deno.build.os === "windows" ? "NUL" : "/dev/null").close();
+  } catch (err) {
+    if (isDescriptorShortage(err)) opts.onAcceptError?.(err as Error, true);
+  }
 }
 
 function stripV4Mapped(address: string): string {
@@ -213,6 +230,11 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
     });
   });
 
+  // node's server stops accepting for good when accept() meets EMFILE/ENFILE, without an
+  // 'error' event (Deno 2.9): re-arm it every second and report the shortage.
+  const rearm = setInterval(() => rearmAccepting(front, opts), REARM_MS);
+  Deno.unrefTimer(rearm);
+
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
   let stopping: Promise<void> | null = null;
@@ -226,6 +248,7 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
     },
     shutdown() {
       return stopping ??= (async () => {
+        clearInterval(rearm);
         front.close();
         for (const { raw } of handshaking.values()) raw.destroy();
         handshaking.clear();
