@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
-import { parseStat, statusBytes, treeCpuTicks } from "./proc_stats.ts";
+import { parseStat, statusBytes, treeCpuNs, treeCpuTicks } from "./proc_stats.ts";
 
 describe("parseStat", () => {
   it("reads ppid and the four time fields past a name with spaces and parentheses", () => {
@@ -32,6 +32,32 @@ describe("treeCpuTicks", () => {
       } catch {
         // Already exited.
       }
+    }
+  });
+
+  it("counts nanoseconds run by a busy child's threads", async () => {
+    const child = new Deno.Command("sh", {
+      args: [
+        "-c",
+        "i=0; end=$(($(date +%s%N)+600000000)); while [ $(date +%s%N) -lt $end ]; do i=$((i+1)); done",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const before = treeCpuNs(child.pid);
+      await new Promise((r) => setTimeout(r, 400));
+      const during = treeCpuNs(child.pid);
+      expect(during - before).toBeGreaterThan(50_000_000);
+      // A process that does not exist has run for no time.
+      expect(treeCpuNs(2 ** 30)).toBe(0);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      await child.status;
     }
   });
 
