@@ -134,8 +134,8 @@ export function nginxWebSocketConf(dir: string, port: number, upstreamPort: numb
 
 /**
  * nginx doing the per-request work of the bws bench config: an access log line per request to a
- * file (buffered, as bws batches its log), X-Forwarded-For/-Proto/-Host and X-Request-ID
- * upstream, X-Request-ID and X-Content-Type-Options back to the client.
+ * file (buffered, as bws batches its log), X-Forwarded-For/-Proto/-Host, Forwarded and
+ * X-Request-ID upstream, X-Request-ID and X-Content-Type-Options back to the client.
  */
 export function nginxSameWorkConf(
   dir: string,
@@ -160,6 +160,7 @@ ${
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=\\"$http_host\\"";
       proxy_set_header X-Request-ID $request_id;
       add_header X-Request-ID $request_id always;
       add_header X-Content-Type-Options nosniff always;

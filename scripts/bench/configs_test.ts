@@ -99,7 +99,14 @@ describe("other proxies' configs", () => {
   it("give nginx-same-work the bws bench config's per-request work", () => {
     const conf = nginxSameWorkConf("/tmp/x", 1, 2);
     expect(conf).toMatch(/access_log \/tmp\/x\/access\.log bws buffer=64k/);
-    for (const h of ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"]) {
+    const upstream = [
+      "X-Forwarded-For",
+      "X-Forwarded-Proto",
+      "X-Forwarded-Host",
+      "Forwarded",
+      "X-Request-ID",
+    ];
+    for (const h of upstream) {
       expect(conf).toContain(`proxy_set_header ${h} `);
     }
     expect(conf).toContain("add_header X-Request-ID $request_id always;");

@@ -226,7 +226,7 @@ export const NGINX_SAME_WORK: ProxySpec = {
   name: "nginx-same-work",
   binary: "nginx",
   note: "nginx-same-work: as nginx, plus access log to a file (buffer=64k), X-Forwarded-For/" +
-    "-Proto/-Host and X-Request-ID upstream, X-Request-ID and X-Content-Type-Options back",
+    "-Proto/-Host, Forwarded and X-Request-ID upstream, X-Request-ID and X-Content-Type-Options back",
   start(ctx, port, binaryPath) {
     return startNginx(
       ctx,
