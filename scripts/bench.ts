@@ -41,7 +41,7 @@ import {
   verdicts,
   wsVerdict,
 } from "./bench/report.ts";
-import { runWebSocketRows } from "./bench/ws_rows.ts";
+import { runWebSocketRows, WS_RELAY_NAMES } from "./bench/ws_rows.ts";
 
 const MiB = 1024 * 1024;
 const USAGE = `Usage: deno task bench [--duration 10] [--connections 32] [--only bws,nginx]
@@ -84,6 +84,15 @@ if (!(duration >= 1 && duration <= 600) || !(connections >= 1 && connections <= 
   Deno.exit(2);
 }
 const only = flags.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const known = new Set([...ALL_PROXIES.map((p) => p.name), ...WS_RELAY_NAMES]);
+const unknown = only?.filter((name) => !known.has(name)) ?? [];
+if (unknown.length > 0) {
+  console.error(
+    `Cannot run benchmark: --only names unknown rows "${unknown.join(",")}" (known: ` +
+      `${[...known].join(", ")})\n${USAGE}`,
+  );
+  Deno.exit(2);
+}
 const largeBytes = flags["no-large"] ? 0 : flags.large ? 1024 * MiB : 256 * MiB;
 const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 

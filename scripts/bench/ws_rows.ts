@@ -197,6 +197,9 @@ const RELAYS: readonly RelaySpec[] = [
   },
 ];
 
+/** Names of the WebSocket relays, in run order (what `--only` may name). */
+export const WS_RELAY_NAMES: readonly string[] = RELAYS.map((r) => r.name);
+
 /** Starts the echo upstream and every relay, measures them round after round, stops them. */
 export async function runWebSocketRows(o: WsRowsOptions): Promise<WsResult> {
   const messages = o.messages ?? 100_000;
