@@ -6,10 +6,11 @@
  * request of the proxy's process tree, as ratios to nginx (or to the minimal Deno proxy when
  * nginx is missing), the CPU bars bws is held to, then HTTPS rows (one certificate, and SNI
  * with two) beside nginx with the same certificates, then a large-body memory check through
- * bws; with `--websocket`, CPU per relayed WebSocket message beside nginx.
+ * bws. `--websocket` runs the WebSocket rows instead: CPU per relayed message of bws beside
+ * nginx (and HAProxy, Caddy and two Deno floors).
  *
  * With taskset and two or more CPUs, the proxy under test runs alone on the last CPU and the
- * backend, wrk, the WebSocket client and echo upstream on the others (`--no-pin` turns it off).
+ * backend and wrk on the others (`--no-pin` turns it off); the WebSocket rows are not pinned.
  *
  * Flags: `--duration S` (10), `--connections N` (32), `--only bws,nginx,…`, `--large` (1 GiB
  * each way; default 256 MiB), `--no-large`, `--no-https`, `--websocket`, `--no-pin`,
@@ -133,6 +134,10 @@ async function pinning(): Promise<{ proxy: string; load: string } | undefined> {
 }
 
 async function main(): Promise<number> {
+  if (flags.websocket) {
+    await websocket();
+    return 0;
+  }
   const wrk = await which("wrk");
   if (!wrk) {
     console.error('Cannot run benchmark "wrk": not installed (apt-get install wrk)');
@@ -172,7 +177,7 @@ async function main(): Promise<number> {
     `bws bench: wrk -t1 -c${connections} -d${duration}s --latency, Host: ${BENCH_HOST}, ` +
       `path /api/bench; ${navigator.hardwareConcurrency} CPUs; ` +
       (pins
-        ? `proxy pinned to CPU ${pins.proxy}, backend/wrk/clients to CPU ${pins.load}`
+        ? `proxy pinned to CPU ${pins.proxy}, backend and wrk to CPU ${pins.load}`
         : "nothing pinned") +
       `; ${backendNote}`,
   );
@@ -269,7 +274,6 @@ async function main(): Promise<number> {
       `${ticksPerSecond} ticks/s) over the wrk run / completed requests; the backend and wrk ` +
       "are not counted.",
   );
-  if (flags.websocket) await websocket(ctx);
   return 0;
 }
 
@@ -330,9 +334,21 @@ async function printProfile(): Promise<void> {
 }
 
 /** CPU per relayed WebSocket message through bws and the other relays; prints the table. */
-async function websocket(ctx: BenchContext): Promise<void> {
-  console.log("");
-  const result = await runWebSocketRows({ ctx, services, only });
+async function websocket(): Promise<void> {
+  // Not pinned: with the client and the echo upstream sharing one CPU, every relay waits on
+  // them and pays its syscalls per message or two (measured: nginx, bws and a raw Deno relay
+  // all 9-10 µs/msg pinned, 3-5 µs unpinned), which hides the differences this row is for.
+  const ctx: BenchContext = {
+    repoRoot,
+    tmp,
+    backendPort: freePort(), // bws's HTTP routes are not used here
+    streamPort: freePort(),
+  };
+  console.log(
+    `bws bench --websocket: ${navigator.hardwareConcurrency} CPUs, nothing pinned ` +
+      "(pinned, the client and echo upstream set every relay's pace)",
+  );
+  const result = await runWebSocketRows({ ctx, services, only, rounds: 7 });
   console.log(result.title);
   console.log(
     formatWsTable(result.rows, result.rows.some((r) => r.name === "nginx") ? "nginx" : undefined),
