@@ -12,9 +12,14 @@
  * With taskset and two or more CPUs, the proxy under test runs alone on the last CPU and the
  * backend and wrk on the others (`--no-pin` turns it off); the WebSocket rows are not pinned.
  *
- * Flags: `--duration S` (10), `--connections N` (32), `--only bws,nginx,…`, `--large` (1 GiB
- * each way; default 256 MiB), `--no-large`, `--no-https`, `--websocket`, `--no-pin`,
- * `--profile` (bws under `--cpu-prof`, top self-time functions printed).
+ * Every proxy of a table runs from the start and they take turns under load, `--rounds` times
+ * (see scripts/bench/measure.ts), so ratios are not at the mercy of when other work on a shared
+ * machine happened to run.
+ *
+ * Flags: `--duration S` (10, measured seconds per proxy), `--rounds N` (5), `--connections N`
+ * (32), `--only bws,nginx,…`, `--large` (1 GiB each way; default 256 MiB), `--no-large`,
+ * `--no-https`, `--websocket`, `--no-pin`, `--profile` (bws under `--cpu-prof`, top self-time
+ * functions printed).
  *
  * @module
  */
@@ -23,13 +28,20 @@ import { parseArgs } from "node:util";
 import { BENCH_HOST, TLS_NAME } from "./bench/configs.ts";
 import { runHttpsRows } from "./bench/https_rows.ts";
 import { runLarge } from "./bench/large.ts";
-import { describeRow, type LoadOptions, measureRow } from "./bench/measure.ts";
+import {
+  describeRound,
+  type LoadOptions,
+  measureInTurns,
+  type RowTarget,
+  slotSeconds,
+} from "./bench/measure.ts";
 import { freePort, type Service, ServiceSet, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks } from "./bench/proc_stats.ts";
 import { busyByFile, summarizeCpuProfile } from "./bench/cpu_profile.ts";
 import {
   ALL_PROXIES,
   type BenchContext,
+  type ProxySpec,
   startDenoBackend,
   startNginxBackend,
 } from "./bench/proxies.ts";
@@ -38,16 +50,16 @@ import {
   formatWsTable,
   HTTPS_ROWS,
   httpsLines,
-  type Row,
   verdicts,
   wsVerdict,
 } from "./bench/report.ts";
 import { runWebSocketRows, WS_RELAY_NAMES } from "./bench/ws_rows.ts";
 
 const MiB = 1024 * 1024;
-const USAGE = `Usage: deno task bench [--duration 10] [--connections 32] [--only bws,nginx]
-                       [--large | --no-large] [--no-https] [--websocket] [--no-pin]
-                       [--profile]`;
+const USAGE = `Usage: deno task bench [--duration 10] [--rounds 5] [--connections 32]
+                       [--only bws,nginx] [--large | --no-large] [--no-https] [--no-pin]
+                       [--profile]
+       deno task bench --websocket [--only bws,nginx]`;
 
 function parseFlags() {
   try {
@@ -56,6 +68,7 @@ function parseFlags() {
       options: {
         duration: { type: "string", default: "10" },
         connections: { type: "string", default: "32" },
+        rounds: { type: "string", default: "5" },
         only: { type: "string" },
         large: { type: "boolean", default: false },
         "no-large": { type: "boolean", default: false },
@@ -78,9 +91,14 @@ if (flags.help) {
 }
 const duration = Number(flags.duration);
 const connections = Number(flags.connections);
-if (!(duration >= 1 && duration <= 600) || !(connections >= 1 && connections <= 10_000)) {
+const rounds = Number(flags.rounds);
+if (
+  !(duration >= 1 && duration <= 600) || !(connections >= 1 && connections <= 10_000) ||
+  !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 100)
+) {
   console.error(
-    `Cannot run benchmark: --duration must be 1-600 s, --connections 1-10000\n${USAGE}`,
+    "Cannot run benchmark: --duration must be 1-600 s, --connections 1-10000, --rounds " +
+      `1-100\n${USAGE}`,
   );
   Deno.exit(2);
 }
@@ -156,7 +174,14 @@ async function main(): Promise<number> {
     proxyCpus: pins?.proxy,
     loadCpus: pins?.load,
   };
-  const load: LoadOptions = { connections, duration, wrk, cpus: pins?.load, ticksPerSecond };
+  const load: LoadOptions = {
+    connections,
+    duration,
+    rounds,
+    wrk,
+    cpus: pins?.load,
+    ticksPerSecond,
+  };
 
   // One backend for everyone; the Deno backend also serves the large-body routes.
   const needStream = largeBytes > 0 || !nginxPath;
@@ -174,17 +199,19 @@ async function main(): Promise<number> {
   }
 
   console.log(
-    `bws bench: wrk -t1 -c${connections} -d${duration}s --latency, Host: ${BENCH_HOST}, ` +
-      `path /api/bench; ${navigator.hardwareConcurrency} CPUs; ` +
+    `bws bench: wrk -t1 -c${connections} --latency, Host: ${BENCH_HOST}, path /api/bench; ` +
+      `each proxy ${rounds} x ${slotSeconds(duration, rounds)} s, taking turns; ` +
+      `${navigator.hardwareConcurrency} CPUs; ` +
       (pins
         ? `proxy pinned to CPU ${pins.proxy}, backend and wrk to CPU ${pins.load}`
         : "nothing pinned") +
       `; ${backendNote}`,
   );
-  const rows: Row[] = [];
   const notes: string[] = [];
   const largeLines: string[] = [];
 
+  // Every proxy runs from the start; they take turns under load (see measure.ts).
+  const running: { spec: ProxySpec; target: RowTarget; port: number; binaryPath: string }[] = [];
   for (const spec of ALL_PROXIES) {
     if (only && !only.includes(spec.name)) continue;
     const binaryPath = await which(spec.binary);
@@ -199,29 +226,35 @@ async function main(): Promise<number> {
     try {
       service = await services.track(spec.start(ctx, port, binaryPath));
       await waitReady(service, url, headers, 30_000);
-      const check = await fetch(url, { headers });
-      const body = await check.text();
+      const body = await (await fetch(url, { headers })).text();
       if (body !== "hello world\n") {
         throw new Error(`Cannot benchmark "${spec.name}": unexpected body ${JSON.stringify(body)}`);
       }
-      const row = await measureRow(
-        { name: spec.name, service, url, headers, peakRss: spec.name === "bws" },
-        load,
-      );
-      rows.push(row);
+      const target = { name: spec.name, service, url, headers, peakRss: spec.name === "bws" };
+      running.push({ spec, target, port, binaryPath });
       notes.push(spec.note);
-      console.log(describeRow(row));
-      if (spec.name === "bws" && largeBytes > 0 && stream) {
-        largeLines.push(...await large(spec.name, service, port));
-      }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       notes.push(`${spec.name}: FAILED: ${message.split("\n")[0]}`);
       console.error(message);
-    } finally {
       if (service) await services.stop(service);
     }
-    if (spec.name === "bws" && flags.profile) await printProfile();
+  }
+  const { rows, failures } = await measureInTurns(
+    running.map((r) => r.target),
+    load,
+    (round, cpu) => console.log(describeRound(round, cpu)),
+  );
+  for (const [name, message] of failures) notes.push(`${name}: FAILED: ${message}`);
+
+  for (const { spec, target, port, binaryPath } of running) {
+    if (spec.name === "bws" && largeBytes > 0 && stream && !failures.has("bws")) {
+      try {
+        largeLines.push(...await large(spec.name, target.service, port));
+      } catch (error) {
+        largeLines.push(`large bodies through bws: FAILED: ${error}`);
+      }
+    }
     if (spec.name === "deno-minimal" && largeBytes > 0 && stream) {
       // For comparison: the same transfers through a second minimal proxy in front of the
       // Deno backend (the first one fronts the shared backend, which has no large routes).
@@ -240,6 +273,8 @@ async function main(): Promise<number> {
       }
     }
   }
+  for (const { target } of running) await services.stop(target.service);
+  if (flags.profile && running.some((r) => r.spec.name === "bws")) await printProfile();
 
   let https: Awaited<ReturnType<typeof runHttpsRows>> | undefined;
   if (!flags["no-https"]) {
@@ -271,8 +306,8 @@ async function main(): Promise<number> {
   for (const note of https?.notes ?? []) console.log(`note: https: ${note}`);
   console.log(
     "note: CPU µs/req = utime+stime delta of the proxy's process tree (/proc, " +
-      `${ticksPerSecond} ticks/s) over the wrk run / completed requests; the backend and wrk ` +
-      "are not counted.",
+      `${ticksPerSecond} ticks/s) over its wrk slots / requests completed in them; the ` +
+      "backend and wrk are not counted.",
   );
   return 0;
 }

@@ -15,7 +15,7 @@ import {
   nginxSameWorkConf,
   TLS_NAME,
 } from "./configs.ts";
-import { describeRow, type LoadOptions, measureRow } from "./measure.ts";
+import { describeRound, type LoadOptions, measureInTurns, type RowTarget } from "./measure.ts";
 import { freePort, type Service, type ServiceSet, waitReady } from "./process.ts";
 import { type BenchContext, startBws, startNginx } from "./proxies.ts";
 import { HTTPS_ROWS, type Row } from "./report.ts";
@@ -118,21 +118,21 @@ async function negotiated(port: number): Promise<string> {
   }
 }
 
-/** Makes the certificates, measures each HTTPS server in turn, removes the certificates. */
+/** Makes the certificates, starts every HTTPS server, measures them in turns, stops them. */
 export async function runHttpsRows(o: HttpsRowsOptions): Promise<HttpsResult> {
-  const rows: Row[] = [];
   const notes: string[] = [];
   const specs = SPECS.filter((s) =>
     (!o.only || o.only.includes(s.family)) && (s.family === "bws" || o.nginxPath)
   );
-  if (specs.length === 0) return { rows, notes };
+  if (specs.length === 0) return { rows: [], notes };
   let certs: BenchCerts;
   try {
     certs = await makeBenchCerts();
   } catch (error) {
-    return { rows, notes: [`https: skipped: ${(error as Error).message}`] };
+    return { rows: [], notes: [`https: skipped: ${(error as Error).message}`] };
   }
   const client = Deno.createHttpClient({ caCerts: [certs.caPem] });
+  const running: { target: RowTarget; port: number }[] = [];
   try {
     for (const spec of specs) {
       const port = freePort();
@@ -144,31 +144,34 @@ export async function runHttpsRows(o: HttpsRowsOptions): Promise<HttpsResult> {
           spec.start(o.ctx, port, certs[spec.certs], o.nginxPath ?? "nginx"),
         );
         await waitReady(service, url, headers, 30_000, client);
-        const check = await fetch(url, { headers, client });
-        const body = await check.text();
+        const body = await (await fetch(url, { headers, client })).text();
         if (body !== "hello world\n") {
           throw new Error(
             `Cannot benchmark "${spec.name}": unexpected body ${JSON.stringify(body)}`,
           );
         }
-        const row = await measureRow(
-          { name: spec.name, service, url, headers, peakRss: spec.family === "bws" },
-          o.load,
-        );
-        rows.push(row);
-        console.log(describeRow(row));
-        notes.push(`${spec.name}: ${await negotiated(port)}`);
+        const target = { name: spec.name, service, url, headers, peakRss: spec.family === "bws" };
+        running.push({ target, port });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         notes.push(`${spec.name}: FAILED: ${message.split("\n")[0]}`);
         console.error(message);
-      } finally {
         if (service) await o.services.stop(service);
       }
     }
+    for (const { target, port } of running) {
+      notes.push(`${target.name}: ${await negotiated(port)}`);
+    }
+    const { rows, failures } = await measureInTurns(
+      running.map((r) => r.target),
+      o.load,
+      (round, cpu) => console.log(describeRound(round, cpu)),
+    );
+    for (const [name, message] of failures) notes.push(`${name}: FAILED: ${message}`);
+    return { rows, notes };
   } finally {
+    for (const { target } of running) await o.services.stop(target.service);
     client.close();
     await certs.remove();
   }
-  return { rows, notes };
 }

@@ -16,6 +16,8 @@ export interface Row {
   readonly socketErrors: number;
   /** Peak RSS (VmHWM) in bytes, when measured. */
   readonly peakRss?: number;
+  /** CPU µs per request in each round, when measured in turns. */
+  readonly roundCpu?: readonly number[];
 }
 
 const MB = 1024 * 1024;
@@ -76,6 +78,14 @@ export const WS_BAR = 1.6;
 
 const us = (n: number) => `${fixed(n, 1)} µs`;
 
+/** "; per round 1.21 1.35 …" when both rows were measured in the same rounds, else "". */
+function perRound(a: Row, b: Row): string {
+  const x = a.roundCpu ?? [];
+  const y = b.roundCpu ?? [];
+  if (x.length < 2 || x.length !== y.length) return "";
+  return `; per round ${x.map((v, i) => (v / y[i]).toFixed(2)).join(" ")}`;
+}
+
 /**
  * "PASS"/"FAIL" lines for the CPU bars (bws against nginx-same-work, bare nginx and the minimal
  * Deno proxy), then what the two Deno floors cost; a bar whose comparison is missing says so.
@@ -97,7 +107,7 @@ export function verdicts(rows: readonly Row[]): string[] {
     lines.push(
       `${label}: ${pass ? "PASS" : "FAIL"} (bws ${us(bws.cpuMicrosPerRequest)} vs ` +
         `${other.name} ${us(other.cpuMicrosPerRequest)} = ${r.toFixed(2)}x` +
-        `${clean ? "" : "; bws had failed requests"})`,
+        perRound(bws, other) + `${clean ? "" : "; bws had failed requests"})`,
     );
   };
   bar(`bws CPU/req ≤ ${SAME_WORK_BAR} × nginx doing the same work`, sameWork, SAME_WORK_BAR);
@@ -156,7 +166,7 @@ export function httpsLines(rows: readonly Row[]): string[] {
     if (nginx) {
       parts.push(
         `${ratio(bws.cpuMicrosPerRequest, nginx.cpuMicrosPerRequest)} ${nginx.name} ` +
-          `(${us(nginx.cpuMicrosPerRequest)}, same certificates)`,
+          `(${us(nginx.cpuMicrosPerRequest)}, same certificates${perRound(bws, nginx)})`,
       );
     }
     if (bare) {

@@ -61,6 +61,16 @@ describe("verdicts", () => {
     expect(failed[0]).toContain("failed requests");
   });
 
+  it("adds the ratio of each round when both rows were measured in the same rounds", () => {
+    const lines = verdicts([
+      row("bws", 30, { roundCpu: [28, 32] }),
+      row("nginx", 20, { roundCpu: [20, 20] }),
+      row("nginx-same-work", 25),
+    ]);
+    expect(lines[1]).toMatch(/= 1\.50x; per round 1\.40 1\.60\)$/);
+    expect(lines[0]).toMatch(/= 1\.20x\)$/);
+  });
+
   it("reports both Deno floors against nginx and what bws spends above them", () => {
     const lines = verdicts([
       row("bws", 30),
