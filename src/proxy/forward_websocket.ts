@@ -120,7 +120,7 @@ export async function forwardWebSocket(
     body: null,
     upgrade(stream, buffered) {
       handedOver = true;
-      state.webSockets++;
+      state.addWebSockets(1);
       hooks.opened();
       startTunnel(stream, buffered, upstream, up.buffered, {
         idleTimeoutMs: ws.idleTimeoutMs,
@@ -128,7 +128,7 @@ export async function forwardWebSocket(
         maxMessage: ws.maxMessage,
         registry,
         onClose(info) {
-          state.webSockets--;
+          state.addWebSockets(-1);
           hooks.closed(info);
         },
       });
