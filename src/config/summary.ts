@@ -4,6 +4,7 @@
  * @module
  */
 
+import { resolveWorkerCount } from "../workers/worker_count.ts";
 import type { Config, EdgeTables, SiteConfig } from "./types.ts";
 
 /**
@@ -51,8 +52,11 @@ export function summarizeConfig(config: Config): string {
       `max body ${formatSize(config.server.maxBodySize)}` +
       (config.server.trustedProxies.length
         ? `, trusted proxies ${config.server.trustedProxies.join(", ")}`
-        : ""),
+        : "") +
+      workersText(config.server.workers),
   );
+  const workersNote = resolveWorkerCount(config.server.workers).note;
+  if (workersNote) lines.push(`  note: ${workersNote}`);
 
   const listeners = new Map<string, SiteConfig[]>();
   for (const s of config.sites) {
@@ -81,6 +85,13 @@ export function summarizeConfig(config: Config): string {
       `to ${l.output === "file" ? l.filePath : l.output}`,
   );
   return lines.join("\n");
+}
+
+/** `, workers 4` / `, workers auto (2 here)`; nothing for one thread. */
+function workersText(workers: number | "auto"): string {
+  if (workers === 1) return "";
+  if (workers !== "auto") return `, workers ${workers}`;
+  return `, workers auto (${resolveWorkerCount(workers).count} here)`;
 }
 
 function siteLines(s: SiteConfig, isDefault: boolean): string[] {
