@@ -8,6 +8,7 @@
 import type { Config, SiteConfig } from "../config/types.ts";
 import { UpstreamGroup } from "../balancer/group.ts";
 import { compileSiteEdge } from "../edge/edge_policy.ts";
+import type { BucketStoreFactory } from "../edge/rate_limit.ts";
 import type { HostRegistry } from "../health/registry.ts";
 import { ProxyCompression } from "../compress/proxy_compression.ts";
 import type { CompressedFileCache } from "../compress/static_cache.ts";
@@ -37,6 +38,8 @@ export interface CompileDeps {
   readonly client: UpstreamClient;
   /** Compressed small static files, kept across reloads (keys include the file's mtime). */
   readonly fileCache: CompressedFileCache;
+  /** Rate-limit bucket stores; `[cluster]` shares them through Redis. @default per process */
+  readonly stores?: BucketStoreFactory;
 }
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
@@ -108,6 +111,7 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
   const p = site.proxy;
   const edge = compileSiteEdge(site, {
     client: deps.client,
+    stores: deps.stores,
     onForwardAuthError: (err, url) =>
       deps.logger.warn("forward auth service unavailable", {
         site: site.name,

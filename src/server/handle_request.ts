@@ -33,8 +33,8 @@ export interface Services {
   readonly client: UpstreamClient;
   readonly metrics: Metrics;
   readonly webSockets: WebSocketRegistry;
-  /** Answers an ACME HTTP-01 token, or null. */
-  acmeChallenge(token: string): string | null;
+  /** Answers an ACME HTTP-01 token, or null (in a fleet, after asking Redis). */
+  acmeChallenge(token: string): string | null | Promise<string | null>;
 }
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";
@@ -106,7 +106,7 @@ export async function handleRequest(
   };
 
   if (lp.acmeChallenges && pathname.startsWith(ACME_PREFIX)) {
-    const answer = services.acmeChallenge(pathname.slice(ACME_PREFIX.length));
+    const answer = await services.acmeChallenge(pathname.slice(ACME_PREFIX.length));
     if (answer !== null) {
       const target = lookupHost(lp, host);
       record.site = target.kind === "site" ? target.site.name : target.redirect.site.name;

@@ -59,6 +59,8 @@ export interface TlsListenerOptions {
   handshakeTimeoutMs?: number;
   /** Accepting failed (descriptors ran out, or another error). */
   onAcceptError?: (err: Error, shortage: boolean) => void;
+  /** Set SO_REUSEPORT, so that every worker thread accepts on the port. @default false */
+  reusePort?: boolean;
 }
 
 /** A running TLS listener. */
@@ -151,7 +153,7 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
   const addr = await new Promise<{ hostname: string; port: number }>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once("error", onError);
-    server.listen({ host: opts.hostname, port: opts.port }, () => {
+    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       server.off("error", onError);
       const a = server.address() as net.AddressInfo;
       resolve({ hostname: stripV4Mapped(a.address), port: a.port });
