@@ -25,6 +25,7 @@ import { ConnectionGate } from "./connection_gate.ts";
 import { Http2Bridge } from "./h2_bridge.ts";
 import { listenError, ListenerSet } from "./listener_set.ts";
 import type { ListeningAddress, ReloadResult, ServerHandle } from "./types.ts";
+import { resolveWorkerCount } from "../workers/worker_count.ts";
 
 export interface StartOptions {
   /** Overrides `[logging] level` (e.g. `-v`). */
@@ -39,6 +40,12 @@ function errorMessage(err: unknown): string {
 
 /** Starts bws. Rejects (after closing whatever it opened) when a listener cannot start. */
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<ServerHandle> {
+  // server.workers > 1 (SPEC 12): a supervisor and worker threads, see src/workers/.
+  const workers = resolveWorkerCount(config.server.workers);
+  if (workers.count > 1) {
+    const { startSupervisor } = await import("../workers/supervisor.ts");
+    return await startSupervisor(config, workers.count, opts);
+  }
   const startedAt = Date.now();
   const ownLogger = opts.logger === undefined;
   const makeLogger = (cfg: Config) =>
@@ -46,6 +53,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       opts.logLevel ? { ...cfg.logging, level: opts.logLevel } : cfg.logging,
     );
   let logger = makeLogger(config);
+  if (workers.note) logger.warn(workers.note);
   const registry = new HostRegistry();
   const metrics = new Metrics();
   const client = new UpstreamClient();
@@ -191,6 +199,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             ),
           50,
         );
+      }
+      if (next.server.workers !== config.server.workers) {
+        logger.warn("server.workers changes take effect at the next start");
       }
       metrics.reloadSucceeded();
       logger.info("config reloaded", { generation });
