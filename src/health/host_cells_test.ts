@@ -1,0 +1,87 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { HostCells, HostTable } from "./host_cells.ts";
+import { HostState } from "./host_state.ts";
+import type { TableJob } from "../workers/_test_table_worker.ts";
+
+const PASSIVE = { enabled: true, maxFails: 100_000, failTimeout: 60 };
+
+function runThread(job: TableJob): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL("../workers/_test_table_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    w.onmessage = () => {
+      w.terminate();
+      resolve();
+    };
+    w.onerror = (e) => {
+      e.preventDefault();
+      w.terminate();
+      reject(new Error(e.message));
+    };
+    w.postMessage(job);
+  });
+}
+
+describe("HostTable", () => {
+  it("lets threads count into one member: totals and failures add up, in-flight per thread", async () => {
+    const table = HostTable.create(3, 1 << 21);
+    const slot = table.allocate(3)!;
+    const state = new HostState(
+      "s/g/u",
+      { ...PASSIVE, maxFails: 3 },
+      HostCells.inTable(table, slot),
+    );
+    state.configure(PASSIVE); // the owner grows the ring before the workers see the config
+    const rounds = 20_000;
+    await Promise.all([
+      runThread({ kind: "host", shape: table.shape, slot, thread: 1, rounds }),
+      runThread({ kind: "host", shape: table.shape, slot, thread: 2, rounds }),
+    ]);
+    expect(state.totalFailures).toBe(2 * rounds);
+    expect(state.totalRequests).toBe(2 * rounds);
+    expect(state.recentFailures()).toBe(2 * rounds);
+    expect(state.lastError).toMatch(/^thread [12]$/);
+    expect(state.inFlight).toBe(6);
+    table.clearThread(1);
+    expect(state.inFlight).toBe(3);
+    table.clearThread(2);
+    expect(state.inFlight).toBe(0);
+    expect(state.totalRequests).toBe(2 * rounds); // totals survive a thread
+  });
+
+  it("shares an ejection and the active verdict with every thread's view", () => {
+    const table = HostTable.create(2, 1 << 16);
+    const slot = table.allocate(2)!;
+    const passive = { enabled: true, maxFails: 2, failTimeout: 10 };
+    const owner = new HostState("k", passive, HostCells.inTable(table, slot));
+    const view = new HostState(
+      "k",
+      passive,
+      HostCells.inTable(HostTable.attach(table.shape, 1), slot),
+    );
+    view.recordFailure("refused");
+    expect(owner.isLive()).toBe(true);
+    owner.recordFailure("reset");
+    expect(view.isLive()).toBe(false);
+    expect(view.isEjected()).toBe(true);
+    const checker = {};
+    owner.claimActive(checker);
+    owner.recordSuccess(true);
+    expect(view.isLive()).toBe(true);
+    expect(owner.recordCheck(checker, false, 1, 1, "down")).toBe(false);
+    expect(view.isLive()).toBe(false);
+    expect(view.activeUp).toBe(false);
+    expect(view.lastError).toBe("down");
+  });
+
+  it("a full table allocates nothing more; a worker's view allocates nothing", () => {
+    const table = HostTable.create(2, 4096);
+    let n = 0;
+    while (table.allocate(3) !== null) n++;
+    expect(n).toBeGreaterThan(0);
+    expect(table.used).toBeLessThanOrEqual(4096);
+    expect(HostTable.attach(table.shape, 1).allocate(3)).toBeNull();
+  });
+});
