@@ -6,7 +6,7 @@
  */
 
 import { after, before, describe, it } from "node:test";
-import { X509Certificate } from "node:crypto";
+import type { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
 import { expect } from "expect";
