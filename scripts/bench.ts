@@ -6,8 +6,9 @@
  *
  * Flags: `--duration S` (10), `--connections N` (32), `--only bws,nginx,…`, `--large` (1 GiB
  * each way; default 256 MiB), `--no-large`, `--websocket`, `--no-compress` (skip the static
- * compression rows of `bench/compress_rows.ts`), `--profile` (bws under `--cpu-prof`, top
- * self-time functions printed).
+ * compression rows of `bench/compress_rows.ts`), `--no-workers` (skip the `server.workers`
+ * rows of `bench/workers_rows.ts`), `--profile` (bws under `--cpu-prof`, top self-time
+ * functions printed).
  *
  * @module
  */
@@ -15,6 +16,7 @@
 import { parseArgs } from "node:util";
 import { BENCH_HOST } from "./bench/configs.ts";
 import { compressRows } from "./bench/compress_rows.ts";
+import { workersRows } from "./bench/workers_rows.ts";
 import { runLarge } from "./bench/large.ts";
 import { freePort, type Service, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks, statusBytes, treeCpuTicks } from "./bench/proc_stats.ts";
@@ -30,7 +32,8 @@ import { runWrk } from "./bench/wrk.ts";
 
 const MiB = 1024 * 1024;
 const USAGE = `Usage: deno task bench [--duration 10] [--connections 32] [--only bws,nginx]
-                       [--large | --no-large] [--websocket] [--no-compress] [--profile]`;
+                       [--large | --no-large] [--websocket] [--no-compress] [--no-workers]
+                       [--profile]`;
 
 function parseFlags() {
   try {
@@ -44,6 +47,7 @@ function parseFlags() {
         "no-large": { type: "boolean", default: false },
         websocket: { type: "boolean", default: false },
         "no-compress": { type: "boolean", default: false },
+        "no-workers": { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -247,6 +251,19 @@ async function main(): Promise<number> {
       wrk,
       nginx: nginxPath,
       ticksPerSecond,
+    });
+    console.log("");
+    for (const line of lines) console.log(line);
+  }
+  if (!flags["no-workers"]) {
+    const lines = await workersRows({
+      repoRoot,
+      tmp,
+      duration,
+      connections,
+      wrk,
+      ticksPerSecond,
+      backendPort: ctx.backendPort,
     });
     console.log("");
     for (const line of lines) console.log(line);
