@@ -10,12 +10,8 @@ import type { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
 import { expect } from "expect";
-import { parseConfigText } from "../src/config/load.ts";
-import { startServer } from "../src/server/server.ts";
-import type { ServerHandle } from "../src/server/types.ts";
-import type { WorkerControl } from "../src/workers/supervisor.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
-import { memoryLogger } from "./helpers/bws.ts";
+import { WorkersBws } from "./helpers/workers_process.ts";
 import {
   freePort,
   hasPebble,
@@ -69,7 +65,7 @@ describe("ACME with server.workers = 2", { skip: !hasPebble }, () => {
 
   it("the supervisor orders, a worker answers the validation, both serve the certificate", async () => {
     const port = freePort();
-    const config = parseConfigText(
+    const bws = await WorkersBws.start(
       `
 [server]
 workers = 2
@@ -106,11 +102,7 @@ url = "${backend.url}"
 path = "/"
 upstream = "b"
 `,
-      { baseDir: tmp },
     );
-    const handle = await startServer(config, { logger: memoryLogger() }) as
-      & ServerHandle
-      & WorkerControl;
     try {
       const root = await pebble.root();
       let leaf: X509Certificate | undefined;
@@ -123,10 +115,10 @@ upstream = "b"
       for (let i = 0; i < 16; i++) {
         expect((await served(port, root)).serialNumber).toBe(leaf!.serialNumber);
       }
-      const workers = await handle.workers();
+      const workers = await bws.workers();
       expect(workers.every((w) => w.state === "running")).toBe(true);
     } finally {
-      await handle.shutdown();
+      await bws.stop();
     }
   });
 });

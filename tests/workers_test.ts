@@ -1,34 +1,20 @@
 /**
- * `server.workers = 2` (SPEC 12), in process: two worker threads accepting on one port, with the
- * state the SPEC says they share, the management API adding them up, reloads applied to both
- * and a worker that dies restarted. Real sockets, real backends, real threads.
+ * `server.workers = 2` (SPEC 12): two worker threads accepting on one port, with the state the
+ * SPEC says they share, the management API adding them up, reloads applied to both and a worker
+ * that dies restarted. Real sockets, real backends, real threads; bws runs in a process of its
+ * own (tests/helpers/workers_harness.ts) that the test asks what only the server knows.
  */
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import { parseConfigText } from "../src/config/load.ts";
-import { startServer } from "../src/server/server.ts";
-import type { ServerHandle } from "../src/server/types.ts";
-import type { WorkerControl } from "../src/workers/supervisor.ts";
 import { type Backend, deadAddress, rawRequest, startEchoBackend } from "./helpers/backends.ts";
-import { memoryLogger } from "./helpers/bws.ts";
-import { parseProm } from "./helpers/prom_parse.ts";
+import { WorkersBws } from "./helpers/workers_process.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Handle = ServerHandle & WorkerControl;
-
-interface Running {
-  readonly handle: Handle;
-  readonly port: number;
-  readonly logger: ReturnType<typeof memoryLogger>;
-  metrics(): Promise<ReturnType<typeof parseProm>>;
-  status(): Promise<Record<string, any>>;
-}
-
-const running: Running[] = [];
+const running: WorkersBws[] = [];
 const backends: Backend[] = [];
 after(async () => {
-  await Promise.all(running.map((r) => r.handle.shutdown()));
+  await Promise.all(running.map((r) => r.stop()));
   await Promise.all(backends.map((b) => b.close()));
 });
 
@@ -68,27 +54,15 @@ ${extra}
 `;
 }
 
-const parse = (text: string) => parseConfigText(text, { baseDir: Deno.cwd() });
-
-async function start(text: string): Promise<Running> {
-  const logger = memoryLogger();
-  const handle = await startServer(parse(text), { logger }) as Handle;
-  const admin = handle.managementAddress!;
-  const api = `http://${admin.hostname}:${admin.port}`;
-  const r: Running = {
-    handle,
-    port: handle.addresses[0].port,
-    logger,
-    metrics: async () => parseProm(await (await fetch(`${api}/metrics`)).text()),
-    status: async () => await (await fetch(`${api}/api/status`)).json(),
-  };
+async function start(text: string): Promise<WorkersBws> {
+  const r = await WorkersBws.start(text);
   running.push(r);
   return r;
 }
 
-async function stop(r: Running): Promise<void> {
-  await r.handle.shutdown();
+async function stop(r: WorkersBws): Promise<void> {
   running.splice(running.indexOf(r), 1);
+  await r.stop();
 }
 
 function backend(id: string, custom?: Parameters<typeof startEchoBackend>[1]): Backend {
@@ -109,9 +83,8 @@ async function freshGet(port: number, path = "/"): Promise<{ status: number; tex
 }
 
 /** Requests answered by each worker so far. */
-async function perWorker(r: Running): Promise<number[]> {
-  const m = await r.metrics();
-  return [1, 2].map((id) => m.value("bws_worker_requests_total", { worker: String(id) }) ?? 0);
+function perWorker(r: WorkersBws): Promise<number[]> {
+  return r.perWorker();
 }
 
 describe("server.workers = 2", () => {
@@ -157,7 +130,7 @@ describe("server.workers = 2", () => {
     const load = Promise.all([client(), client(), client(), client()]);
     for (let v = 2; v <= 4; v++) {
       await sleep(150);
-      const result = await r.handle.reload(parse(text(String(v))));
+      const result = await r.reload(text(String(v)));
       expect(result).toEqual({ ok: true, generation: v });
     }
     await sleep(150);
@@ -189,9 +162,9 @@ describe("server.workers = 2", () => {
         `[[sites]]\nname = "t"\nhostname = "t.test"\nport = ${taken}\nbind = "127.0.0.1"\n` +
           `static_dir = "."\n`,
       );
-      const result = await r.handle.reload(parse(next));
+      const result = await r.reload(next);
       expect(result.ok).toBe(false);
-      expect(r.handle.generation).toBe(1);
+      expect(await r.generation()).toBe(1);
       for (let i = 0; i < 10; i++) expect((await freshGet(r.port)).status).toBe(200);
     } finally {
       blocker.close();
@@ -226,7 +199,7 @@ attempts = 0
     await a.close();
     let seenDownAt = 0;
     while (performance.now() - killed < 3000) {
-      if (!r.handle.upstreams()[0].members[0].live) {
+      if (!(await r.upstreams())[0].members[0].live) {
         seenDownAt = performance.now();
         break;
       }
@@ -271,7 +244,7 @@ attempts = 0
     expect(after[0]).toBeGreaterThan(before[0] + 4);
     expect(after[1]).toBeGreaterThan(before[1] + 4);
     expect(failures).toBe(4);
-    expect(r.handle.upstreams()[0].members[0]).toMatchObject({ live: false, ejected: true });
+    expect((await r.upstreams())[0].members[0]).toMatchObject({ live: false, ejected: true });
     await stop(r);
   });
 
@@ -302,18 +275,18 @@ attempts = 0
     const deadline = Date.now() + 5000;
     let inFlight = 0;
     while (Date.now() < deadline) {
-      inFlight = r.handle.upstreams()[0].members[0].inFlight;
+      inFlight = (await r.upstreams())[0].members[0].inFlight;
       if (inFlight === 8) break;
       await sleep(20);
     }
     expect(inFlight).toBe(8);
-    const workers = await r.handle.workers();
+    const workers = await r.workers();
     expect(workers[0].inFlight).toBeGreaterThan(0);
     expect(workers[1].inFlight).toBeGreaterThan(0);
     expect(workers[0].inFlight! + workers[1].inFlight!).toBe(8);
     release();
     expect((await Promise.all(pending)).every((a) => a.status === 200)).toBe(true);
-    expect(r.handle.upstreams()[0].members[0].inFlight).toBe(0);
+    expect((await r.upstreams())[0].members[0].inFlight).toBe(0);
     await stop(r);
   });
 
@@ -356,16 +329,16 @@ attempts = 0
     // Slow requests in flight on both workers.
     const slow = Array.from({ length: 8 }, () => freshGet(r.port, "/slow"));
     const until = Date.now() + 5000;
-    let workers = await r.handle.workers();
+    let workers = await r.workers();
     while (Date.now() < until && !(workers[0].inFlight! > 0 && workers[1].inFlight! > 0)) {
       await sleep(20);
-      workers = await r.handle.workers();
+      workers = await r.workers();
     }
     const lost = workers[0].inFlight!;
     expect(lost).toBeGreaterThan(0);
     expect(workers[1].inFlight).toBe(8 - lost);
 
-    r.handle.failWorker(1);
+    await r.fail(1);
     let failures = 0;
     let answered = 0;
     const deadline = Date.now() + 10_000;
@@ -374,7 +347,7 @@ attempts = 0
       const res = await freshGet(r.port).catch(() => ({ status: 0, text: "" }));
       if (res.status === 200) answered++;
       else failures++;
-      const w = (await r.handle.workers())[0];
+      const w = (await r.workers())[0];
       if (w.restarts === 1 && w.state === "running") {
         restarted = true;
         break;
@@ -384,13 +357,13 @@ attempts = 0
     expect(answered).toBeGreaterThan(0);
     // At most a connection the dead thread had accepted is lost.
     expect(failures).toBeLessThanOrEqual(1);
-    expect(r.logger.lines.some((l) => l.includes("worker died; restarting it"))).toBe(true);
+    expect((await r.logs()).some((l) => l.includes("worker died; restarting it"))).toBe(true);
     // The dead worker's requests no longer count as in flight; the other's still do.
-    expect(r.handle.upstreams()[0].members[0].inFlight).toBe(8 - lost);
+    expect((await r.upstreams())[0].members[0].inFlight).toBe(8 - lost);
     release();
     const outcomes = await Promise.all(slow);
     expect(outcomes.filter((o) => o.status === 200).length).toBe(8 - lost);
-    expect(r.handle.upstreams()[0].members[0].inFlight).toBe(0);
+    expect((await r.upstreams())[0].members[0].inFlight).toBe(0);
 
     const before = await perWorker(r);
     for (let i = 0; i < 30; i++) expect((await freshGet(r.port)).status).toBe(200);

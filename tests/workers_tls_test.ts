@@ -7,13 +7,9 @@ import { after, before, describe, it } from "node:test";
 import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { expect } from "expect";
-import { parseConfigText } from "../src/config/load.ts";
-import { startServer } from "../src/server/server.ts";
-import type { ServerHandle } from "../src/server/types.ts";
 import { TestPki } from "../src/tls/test_pki.ts";
-import type { WorkerControl } from "../src/workers/supervisor.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
-import { memoryLogger } from "./helpers/bws.ts";
+import { WorkersBws } from "./helpers/workers_process.ts";
 
 async function curl(pki: TestPki, port: number, proto: string): Promise<string> {
   const out = await new Deno.Command("curl", {
@@ -98,35 +94,31 @@ url = "${backend.url}"
 path = "/"
 upstream = "b"
 `;
-    const parse = () => parseConfigText(text, { baseDir: pki.dir });
-    const handle = await startServer(parse(), { logger: memoryLogger() }) as
-      & ServerHandle
-      & WorkerControl;
+    const bws = await WorkersBws.start(text);
     try {
-      const port = handle.addresses[0].port;
-      expect(handle.addresses[0].tls).toBe(true);
+      const port = bws.port;
       const answers: string[] = [];
       for (let i = 0; i < 12; i++) answers.push(await curl(pki, port, "--http1.1"));
       for (let i = 0; i < 12; i++) answers.push(await curl(pki, port, "--http2"));
       expect(answers.slice(0, 12).every((a) => a === "200 1.1")).toBe(true);
       expect(answers.slice(12).every((a) => a === "200 2")).toBe(true);
-      const workers = await handle.workers();
+      const workers = await bws.workers();
       expect(workers[0].requests).toBeGreaterThan(0);
       expect(workers[1].requests).toBeGreaterThan(0);
 
       const second = await pki.issue("a.test", ["DNS:a.test"]);
       await Deno.copyFile(second.certFile, certFile);
       await Deno.copyFile(second.keyFile, keyFile);
-      expect((await handle.reload(parse())).ok).toBe(true);
+      expect((await bws.reload(text)).ok).toBe(true);
       const serial = new X509Certificate(second.certPem).serialNumber;
-      const before = await handle.workers();
+      const before = await bws.workers();
       for (let i = 0; i < 16; i++) expect(await servedSerial(port, pki.caPem)).toBe(serial);
       for (let i = 0; i < 16; i++) expect(await curl(pki, port, "--http1.1")).toBe("200 1.1");
-      const after = await handle.workers();
+      const after = await bws.workers();
       expect(after[0].requests).toBeGreaterThan(before[0].requests);
       expect(after[1].requests).toBeGreaterThan(before[1].requests);
     } finally {
-      await handle.shutdown();
+      await bws.stop();
     }
   });
 });

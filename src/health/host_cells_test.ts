@@ -2,31 +2,36 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import { HostCells, HostTable } from "./host_cells.ts";
 import { HostState } from "./host_state.ts";
-import type { TableJob } from "../workers/_test_table_worker.ts";
+import { type TableJob, waitStarted } from "../workers/_test_table_worker.ts";
 
 const PASSIVE = { enabled: true, maxFails: 100_000, failTimeout: 60 };
 
-function runThread(job: TableJob): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(new URL("../workers/_test_table_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    w.onmessage = () => {
-      w.terminate();
-      resolve();
-    };
+/** Runs `job` on another thread and `mine` on this one at the same time. */
+async function together(job: TableJob, mine: () => void): Promise<void> {
+  const started = new Int32Array(new SharedArrayBuffer(4));
+  const w = new Worker(new URL("../workers/_test_table_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    w.onmessage = () => resolve();
     w.onerror = (e) => {
       e.preventDefault();
-      w.terminate();
       reject(new Error(e.message));
     };
-    w.postMessage(job);
   });
+  w.postMessage({ ...job, started });
+  try {
+    expect(waitStarted(started)).toBe(true);
+    mine();
+    await done;
+  } finally {
+    w.terminate();
+  }
 }
 
 describe("HostTable", () => {
   it("lets threads count into one member: totals and failures add up, in-flight per thread", async () => {
-    const table = HostTable.create(3, 1 << 21);
+    const table = HostTable.create(2, 1 << 21);
     const slot = table.allocate(3)!;
     const state = new HostState(
       "s/g/u",
@@ -35,18 +40,22 @@ describe("HostTable", () => {
     );
     state.configure(PASSIVE); // the owner grows the ring before the workers see the config
     const rounds = 20_000;
-    await Promise.all([
-      runThread({ kind: "host", shape: table.shape, slot, thread: 1, rounds }),
-      runThread({ kind: "host", shape: table.shape, slot, thread: 2, rounds }),
-    ]);
+    await together({ kind: "host", shape: table.shape, slot, thread: 1, rounds }, () => {
+      for (let i = 0; i < rounds; i++) {
+        state.addInFlight(1);
+        state.recordFailure("thread 0");
+        state.addInFlight(-1);
+      }
+      state.addInFlight(3);
+    });
     expect(state.totalFailures).toBe(2 * rounds);
     expect(state.totalRequests).toBe(2 * rounds);
     expect(state.recentFailures()).toBe(2 * rounds);
-    expect(state.lastError).toMatch(/^thread [12]$/);
+    expect(state.lastError).toMatch(/^thread [01]$/);
     expect(state.inFlight).toBe(6);
     table.clearThread(1);
     expect(state.inFlight).toBe(3);
-    table.clearThread(2);
+    table.clearThread(0);
     expect(state.inFlight).toBe(0);
     expect(state.totalRequests).toBe(2 * rounds); // totals survive a thread
   });

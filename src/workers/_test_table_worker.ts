@@ -10,10 +10,23 @@ import { HostState } from "../health/host_state.ts";
 import { SharedBucketStore } from "./shared_bucket_store.ts";
 import { SharedKeyTable } from "./shared_key_table.ts";
 
-/** What the test asks the thread to do. */
+/** What the test asks the thread to do; it sets `started[0]` to 1 as it begins. */
 export type TableJob =
-  | { kind: "buckets"; buffer: SharedArrayBuffer; takes: number; burst: number }
-  | { kind: "host"; shape: HostTableShape; slot: number; thread: number; rounds: number };
+  & { started?: Int32Array }
+  & (
+    | { kind: "buckets"; buffer: SharedArrayBuffer; takes: number; burst: number }
+    | { kind: "host"; shape: HostTableShape; slot: number; thread: number; rounds: number }
+  );
+
+/**
+ * Spins until a thread that got a job with `started` has begun (so the caller's own loop runs
+ * at the same time as its loop); false after `ms`.
+ */
+export function waitStarted(started: Int32Array, ms = 10_000): boolean {
+  const end = Date.now() + ms;
+  while (Atomics.load(started, 0) === 0) if (Date.now() > end) return false;
+  return true;
+}
 
 const scope = self as unknown as {
   onmessage: ((e: MessageEvent<TableJob>) => void) | null;
@@ -22,6 +35,7 @@ const scope = self as unknown as {
 
 scope.onmessage = (e: MessageEvent<TableJob>) => {
   const job = e.data;
+  if (job.started) Atomics.store(job.started, 0, 1);
   if (job.kind === "buckets") {
     const store = new SharedBucketStore(
       new SharedKeyTable(job.buffer),

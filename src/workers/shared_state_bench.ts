@@ -15,7 +15,7 @@ import { HostCells, HostTable } from "../health/host_cells.ts";
 import { HostState } from "../health/host_state.ts";
 import { SharedBucketStore } from "./shared_bucket_store.ts";
 import { SharedKeyTable } from "./shared_key_table.ts";
-import type { TableJob } from "./_test_table_worker.ts";
+import { type TableJob, waitStarted } from "./_test_table_worker.ts";
 
 const N = Number(Deno.args[0] ?? 1_000_000);
 const PASSIVE = { enabled: true, maxFails: 3, failTimeout: 10 };
@@ -45,9 +45,16 @@ time("rate limit take, shared table", N, () => {
 // The same, while another thread takes from the same table (same keys: same locks).
 const worker = new Worker(new URL("./_test_table_worker.ts", import.meta.url), { type: "module" });
 const busy = new Promise<void>((resolve) => (worker.onmessage = () => resolve()));
-const job: TableJob = { kind: "buckets", buffer: table.buffer, takes: 4 * N, burst: 1e9 };
+const started = new Int32Array(new SharedArrayBuffer(4));
+const job: TableJob = {
+  kind: "buckets",
+  buffer: table.buffer,
+  takes: 4 * N,
+  burst: 1e9,
+  started,
+};
 worker.postMessage(job);
-await new Promise((r) => setTimeout(r, 50));
+waitStarted(started);
 time("rate limit take, shared table, another thread taking too", N, () => {
   for (let i = 0; i < N; i++) shared.take(keys[i % 1000], 1, now + i);
 });
