@@ -16,12 +16,15 @@ import type { ListenerCertificatesData } from "./protocol.ts";
 
 /** The {@linkcode CertificateSource} of a worker's listeners. */
 export class WorkerCertificates implements CertificateSource {
-  #byListener = new Map<string, ListenerCertificatesData>();
+  readonly #byListener = new Map<string, ListenerCertificatesData>();
   readonly #listeners = new Map<string, TlsListener>();
 
-  /** The certificates of the config about to be applied. */
+  /**
+   * The certificates of the config about to be applied (a listener it does not name keeps its
+   * own: it may be reopened on the old config if the reload fails).
+   */
   set(entries: readonly (readonly [string, ListenerCertificatesData])[]): void {
-    this.#byListener = new Map(entries);
+    for (const [key, data] of entries) this.#byListener.set(key, data);
   }
 
   /** A certificate the supervisor obtained for `name` on listener `key`. */

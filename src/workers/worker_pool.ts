@@ -231,10 +231,11 @@ export class WorkerPool {
     method: K,
     args: ApplyArgs,
   ): Promise<BoundListener[]> {
-    if (s.rpc === null) {
-      return Promise.reject(new Error(`Cannot configure worker ${s.id}: it is not running`));
-    }
-    return s.rpc.call(method, args);
+    // A worker being (re)started gets the config once it is ready.
+    return s.ready.catch(() => {}).then(() => {
+      if (s.rpc === null) throw new Error(`Cannot configure worker ${s.id}: it is not running`);
+      return s.rpc.call(method, args);
+    });
   }
 
   /** Starts a thread for `s` and waits until it is ready and (when there is one) configured. */

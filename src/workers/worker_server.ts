@@ -142,7 +142,12 @@ export class WorkerServer {
     const prev = this.#plan;
     const logger = this.#loggerFor(config);
     this.#registry.assign(args.slots);
-    this.#ports = new Map(args.ports);
+    // A listener this worker keeps (or reopens, should the reload fail) keeps its port.
+    const ports = new Map(args.ports);
+    for (const l of this.#listeners.running.values()) {
+      if (l.lp.port === 0 && !ports.has(l.lp.key)) ports.set(l.lp.key, l.addr.port);
+    }
+    this.#ports = ports;
     this.#probe = new Set(args.probe);
     this.#certificates.set(args.certificates);
     const next = compilePlan(config, args.generation, {
