@@ -4,8 +4,8 @@
  * @module
  */
 
-import { resolveWorkerCount } from "../workers/worker_count.ts";
 import type { Config, EdgeTables, SiteConfig } from "./types.ts";
+import { resolveWorkerCount } from "../workers/worker_count.ts";
 
 /**
  * Keys whose behaviour is not implemented yet; the summary marks them "(not active yet)".

@@ -15,6 +15,7 @@ import { Metrics } from "../admin/metrics.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { WebSocketRegistry } from "../websocket/websocket_registry.ts";
 import { compilePlan } from "../plan/compile_plan.ts";
+import { resolveWorkerCount } from "../workers/worker_count.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
 import type { Plan } from "../plan/plan_types.ts";
 import { preflightConfig } from "./preflight.ts";
@@ -25,7 +26,6 @@ import { ConnectionGate } from "./connection_gate.ts";
 import { Http2Bridge } from "./h2_bridge.ts";
 import { listenError, ListenerSet } from "./listener_set.ts";
 import type { ListeningAddress, ReloadResult, ServerHandle } from "./types.ts";
-import { resolveWorkerCount } from "../workers/worker_count.ts";
 
 export interface StartOptions {
   /** Overrides `[logging] level` (e.g. `-v`). */

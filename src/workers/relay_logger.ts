@@ -22,12 +22,23 @@ export class RelayLogger implements Logger {
   readonly #send: (records: LogRecord[]) => void;
   readonly #threshold: number;
   readonly #access: boolean;
+  readonly #worker: number | undefined;
   #batch: LogRecord[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  constructor(cfg: LoggingConfig, send: (records: LogRecord[]) => void, level?: LogLevel) {
+  /**
+   * @param level overrides `cfg.level` (`-v`)
+   * @param worker added to every message line as the `worker` field
+   */
+  constructor(
+    cfg: LoggingConfig,
+    send: (records: LogRecord[]) => void,
+    level?: LogLevel,
+    worker?: number,
+  ) {
     this.#send = send;
+    this.#worker = worker;
     this.#threshold = LEVEL_RANK[level ?? cfg.level] ?? LEVEL_RANK.info;
     this.#access = cfg.accessLog;
   }
@@ -80,7 +91,13 @@ export class RelayLogger implements Logger {
 
   #line(level: Exclude<LogLevel, never>, msg: string, fields?: LogFields): void {
     if (LEVEL_RANK[level] < this.#threshold) return;
-    this.#push({ kind: "line", level, msg, fields: fields && plain(fields) });
+    const all = fields ? plain(fields) : {};
+    this.#push({
+      kind: "line",
+      level,
+      msg,
+      fields: this.#worker === undefined ? all : { ...all, worker: this.#worker },
+    });
   }
 
   #push(record: LogRecord): void {

@@ -12,7 +12,6 @@
  */
 
 import { Metrics } from "../admin/metrics.ts";
-import { header, labels } from "../admin/prom_text.ts";
 import { RequestSeries, SERIES_SECONDS, sharedSeriesBuffer } from "../admin/request_series.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
 import { loadConfigFile } from "../config/load.ts";
@@ -21,7 +20,6 @@ import { ConfigError } from "../config/types.ts";
 import { HostTable } from "../health/host_cells.ts";
 import { HostRegistry } from "../health/registry.ts";
 import { createLogger } from "../log/create_logger.ts";
-import type { Logger } from "../log/types.ts";
 import { compilePlan } from "../plan/compile_plan.ts";
 import type { Plan } from "../plan/plan_types.ts";
 import { CertificateSet } from "../server/certificates.ts";
@@ -33,10 +31,11 @@ import type { ListeningAddress, ReloadResult, ServerHandle } from "../server/typ
 import type { TlsListener } from "../tls/listener.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { mergeExpositions } from "./metrics_merge.ts";
+import { supervisorFamily, workerFamilies, writeRecords } from "./worker_metrics.ts";
 import type { ListenerCertificatesData, LogRecord, SupervisorMethods } from "./protocol.ts";
 import { sharedBucketStores } from "./shared_bucket_store.ts";
 import { SharedKeyTable } from "./shared_key_table.ts";
-import { WorkerPool } from "./worker_pool.ts";
+import { type WorkerInfo, WorkerPool } from "./worker_pool.ts";
 
 /** Shared memory for upstream members: ~330 bytes each with 2 workers; untouched pages cost
  * nothing. */
@@ -45,13 +44,6 @@ const HOST_TABLE_BYTES = 8 * 1024 * 1024;
 const BUCKET_ENTRIES = 1 << 17;
 /** Client addresses with open connections each worker counts at once (per-address limit). */
 const ADDRESS_ENTRIES = 1 << 16;
-
-/** Families the supervisor renders itself; the workers' copies of them are ignored. */
-function supervisorFamily(name: string): boolean {
-  return name === "bws_config_generation" || name === "bws_config_reloads_total" ||
-    name === "bws_uptime_seconds" ||
-    (name.startsWith("bws_upstream_") && name !== "bws_upstream_connections");
-}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -395,63 +387,7 @@ export async function startSupervisor(
 /** What a supervisor's handle offers beyond {@linkcode ServerHandle} (tests, embedding). */
 export interface WorkerControl {
   /** Every worker's state, as `/api/status` lists it. */
-  workers(): Promise<ReturnType<WorkerPool["info"]>>;
+  workers(): Promise<WorkerInfo[]>;
   /** Makes worker `id` fail as a bug would (an uncaught error): it is restarted. */
   failWorker(id: number): void;
-}
-
-/** Writes the records a worker relayed. */
-function writeRecords(logger: Logger, records: readonly LogRecord[]): void {
-  for (const r of records) {
-    if (r.kind === "access") logger.access(r.entry);
-    else logger[r.level](r.msg, r.fields);
-  }
-}
-
-/** The per-worker families of `/metrics`. */
-function workerFamilies(workers: ReturnType<WorkerPool["info"]>): string {
-  const out: string[] = [];
-  const family = (
-    name: string,
-    type: "counter" | "gauge",
-    help: string,
-    value: (w: (typeof workers)[number]) => number | null,
-  ) => {
-    out.push(header(name, type, help));
-    for (const w of workers) {
-      const v = value(w);
-      if (v !== null) out.push(`${name}${labels([["worker", String(w.id)]])} ${v}\n`);
-    }
-  };
-  family(
-    "bws_worker_up",
-    "gauge",
-    "1 while the worker thread runs and answers.",
-    (w) => w.state === "running" && w.inFlight !== null ? 1 : 0,
-  );
-  family(
-    "bws_worker_requests_total",
-    "counter",
-    "Requests answered by each worker thread.",
-    (w) => w.requests,
-  );
-  family(
-    "bws_worker_connections",
-    "gauge",
-    "Client connections open on each worker thread.",
-    (w) => w.connections,
-  );
-  family(
-    "bws_worker_in_flight",
-    "gauge",
-    "Requests in progress on each worker thread.",
-    (w) => w.inFlight,
-  );
-  family(
-    "bws_worker_restarts_total",
-    "counter",
-    "Times each worker thread was restarted after it died.",
-    (w) => w.restarts,
-  );
-  return out.join("");
 }

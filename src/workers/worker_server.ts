@@ -216,6 +216,7 @@ export class WorkerServer {
       config.logging,
       (records) => this.#link.log(records),
       this.#init.logLevel,
+      this.#init.id,
     );
   }
 
@@ -224,6 +225,7 @@ export class WorkerServer {
       { level: "info", format: "text", accessLog: false, output: "stderr", filePath: "" },
       (records) => this.#link.log(records),
       this.#init.logLevel,
+      this.#init.id,
     );
   }
 }
