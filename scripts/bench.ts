@@ -1,39 +1,73 @@
 /**
- * `deno task bench`: bws beside a minimal Deno proxy, nginx, HAProxy and Caddy (when installed),
- * each as its own process in front of one shared backend, loaded with wrk on loopback. Prints
- * requests/s, p99 and CPU µs per request of the proxy's process tree, as ratios to nginx (or to
- * the minimal Deno proxy when nginx is missing), then a large-body memory check through bws.
+ * `deno task bench`: bws beside a minimal Deno proxy, two Deno floors (a raw `Deno.listen`
+ * front end and `Deno.serve`, each with a raw upstream pool), nginx (bare and doing bws's
+ * per-request work), HAProxy and Caddy (when installed), each as its own process in front of
+ * one shared backend, loaded with wrk on loopback. Prints requests/s, p99 and CPU µs per
+ * request of the proxy's process tree, as ratios to nginx (or to the minimal Deno proxy when
+ * nginx is missing), the CPU bars bws is held to, then HTTPS rows (one certificate, and SNI
+ * with two) beside nginx with the same certificates, then a large-body memory check through
+ * bws. `--websocket` runs the WebSocket rows instead: CPU per relayed message of bws beside
+ * nginx (and HAProxy, Caddy and two Deno floors).
  *
- * Flags: `--duration S` (10), `--connections N` (32), `--only bws,nginx,…`, `--large` (1 GiB
- * each way; default 256 MiB), `--no-large`, `--websocket`, `--no-compress` (skip the static
- * compression rows of `bench/compress_rows.ts`), `--no-workers` (skip the `server.workers`
- * rows of `bench/workers_rows.ts`), `--profile` (bws under `--cpu-prof`, top self-time
+ * With taskset and two or more CPUs, the proxy under test runs alone on the last CPU and the
+ * backend and wrk on the others (`--no-pin` turns it off); the WebSocket rows are not pinned.
+ *
+ * Every proxy of a table runs from the start and they take turns under load, `--rounds` times
+ * (see scripts/bench/measure.ts), so ratios are not at the mercy of when other work on a shared
+ * machine happened to run.
+ *
+ * Then bws with and without edge protection on the bench route (`scripts/bench/edge_rows.ts`;
+ * `--only bws-edge` runs just that), the static compression rows (`bench/compress_rows.ts`),
+ * and bws with one thread and with two worker threads, unpinned (`bench/workers_rows.ts`).
+ *
+ * Flags: `--duration S` (10, measured seconds per proxy), `--rounds N` (5), `--connections N`
+ * (32), `--only bws,nginx,…`, `--large` (1 GiB each way; default 256 MiB), `--no-large`,
+ * `--no-https`, `--websocket`, `--no-pin`, `--no-compress`, `--no-workers`, `--profile` (bws
+ * under `--cpu-prof`, top self-time
  * functions printed).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { BENCH_HOST } from "./bench/configs.ts";
+import { BENCH_HOST, TLS_NAME } from "./bench/configs.ts";
 import { compressRows } from "./bench/compress_rows.ts";
-import { workersRows } from "./bench/workers_rows.ts";
+import { runHttpsRows } from "./bench/https_rows.ts";
 import { runLarge } from "./bench/large.ts";
-import { freePort, type Service, tail, waitReady, which } from "./bench/process.ts";
-import { clockTicks, statusBytes, treeCpuTicks } from "./bench/proc_stats.ts";
+import {
+  describeRound,
+  type LoadOptions,
+  measureInTurns,
+  type RowTarget,
+  slotSeconds,
+} from "./bench/measure.ts";
+import { freePort, type Service, ServiceSet, tail, waitReady, which } from "./bench/process.ts";
+import { clockTicks } from "./bench/proc_stats.ts";
 import { busyByFile, summarizeCpuProfile } from "./bench/cpu_profile.ts";
+import { runEdgeRows } from "./bench/edge_rows.ts";
 import {
   ALL_PROXIES,
   type BenchContext,
+  type ProxySpec,
   startDenoBackend,
   startNginxBackend,
 } from "./bench/proxies.ts";
-import { formatTable, type Row, verdicts } from "./bench/report.ts";
-import { runWrk } from "./bench/wrk.ts";
+import {
+  formatTable,
+  formatWsTable,
+  HTTPS_ROWS,
+  httpsLines,
+  verdicts,
+  wsVerdict,
+} from "./bench/report.ts";
+import { runWebSocketRows, WS_RELAY_NAMES } from "./bench/ws_rows.ts";
+import { workersRows } from "./bench/workers_rows.ts";
 
 const MiB = 1024 * 1024;
-const USAGE = `Usage: deno task bench [--duration 10] [--connections 32] [--only bws,nginx]
-                       [--large | --no-large] [--websocket] [--no-compress] [--no-workers]
-                       [--profile]`;
+const USAGE = `Usage: deno task bench [--duration 10] [--rounds 5] [--connections 32]
+                       [--only bws,nginx] [--large | --no-large] [--no-https] [--no-pin]
+                       [--no-compress] [--no-workers] [--profile]
+       deno task bench --websocket [--only bws,nginx]`;
 
 function parseFlags() {
   try {
@@ -42,11 +76,14 @@ function parseFlags() {
       options: {
         duration: { type: "string", default: "10" },
         connections: { type: "string", default: "32" },
+        rounds: { type: "string", default: "5" },
         only: { type: "string" },
         large: { type: "boolean", default: false },
         "no-large": { type: "boolean", default: false },
+        "no-https": { type: "boolean", default: false },
         websocket: { type: "boolean", default: false },
         "no-compress": { type: "boolean", default: false },
+        "no-pin": { type: "boolean", default: false },
         "no-workers": { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -64,37 +101,39 @@ if (flags.help) {
 }
 const duration = Number(flags.duration);
 const connections = Number(flags.connections);
-if (!(duration >= 1 && duration <= 600) || !(connections >= 1 && connections <= 10_000)) {
+const rounds = Number(flags.rounds);
+if (
+  !(duration >= 1 && duration <= 600) || !(connections >= 1 && connections <= 10_000) ||
+  !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 100)
+) {
   console.error(
-    `Cannot run benchmark: --duration must be 1-600 s, --connections 1-10000\n${USAGE}`,
+    "Cannot run benchmark: --duration must be 1-600 s, --connections 1-10000, --rounds " +
+      `1-100\n${USAGE}`,
   );
   Deno.exit(2);
 }
 const only = flags.only?.split(",").map((s) => s.trim()).filter(Boolean);
+const known = new Set([...ALL_PROXIES.map((p) => p.name), ...WS_RELAY_NAMES, "bws-edge"]);
+const unknown = only?.filter((name) => !known.has(name)) ?? [];
+if (unknown.length > 0) {
+  console.error(
+    `Cannot run benchmark: --only names unknown rows "${unknown.join(",")}" (known: ` +
+      `${[...known].join(", ")})\n${USAGE}`,
+  );
+  Deno.exit(2);
+}
 const largeBytes = flags["no-large"] ? 0 : flags.large ? 1024 * MiB : 256 * MiB;
 const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-const services = new Set<Service>();
+const services = new ServiceSet();
 const tmp = await Deno.makeTempDir({ prefix: "bws-bench-" });
 let cleaned = false;
 
 async function cleanup(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
-  await Promise.all([...services].map((s) => s.stop()));
-  services.clear();
+  await services.stopAll();
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
-}
-
-async function track(service: Promise<Service>): Promise<Service> {
-  const s = await service;
-  services.add(s);
-  return s;
-}
-
-async function untrack(service: Service): Promise<void> {
-  await service.stop();
-  services.delete(service);
 }
 
 const onInterrupt = () => {
@@ -104,9 +143,29 @@ const onInterrupt = () => {
 Deno.addSignalListener("SIGINT", onInterrupt);
 Deno.addSignalListener("SIGTERM", onInterrupt);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * CPU lists for the proxy under test (the last CPU) and for everything else (the others, this
+ * process included), or undefined when pinning is off, taskset is missing or fails, or there
+ * is one CPU.
+ */
+async function pinning(): Promise<{ proxy: string; load: string } | undefined> {
+  const cpus = navigator.hardwareConcurrency;
+  if (flags["no-pin"] || cpus < 2 || !(await which("taskset"))) return undefined;
+  const proxy = String(cpus - 1);
+  const load = cpus === 2 ? "0" : `0-${cpus - 2}`;
+  const self = await new Deno.Command("taskset", {
+    args: ["-a", "-p", "-c", load, String(Deno.pid)],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => undefined);
+  return self?.success ? { proxy, load } : undefined;
+}
 
 async function main(): Promise<number> {
+  if (flags.websocket) {
+    await websocket();
+    return 0;
+  }
   const wrk = await which("wrk");
   if (!wrk) {
     console.error('Cannot run benchmark "wrk": not installed (apt-get install wrk)');
@@ -114,6 +173,7 @@ async function main(): Promise<number> {
   }
   const ticksPerSecond = await clockTicks();
   const nginxPath = await which("nginx");
+  const pins = await pinning();
   const streamPort = freePort();
   const ctx: BenchContext = {
     repoRoot,
@@ -121,15 +181,27 @@ async function main(): Promise<number> {
     backendPort: nginxPath ? freePort() : streamPort,
     streamPort,
     bwsDenoFlags: flags.profile ? ["--cpu-prof", `--cpu-prof-dir=${tmp}/profile`] : [],
+    proxyCpus: pins?.proxy,
+    loadCpus: pins?.load,
+  };
+  const load: LoadOptions = {
+    connections,
+    duration,
+    rounds,
+    wrk,
+    cpus: pins?.load,
+    ticksPerSecond,
   };
 
   // One backend for everyone; the Deno backend also serves the large-body routes.
   const needStream = largeBytes > 0 || !nginxPath;
-  const stream = needStream ? await track(startDenoBackend(ctx, ctx.streamPort)) : undefined;
+  const stream = needStream
+    ? await services.track(startDenoBackend(ctx, ctx.streamPort))
+    : undefined;
   if (stream) await waitReady(stream, `http://127.0.0.1:${ctx.streamPort}/`);
   let backendNote: string;
   if (nginxPath) {
-    const backend = await track(startNginxBackend(ctx, nginxPath));
+    const backend = await services.track(startNginxBackend(ctx, nginxPath));
     await waitReady(backend, `http://127.0.0.1:${ctx.backendPort}/`);
     backendNote = 'backend: nginx (1 worker) returning "hello world\\n"';
   } else {
@@ -137,13 +209,19 @@ async function main(): Promise<number> {
   }
 
   console.log(
-    `bws bench: wrk -t1 -c${connections} -d${duration}s --latency, Host: ${BENCH_HOST}, ` +
-      `path /api/bench; ${navigator.hardwareConcurrency} CPUs; ${backendNote}`,
+    `bws bench: wrk -t1 -c${connections} --latency, Host: ${BENCH_HOST}, path /api/bench; ` +
+      `each proxy ${rounds} x ${slotSeconds(duration, rounds)} s, taking turns; ` +
+      `${navigator.hardwareConcurrency} CPUs; ` +
+      (pins
+        ? `proxy pinned to CPU ${pins.proxy}, backend and wrk to CPU ${pins.load}`
+        : "nothing pinned") +
+      `; ${backendNote}`,
   );
-  const rows: Row[] = [];
   const notes: string[] = [];
   const largeLines: string[] = [];
 
+  // Every proxy runs from the start; they take turns under load (see measure.ts).
+  const running: { spec: ProxySpec; target: RowTarget; port: number; binaryPath: string }[] = [];
   for (const spec of ALL_PROXIES) {
     if (only && !only.includes(spec.name)) continue;
     const binaryPath = await which(spec.binary);
@@ -153,66 +231,47 @@ async function main(): Promise<number> {
     }
     const port = freePort();
     const url = `http://127.0.0.1:${port}/api/bench`;
+    const headers = { Host: BENCH_HOST };
     let service: Service | undefined;
     try {
-      service = await track(spec.start(ctx, port, binaryPath));
-      await waitReady(service, url, { Host: BENCH_HOST }, 30_000);
-      const check = await fetch(url, { headers: { Host: BENCH_HOST } });
-      const body = await check.text();
+      service = await services.track(spec.start(ctx, port, binaryPath));
+      await waitReady(service, url, headers, 30_000);
+      const body = await (await fetch(url, { headers })).text();
       if (body !== "hello world\n") {
         throw new Error(`Cannot benchmark "${spec.name}": unexpected body ${JSON.stringify(body)}`);
       }
-      await runWrk({ url, connections, duration: 1, headers: { Host: BENCH_HOST }, binary: wrk });
-      await sleep(200);
-      const before = treeCpuTicks(service.pid);
-      const result = await runWrk({
-        url,
-        connections,
-        duration,
-        headers: { Host: BENCH_HOST },
-        binary: wrk,
-      });
-      const after = treeCpuTicks(service.pid);
-      const cpuMicros = ((after - before) / ticksPerSecond) * 1e6;
-      const row: Row = {
-        name: spec.name,
-        requestsPerSecond: result.requestsPerSecond,
-        p99Ms: result.p99Ms,
-        cpuMicrosPerRequest: result.requests > 0 ? cpuMicros / result.requests : NaN,
-        requests: result.requests,
-        non2xx: result.non2xx,
-        socketErrors: result.socketErrors,
-        peakRss: spec.name === "bws" ? statusBytes(service.pid, "VmHWM") : undefined,
-      };
-      rows.push(row);
+      const target = { name: spec.name, service, url, headers, peakRss: spec.name === "bws" };
+      running.push({ spec, target, port, binaryPath });
       notes.push(spec.note);
-      console.log(
-        `  ${spec.name}: ${row.requestsPerSecond.toFixed(0)} req/s, p99 ${
-          row.p99Ms.toFixed(2)
-        } ms, ` +
-          `${row.cpuMicrosPerRequest.toFixed(1)} µs CPU/req` +
-          (row.non2xx || row.socketErrors
-            ? `, ${row.non2xx} non-2xx, ${row.socketErrors} socket errors`
-            : ""),
-      );
-      if (spec.name === "bws" && largeBytes > 0 && stream) {
-        largeLines.push(...await large(spec.name, service, port));
-      }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       notes.push(`${spec.name}: FAILED: ${message.split("\n")[0]}`);
       console.error(message);
-    } finally {
-      if (service) await untrack(service);
+      if (service) await services.stop(service);
     }
-    if (spec.name === "bws" && flags.profile) await printProfile();
+  }
+  const { rows, failures } = await measureInTurns(
+    running.map((r) => r.target),
+    load,
+    (round, cpu) => console.log(describeRound(round, cpu)),
+  );
+  for (const [name, message] of failures) notes.push(`${name}: FAILED: ${message}`);
+
+  for (const { spec, target, port, binaryPath } of running) {
+    if (spec.name === "bws" && largeBytes > 0 && stream && !failures.has("bws")) {
+      try {
+        largeLines.push(...await large(spec.name, target.service, port));
+      } catch (error) {
+        largeLines.push(`large bodies through bws: FAILED: ${error}`);
+      }
+    }
     if (spec.name === "deno-minimal" && largeBytes > 0 && stream) {
       // For comparison: the same transfers through a second minimal proxy in front of the
       // Deno backend (the first one fronts the shared backend, which has no large routes).
       let minimal: Service | undefined;
       const minimalPort = freePort();
       try {
-        minimal = await track(
+        minimal = await services.track(
           spec.start({ ...ctx, backendPort: ctx.streamPort }, minimalPort, binaryPath),
         );
         await waitReady(minimal, `http://127.0.0.1:${minimalPort}/`);
@@ -220,9 +279,17 @@ async function main(): Promise<number> {
       } catch (error) {
         largeLines.push(`large bodies through deno-minimal: FAILED: ${error}`);
       } finally {
-        if (minimal) await untrack(minimal);
+        if (minimal) await services.stop(minimal);
       }
     }
+  }
+  for (const { target } of running) await services.stop(target.service);
+  if (flags.profile && running.some((r) => r.spec.name === "bws")) await printProfile();
+
+  let https: Awaited<ReturnType<typeof runHttpsRows>> | undefined;
+  if (!flags["no-https"]) {
+    console.log(`HTTPS rows (wrk over TLS, keep-alive, SNI "${TLS_NAME}"):`);
+    https = await runHttpsRows({ ctx, services, load, nginxPath, only });
   }
 
   const baseline = rows.some((r) => r.name === "nginx")
@@ -234,13 +301,23 @@ async function main(): Promise<number> {
   console.log(formatTable(rows, baseline));
   console.log("");
   for (const line of verdicts(rows)) console.log(line);
+  if (https && https.rows.length > 0) {
+    const httpsBase = https.rows.some((r) => r.name === HTTPS_ROWS.sameWorkOne)
+      ? HTTPS_ROWS.sameWorkOne
+      : undefined;
+    console.log("");
+    console.log(formatTable(https.rows, httpsBase));
+    console.log("");
+    for (const line of httpsLines(https.rows)) console.log(line);
+  }
   for (const line of largeLines) console.log(line);
   console.log("");
   for (const note of notes) console.log(`note: ${note}`);
+  for (const note of https?.notes ?? []) console.log(`note: https: ${note}`);
   console.log(
     "note: CPU µs/req = utime+stime delta of the proxy's process tree (/proc, " +
-      `${ticksPerSecond} ticks/s) over the wrk run / completed requests; the backend and wrk ` +
-      "are not counted.",
+      `${ticksPerSecond} ticks/s) over its wrk slots / requests completed in them; the ` +
+      "backend and wrk are not counted.",
   );
   if (!flags["no-compress"]) {
     const lines = await compressRows({
@@ -255,11 +332,25 @@ async function main(): Promise<number> {
     console.log("");
     for (const line of lines) console.log(line);
   }
-  if (!flags["no-workers"]) {
+  if (!only || only.includes("bws-edge")) {
+    const opts = {
+      ctx,
+      wrk,
+      connections,
+      duration: slotSeconds(duration, rounds),
+      rounds,
+      ticksPerSecond,
+      track: (s: Promise<Service>) => services.track(s),
+      untrack: (s: Service) => services.stop(s),
+    };
+    for (const line of ["", ...await runEdgeRows(opts)]) console.log(line);
+  }
+  if (!flags["no-workers"] && (!only || only.includes("bws"))) {
     const lines = await workersRows({
       repoRoot,
       tmp,
-      duration,
+      duration: slotSeconds(duration, rounds),
+      rounds,
       connections,
       wrk,
       ticksPerSecond,
@@ -268,7 +359,6 @@ async function main(): Promise<number> {
     console.log("");
     for (const line of lines) console.log(line);
   }
-  if (flags.websocket) await websocket();
   return 0;
 }
 
@@ -328,34 +418,34 @@ async function printProfile(): Promise<void> {
   console.log("bws CPU profile: none written (bws must exit cleanly on SIGTERM)");
 }
 
-/** Runs the WebSocket relay benchmark when another engineer's script exists. */
+/** CPU per relayed WebSocket message through bws and the other relays; prints the table. */
 async function websocket(): Promise<void> {
-  const path = `${repoRoot}/src/websocket/relay_bench.ts`;
-  try {
-    await Deno.stat(path);
-  } catch {
-    console.log("websocket: skipped, src/websocket/relay_bench.ts does not exist yet");
-    return;
-  }
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", path],
-    cwd: repoRoot,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const guard = setTimeout(() => child.kill("SIGKILL"), 120_000);
-  try {
-    const out = await child.output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    console.log(`websocket (src/websocket/relay_bench.ts, exit ${out.code}):`);
-    for (const line of text.split("\n").slice(-20)) console.log(`  ${line}`);
-    if (!out.success) {
-      console.log(new TextDecoder().decode(out.stderr).trim().split("\n").slice(-5).join("\n"));
-    }
-  } finally {
-    clearTimeout(guard);
-  }
+  // Not pinned: with the client and the echo upstream sharing one CPU, every relay waits on
+  // them and pays its syscalls per message or two (measured: nginx, bws and a raw Deno relay
+  // all 9-10 µs/msg pinned, 3-5 µs unpinned), which hides the differences this row is for.
+  const ctx: BenchContext = {
+    repoRoot,
+    tmp,
+    backendPort: freePort(), // bws's HTTP routes are not used here
+    streamPort: freePort(),
+  };
+  console.log(
+    `bws bench --websocket: ${navigator.hardwareConcurrency} CPUs, nothing pinned ` +
+      "(pinned, the client and echo upstream set every relay's pace)",
+  );
+  const result = await runWebSocketRows({ ctx, services, only, rounds: 7 });
+  console.log(result.title);
+  console.log(
+    formatWsTable(result.rows, result.rows.some((r) => r.name === "nginx") ? "nginx" : undefined),
+  );
+  console.log("");
+  console.log(wsVerdict(result.rows));
+  for (const note of result.notes) console.log(`note: websocket: ${note}`);
+  console.log(
+    "note: websocket CPU = run time of every thread of the relay's process tree " +
+      "(/proc/<pid>/task/<tid>/schedstat) over a round / messages echoed; the client and the " +
+      "echo upstream are not counted.",
+  );
 }
 
 let code = 1;
@@ -363,7 +453,7 @@ try {
   code = await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : String(error));
-  for (const s of services) {
+  for (const s of services.list()) {
     const log = await tail(s.logPath, 10);
     if (log) console.error(`--- ${s.name} log ---\n${log}`);
   }

@@ -68,8 +68,7 @@ async function shell(script: string, limitMs: number) {
 
 /**
  * Sends `bytes` up (with Content-Length, as a file upload has) and pulls `bytes` down through
- * the proxy. Chunked uploads are not measured here: Deno.serve buffers a chunked request body
- * that arrives faster than it is read, whatever the proxy does (see the note on the issue).
+ * the proxy. Chunked uploads are not measured here.
  */
 export async function runLarge(o: LargeOptions): Promise<LargeResult> {
   // At least 20 MB/s, plus slack: a stuck transfer must not hang the benchmark.

@@ -30,11 +30,7 @@ export function parseStat(text: string): StatLine | undefined {
   return { pid, ppid: field(4), ticks: field(14) + field(15) + field(16) + field(17) };
 }
 
-/**
- * CPU clock ticks (user + system, including reaped children) of `rootPid` and every live
- * descendant. Bounded by the number of entries in /proc.
- */
-export function treeCpuTicks(rootPid: number): number {
+function allStatLines(): StatLine[] {
   const all: StatLine[] = [];
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
@@ -45,6 +41,11 @@ export function treeCpuTicks(rootPid: number): number {
       // Exited while we were looking.
     }
   }
+  return all;
+}
+
+/** `rootPid` and its live descendants among `all`. Bounded by the tree's depth (64 passes). */
+function treeMembers(rootPid: number, all: readonly StatLine[]): Set<number> {
   const inTree = new Set([rootPid]);
   // Parents may be listed after children: repeat until no new member (at most depth passes).
   for (let grew = true, pass = 0; grew && pass < 64; pass++) {
@@ -56,9 +57,49 @@ export function treeCpuTicks(rootPid: number): number {
       }
     }
   }
+  return inTree;
+}
+
+/**
+ * CPU clock ticks (user + system, including reaped children) of `rootPid` and every live
+ * descendant. Bounded by the number of entries in /proc.
+ */
+export function treeCpuTicks(rootPid: number): number {
+  const all = allStatLines();
+  const inTree = treeMembers(rootPid, all);
   let ticks = 0;
   for (const line of all) if (inTree.has(line.pid)) ticks += line.ticks;
   return ticks;
+}
+
+/**
+ * Nanoseconds every live thread of `rootPid` and of its live descendants has run
+ * (/proc/<pid>/task/<tid>/schedstat). Finer than clock ticks, for short runs; threads and
+ * processes that ended are not counted, so use it on long-lived processes.
+ */
+export function treeCpuNs(rootPid: number): number {
+  let total = 0;
+  for (const pid of treeMembers(rootPid, allStatLines())) {
+    let tasks: Iterable<Deno.DirEntry>;
+    try {
+      tasks = Deno.readDirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // Exited.
+    }
+    try {
+      for (const task of tasks) {
+        try {
+          const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`);
+          total += Number(text.slice(0, text.indexOf(" ")));
+        } catch {
+          // The thread ended.
+        }
+      }
+    } catch {
+      // The process ended while its threads were listed.
+    }
+  }
+  return total;
 }
 
 /** A `kB` field of /proc/<pid>/status (VmRSS, VmHWM …) in bytes, or 0 when unavailable. */

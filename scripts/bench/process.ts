@@ -1,6 +1,9 @@
 /**
  * Child processes for the benchmark: each runs in its own process group (so a proxy that forks
- * workers is stopped as a whole), with stdout and stderr appended to a log file.
+ * workers is stopped as a whole), with stdout and stderr appended to a log file, optionally
+ * pinned to CPUs.
+ *
+ * @module
  */
 
 /** A started process, stopped as a whole process group. */
@@ -26,6 +29,23 @@ export interface StartOptions {
   readonly logDir: string;
   readonly env?: Record<string, string>;
   readonly cwd?: string;
+  /** CPU list to pin the process to (`taskset -c`), e.g. "1"; unpinned when absent. */
+  readonly cpus?: string;
+}
+
+/**
+ * `command args` run through `taskset -c cpus` when `cpus` is set. taskset execs the command,
+ * so the child's pid is the command's own.
+ */
+export function pinned(
+  cpus: string | undefined,
+  command: string,
+  args: readonly string[],
+): { command: string; args: string[] } {
+  return cpus ? { command: "taskset", args: ["-c", cpus, command, ...args] } : {
+    command,
+    args: [...args],
+  };
 }
 
 /** Picks a free loopback TCP port (closed again before returning). */
@@ -40,8 +60,9 @@ export function freePort(): number {
 export async function startService(options: StartOptions): Promise<Service> {
   const logPath = `${options.logDir}/${options.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.log`;
   const log = await Deno.open(logPath, { create: true, append: true });
-  const child = new Deno.Command(options.command, {
-    args: [...options.args],
+  const run = pinned(options.cpus, options.command, options.args);
+  const child = new Deno.Command(run.command, {
+    args: run.args,
     env: options.env,
     cwd: options.cwd,
     stdin: "null",
@@ -110,6 +131,7 @@ export async function waitReady(
   url: string,
   headers: Record<string, string> = {},
   timeoutMs = 20_000,
+  client?: Deno.HttpClient,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer";
@@ -123,7 +145,7 @@ export async function waitReady(
       );
     }
     try {
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
+      const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000), client });
       await res.body?.cancel();
       if (res.ok) return;
       last = `status ${res.status}`;
@@ -154,4 +176,33 @@ export async function which(name: string): Promise<string | undefined> {
     }
   }
   return undefined;
+}
+
+/** The services a benchmark has running, so an interrupt can stop them all. */
+export class ServiceSet {
+  readonly #running = new Set<Service>();
+
+  /** Awaits a starting service and keeps it until {@linkcode ServiceSet.stop}. */
+  async track(starting: Promise<Service>): Promise<Service> {
+    const service = await starting;
+    this.#running.add(service);
+    return service;
+  }
+
+  /** Stops one service (never rejects). */
+  async stop(service: Service): Promise<void> {
+    await service.stop();
+    this.#running.delete(service);
+  }
+
+  /** Stops every service still running. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#running].map((s) => s.stop()));
+    this.#running.clear();
+  }
+
+  /** The running services (for printing their logs after a failure). */
+  list(): Service[] {
+    return [...this.#running];
+  }
 }

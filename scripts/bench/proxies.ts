@@ -1,6 +1,11 @@
-/** The servers the benchmark starts: the shared backend and each proxy under test. */
+/**
+ * The servers the benchmark starts: the shared backend and each proxy under test.
+ *
+ * @module
+ */
 
 import {
+  type BenchTls,
   bwsToml,
   caddyfile,
   haproxyConf,
@@ -22,6 +27,12 @@ export interface BenchContext {
   readonly streamPort: number;
   /** Extra `deno run` flags for bws (e.g. `--cpu-prof`). @default [] */
   readonly bwsDenoFlags?: readonly string[];
+  /** CPUs the proxies under test are pinned to (`taskset -c`). @default unpinned */
+  readonly proxyCpus?: string;
+  /** CPUs the backends and load generators are pinned to. @default unpinned */
+  readonly loadCpus?: string;
+  /** Port of the WebSocket echo upstream bws's `/ws` route goes to. @default backendPort */
+  readonly wsPort?: number;
 }
 
 /** One proxy under test. */
@@ -41,12 +52,13 @@ async function subdir(ctx: BenchContext, name: string): Promise<string> {
   return dir;
 }
 
-/** Starts nginx with `conf` rendered for its own prefix dir. */
-async function startNginx(
+/** Starts nginx with `conf` rendered for its own prefix dir, pinned to `cpus`. */
+export async function startNginx(
   ctx: BenchContext,
   name: string,
   binaryPath: string,
   conf: (dir: string) => string,
+  cpus = ctx.proxyCpus,
 ): Promise<Service> {
   const dir = await subdir(ctx, name);
   await Deno.writeTextFile(`${dir}/nginx.conf`, conf(dir));
@@ -55,6 +67,7 @@ async function startNginx(
     command: binaryPath,
     args: ["-p", `${dir}/`, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`],
     logDir: ctx.tmp,
+    cpus,
   });
 }
 
@@ -65,6 +78,7 @@ export function startNginxBackend(ctx: BenchContext, binaryPath: string): Promis
     "backend-nginx",
     binaryPath,
     (dir) => nginxBackendConf(dir, ctx.backendPort),
+    ctx.loadCpus,
   );
 }
 
@@ -75,6 +89,51 @@ export function startDenoBackend(ctx: BenchContext, port: number): Promise<Servi
     command: Deno.execPath(),
     args: ["run", "-A", "--no-config", `${ctx.repoRoot}/scripts/bench/backend.ts`, String(port)],
     logDir: ctx.tmp,
+    cpus: ctx.loadCpus,
+  });
+}
+
+/**
+ * Starts bws (`deno run -A --v8-flags=--expose-gc cli.ts -c <file>`) with the bench config
+ * (`bwsToml`), as `name` (its config, static dir and access log go to a dir of that name), over
+ * TLS when `tls` is given.
+ */
+export async function startBws(
+  ctx: BenchContext,
+  port: number,
+  name = "bws",
+  tls?: BenchTls,
+): Promise<Service> {
+  const dir = await subdir(ctx, name);
+  await Deno.mkdir(`${dir}/static`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/static/index.html`, "<h1>static</h1>\n");
+  await Deno.writeTextFile(
+    `${dir}/bws.toml`,
+    bwsToml({
+      port,
+      backendPort: ctx.backendPort,
+      streamPort: ctx.streamPort,
+      wsPort: ctx.wsPort,
+      accessLogPath: `${dir}/access.log`,
+      staticDir: `${dir}/static`,
+      tls,
+    }),
+  );
+  return startService({
+    name,
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc", // as the compiled binary: paces GC for streamed bodies
+      ...(ctx.bwsDenoFlags ?? []),
+      "cli.ts",
+      "-c",
+      `${dir}/bws.toml`,
+    ],
+    cwd: ctx.repoRoot,
+    logDir: ctx.tmp,
+    cpus: ctx.proxyCpus,
   });
 }
 
@@ -82,39 +141,10 @@ export function startDenoBackend(ctx: BenchContext, port: number): Promise<Servi
 export const BWS: ProxySpec = {
   name: "bws",
   binary: Deno.execPath(),
-  note:
-    "bws: deno run -A --v8-flags=--expose-gc cli.ts, 2 sites, 4 routes, forwarded headers, X-Request-ID auto, " +
-    "access log on (file, level info)",
-  async start(ctx, port) {
-    const dir = await subdir(ctx, "bws");
-    await Deno.mkdir(`${dir}/static`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/static/index.html`, "<h1>static</h1>\n");
-    await Deno.writeTextFile(
-      `${dir}/bws.toml`,
-      bwsToml({
-        port,
-        backendPort: ctx.backendPort,
-        streamPort: ctx.streamPort,
-        accessLogPath: `${dir}/access.log`,
-        staticDir: `${dir}/static`,
-      }),
-    );
-    return startService({
-      name: "bws",
-      command: Deno.execPath(),
-      args: [
-        "run",
-        "-A",
-        "--v8-flags=--expose-gc", // as the compiled binary: paces GC for streamed bodies
-        ...(ctx.bwsDenoFlags ?? []),
-        "cli.ts",
-        "-c",
-        `${dir}/bws.toml`,
-      ],
-      cwd: ctx.repoRoot,
-      logDir: ctx.tmp,
-    });
-  },
+  note: "bws: deno run -A --v8-flags=--expose-gc cli.ts, 2 sites, 4 routes, forwarded " +
+    "headers, X-Request-ID auto, access log on (file, level info), [server.timeouts] and " +
+    "[server.limits] at their defaults",
+  start: (ctx, port) => startBws(ctx, port),
 };
 
 /** Deno.serve + fetch, the floor bws is held to. */
@@ -135,31 +165,45 @@ export const MINIMAL_DENO: ProxySpec = {
         `http://127.0.0.1:${ctx.backendPort}`,
       ],
       logDir: ctx.tmp,
+      cpus: ctx.proxyCpus,
     });
   },
 };
 
-/** Deno.serve + raw Deno.connect with no features: the cheapest proxy this stack allows. */
-export const DENO_FLOOR: ProxySpec = {
-  name: "deno-floor",
-  binary: Deno.execPath(),
-  note: "deno-floor: scripts/bench/floor_proxy.ts (Deno.serve + raw Deno.connect pool, no " +
-    "routing, header rewriting, timeouts or logging): the platform's floor",
-  start(ctx, port) {
-    return startService({
-      name: "deno-floor",
+function denoProgram(name: string, script: string): ProxySpec["start"] {
+  return (ctx, port) =>
+    startService({
+      name,
       command: Deno.execPath(),
       args: [
         "run",
         "-A",
         "--no-config",
-        `${ctx.repoRoot}/scripts/bench/floor_proxy.ts`,
+        `${ctx.repoRoot}/scripts/bench/${script}`,
         String(port),
         String(ctx.backendPort),
       ],
       logDir: ctx.tmp,
+      cpus: ctx.proxyCpus,
     });
-  },
+}
+
+/** Deno.listen + own head parsing + raw Deno.connect pool: the cheapest proxy Deno can be. */
+export const DENO_RAW_FLOOR: ProxySpec = {
+  name: "deno-raw-floor",
+  binary: Deno.execPath(),
+  note: "deno-raw-floor: scripts/bench/raw_floor.ts (raw-front floor: Deno.listen with its own " +
+    "tiny head parsing, kept-alive Deno.connect pool, one added header, nothing else)",
+  start: denoProgram("deno-raw-floor", "raw_floor.ts"),
+};
+
+/** Deno.serve + raw Deno.connect pool: the floor of a proxy built on Deno.serve. */
+export const DENO_SERVE_FLOOR: ProxySpec = {
+  name: "deno-serve-floor",
+  binary: Deno.execPath(),
+  note: "deno-serve-floor: scripts/bench/serve_floor.ts (Deno.serve + raw Deno.connect pool, " +
+    "no routing, header rewriting, timeouts or logging): the floor bws had on Deno.serve",
+  start: denoProgram("deno-serve-floor", "serve_floor.ts"),
 };
 
 /** nginx as a proxy. */
@@ -182,7 +226,7 @@ export const NGINX_SAME_WORK: ProxySpec = {
   name: "nginx-same-work",
   binary: "nginx",
   note: "nginx-same-work: as nginx, plus access log to a file (buffer=64k), X-Forwarded-For/" +
-    "-Proto/-Host and X-Request-ID upstream, X-Request-ID and X-Content-Type-Options back",
+    "-Proto/-Host, Forwarded and X-Request-ID upstream, X-Request-ID and X-Content-Type-Options back",
   start(ctx, port, binaryPath) {
     return startNginx(
       ctx,
@@ -206,6 +250,7 @@ export const HAPROXY: ProxySpec = {
       command: binaryPath,
       args: ["-db", "-f", `${dir}/haproxy.cfg`],
       logDir: ctx.tmp,
+      cpus: ctx.proxyCpus,
     });
   },
 };
@@ -229,6 +274,7 @@ export const CADDY: ProxySpec = {
         XDG_CONFIG_HOME: `${dir}/config`,
       },
       logDir: ctx.tmp,
+      cpus: ctx.proxyCpus,
     });
   },
 };
@@ -237,7 +283,8 @@ export const CADDY: ProxySpec = {
 export const ALL_PROXIES: readonly ProxySpec[] = [
   BWS,
   MINIMAL_DENO,
-  DENO_FLOOR,
+  DENO_RAW_FLOOR,
+  DENO_SERVE_FLOOR,
   NGINX,
   NGINX_SAME_WORK,
   HAPROXY,

@@ -1,4 +1,9 @@
-/** The benchmark's printed table and verdicts. */
+/**
+ * The benchmark's printed tables and verdicts: plain HTTP rows with the CPU bars, HTTPS rows
+ * with their ratios to nginx, and WebSocket relay rows with their bar.
+ *
+ * @module
+ */
 
 /** One proxy's measurements from one wrk run. */
 export interface Row {
@@ -11,6 +16,8 @@ export interface Row {
   readonly socketErrors: number;
   /** Peak RSS (VmHWM) in bytes, when measured. */
   readonly peakRss?: number;
+  /** CPU µs per request in each round, when measured in turns. */
+  readonly roundCpu?: readonly number[];
 }
 
 const MB = 1024 * 1024;
@@ -62,12 +69,32 @@ export function formatTable(rows: readonly Row[], baseline: string | undefined):
     .join("\n");
 }
 
-/** "PASS"/"FAIL" lines for the two CPU bars; a bar whose comparison is missing says so. */
+/** bws's CPU per request at most this many times nginx doing the same work (same run). */
+export const SAME_WORK_BAR = 1.3;
+/** bws's CPU per request at most this many times bare nginx (same run). */
+export const NGINX_BAR = 1.5;
+/** bws's CPU per relayed WebSocket message at most this many times nginx's (same run). */
+export const WS_BAR = 1.6;
+
+const us = (n: number) => `${fixed(n, 1)} µs`;
+
+/** "; per round 1.21 1.35 …" when both rows were measured in the same rounds, else "". */
+function perRound(a: Row, b: Row): string {
+  const x = a.roundCpu ?? [];
+  const y = b.roundCpu ?? [];
+  if (x.length < 2 || x.length !== y.length) return "";
+  return `; per round ${x.map((v, i) => (v / y[i]).toFixed(2)).join(" ")}`;
+}
+
+/**
+ * "PASS"/"FAIL" lines for the CPU bars (bws against nginx-same-work, bare nginx and the minimal
+ * Deno proxy), then what the two Deno floors cost; a bar whose comparison is missing says so.
+ */
 export function verdicts(rows: readonly Row[]): string[] {
   const find = (name: string) => rows.find((r) => r.name === name);
   const bws = find("bws");
-  const minimal = find("deno-minimal");
   const nginx = find("nginx");
+  const sameWork = find("nginx-same-work");
   const lines: string[] = [];
   const bar = (label: string, other: Row | undefined, factor: number) => {
     if (!bws || !other) {
@@ -78,24 +105,134 @@ export function verdicts(rows: readonly Row[]): string[] {
     const clean = bws.non2xx === 0 && bws.socketErrors === 0;
     const pass = r <= factor && clean;
     lines.push(
-      `${label}: ${pass ? "PASS" : "FAIL"} (bws ${fixed(bws.cpuMicrosPerRequest, 1)} µs vs ` +
-        `${other.name} ${fixed(other.cpuMicrosPerRequest, 1)} µs = ${r.toFixed(2)}x` +
-        `${clean ? "" : "; bws had failed requests"})`,
+      `${label}: ${pass ? "PASS" : "FAIL"} (bws ${us(bws.cpuMicrosPerRequest)} vs ` +
+        `${other.name} ${us(other.cpuMicrosPerRequest)} = ${r.toFixed(2)}x` +
+        perRound(bws, other) + `${clean ? "" : "; bws had failed requests"})`,
     );
   };
-  bar("bws CPU/req ≤ minimal Deno proxy", minimal, 1);
-  bar("bws CPU/req ≤ 1.8 × nginx", nginx, 1.8);
-  bar("bws CPU/req ≤ 1.8 × nginx doing the same work", find("nginx-same-work"), 1.8);
-  const floor = find("deno-floor");
-  if (floor && nginx) {
+  bar(`bws CPU/req ≤ ${SAME_WORK_BAR} × nginx doing the same work`, sameWork, SAME_WORK_BAR);
+  bar(`bws CPU/req ≤ ${NGINX_BAR} × bare nginx`, nginx, NGINX_BAR);
+  bar("bws CPU/req ≤ minimal Deno proxy", find("deno-minimal"), 1);
+  const floors: [string, string][] = [
+    ["raw-front floor", "deno-raw-floor"],
+    ["Deno.serve floor", "deno-serve-floor"],
+  ];
+  for (const [label, name] of floors) {
+    const floor = find(name);
+    if (!floor || !nginx) continue;
     lines.push(
-      `platform floor: deno-floor ${fixed(floor.cpuMicrosPerRequest, 1)} µs = ` +
-        `${(floor.cpuMicrosPerRequest / nginx.cpuMicrosPerRequest).toFixed(2)}x nginx` +
+      `${label}: ${name} ${us(floor.cpuMicrosPerRequest)} = ` +
+        `${ratio(floor.cpuMicrosPerRequest, nginx.cpuMicrosPerRequest)} nginx` +
+        (sameWork
+          ? `, ${ratio(floor.cpuMicrosPerRequest, sameWork.cpuMicrosPerRequest)} nginx-same-work`
+          : "") +
         (bws
-          ? `; bws spends ${fixed(bws.cpuMicrosPerRequest - floor.cpuMicrosPerRequest, 1)} µs ` +
-            "above it"
+          ? `; bws spends ${us(bws.cpuMicrosPerRequest - floor.cpuMicrosPerRequest)} above it`
           : ""),
     );
   }
   return lines;
+}
+
+/** Names of the HTTPS rows (two bench sites on one TLS port). */
+export const HTTPS_ROWS = {
+  bwsOne: "bws-https",
+  bwsSni: "bws-https-sni",
+  nginxOne: "nginx-https",
+  sameWorkOne: "nginx-same-work-https",
+  sameWorkSni: "nginx-same-work-https-sni",
+} as const;
+
+/**
+ * Lines comparing each bws HTTPS row with nginx doing the same work with the same certificates,
+ * and with bare nginx on one certificate (no bar: the issue asks for the figures).
+ */
+export function httpsLines(rows: readonly Row[]): string[] {
+  const find = (name: string) => rows.find((r) => r.name === name);
+  const bare = find(HTTPS_ROWS.nginxOne);
+  const lines: string[] = [];
+  const pairs: [string, string, string][] = [
+    ["one certificate", HTTPS_ROWS.bwsOne, HTTPS_ROWS.sameWorkOne],
+    ["SNI, two certificates", HTTPS_ROWS.bwsSni, HTTPS_ROWS.sameWorkSni],
+  ];
+  for (const [label, bwsName, nginxName] of pairs) {
+    const bws = find(bwsName);
+    const nginx = find(nginxName);
+    if (!bws) {
+      lines.push(`HTTPS, ${label}: bws not measured`);
+      continue;
+    }
+    const parts = [`bws ${us(bws.cpuMicrosPerRequest)}/req`];
+    if (nginx) {
+      parts.push(
+        `${ratio(bws.cpuMicrosPerRequest, nginx.cpuMicrosPerRequest)} ${nginx.name} ` +
+          `(${us(nginx.cpuMicrosPerRequest)}, same certificates${perRound(bws, nginx)})`,
+      );
+    }
+    if (bare) {
+      parts.push(
+        `${ratio(bws.cpuMicrosPerRequest, bare.cpuMicrosPerRequest)} ${bare.name} ` +
+          `(${us(bare.cpuMicrosPerRequest)}, bare, one certificate)`,
+      );
+    }
+    const failed = bws.non2xx + bws.socketErrors;
+    lines.push(
+      `HTTPS, ${label}: ${parts.join(" = ")}` +
+        (failed ? `; bws had ${failed} failed requests` : ""),
+    );
+  }
+  return lines;
+}
+
+/** One relay's WebSocket measurements over several rounds. */
+export interface WsRow {
+  readonly name: string;
+  /** CPU µs of the relay's process tree per echoed message, one per round. */
+  readonly microsPerMessage: readonly number[];
+  /** Echoed messages per second in the first measured round. */
+  readonly messagesPerSecond: number;
+}
+
+/** The middle value (upper middle for an even count); NaN when empty. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** WebSocket rows as an aligned table: median CPU per message, ratio to `baseline`, rounds. */
+export function formatWsTable(rows: readonly WsRow[], baseline: string | undefined): string {
+  const base = rows.find((r) => r.name === baseline);
+  const baseMedian = base ? median(base.microsPerMessage) : NaN;
+  const header = ["relay", "msg/s", "CPU µs/msg", `CPU vs ${baseline ?? "-"}`, "rounds µs/msg"];
+  const lines = rows.map((r) => [
+    r.name,
+    fixed(r.messagesPerSecond, 0),
+    fixed(median(r.microsPerMessage), 2),
+    ratio(median(r.microsPerMessage), baseMedian),
+    r.microsPerMessage.map((v) => v.toFixed(2)).join(" "),
+  ]);
+  const all = [header, ...lines];
+  const widths = header.map((_, i) => Math.max(...all.map((l) => l[i].length)));
+  return all
+    .map((l) =>
+      l.map((cell, i) =>
+        i === 0 || i === l.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])
+      ).join("  ").trimEnd()
+    )
+    .join("\n");
+}
+
+/** "PASS"/"FAIL" for bws's CPU per relayed message against nginx's (medians, same run). */
+export function wsVerdict(rows: readonly WsRow[]): string {
+  const label = `bws CPU/message ≤ ${WS_BAR} × nginx (WebSocket relay)`;
+  const bws = rows.find((r) => r.name === "bws");
+  const nginx = rows.find((r) => r.name === "nginx");
+  if (!bws || !nginx) return `${label}: not measured (${!bws ? "bws" : "nginx"} missing)`;
+  const b = median(bws.microsPerMessage);
+  const n = median(nginx.microsPerMessage);
+  const r = b / n;
+  const rounds = bws.microsPerMessage.map((v, i) => (v / nginx.microsPerMessage[i]).toFixed(2));
+  return `${label}: ${r <= WS_BAR ? "PASS" : "FAIL"} (bws ${b.toFixed(2)} µs vs nginx ` +
+    `${n.toFixed(2)} µs = ${r.toFixed(2)}x; per round ${rounds.join(" ")})`;
 }

@@ -23,7 +23,10 @@ export interface WorkersRowsOptions {
   readonly repoRoot: string;
   /** A directory for configs and logs (the caller removes it). */
   readonly tmp: string;
+  /** Seconds of each run. */
   readonly duration: number;
+  /** Runs of each configuration, taken in turn (medians are printed). @default 3 */
+  readonly rounds?: number;
   readonly connections: number;
   /** The wrk executable. */
   readonly wrk: string;
@@ -43,8 +46,11 @@ interface WorkersRow {
 
 /** wrk threads: enough to load two bws threads, not pinned. */
 const WRK_THREADS = 2;
-/** Runs of each configuration (medians are printed). */
-const ROUNDS = 3;
+/**
+ * Every CPU: `deno task bench` pins itself (and so what it starts) to the load CPUs; these rows
+ * are about bws spreading over all of them, so bws and wrk are started on all of them.
+ */
+const ALL_CPUS = `0-${Math.max(0, navigator.hardwareConcurrency - 1)}`;
 
 /** The CPU model, for naming the machine the figures come from. */
 export async function cpuModel(): Promise<string> {
@@ -82,6 +88,7 @@ async function startBws(opts: WorkersRowsOptions, workers: number): Promise<Runn
     args: ["run", "-A", "--v8-flags=--expose-gc", "cli.ts", "-c", `${dir}/bws.toml`],
     cwd: opts.repoRoot,
     logDir: opts.tmp,
+    cpus: ALL_CPUS,
   });
   const url = `http://127.0.0.1:${port}/api/bench`;
   try {
@@ -102,6 +109,7 @@ async function measure(opts: WorkersRowsOptions, bws: Running, duration: number)
       threads: WRK_THREADS,
       headers: { Host: BENCH_HOST },
       binary: opts.wrk,
+      cpus: ALL_CPUS,
     });
   const before = treeCpuTicks(bws.service.pid);
   const result = await load();
@@ -121,7 +129,7 @@ function median(xs: number[]): number {
 }
 
 /**
- * Measures one thread and two workers, `ROUNDS` runs each taken in turn (1, 2, 1, 2, …) so that
+ * Measures one thread and two workers, `rounds` runs each taken in turn (1, 2, 1, 2, …) so that
  * both see the same background load; returns the lines to print (medians).
  */
 export async function workersRows(opts: WorkersRowsOptions): Promise<string[]> {
@@ -132,7 +140,8 @@ export async function workersRows(opts: WorkersRowsOptions): Promise<string[]> {
     const runs = new Map<number, Awaited<ReturnType<typeof measure>>[]>(
       running.map((b) => [b.workers, []]),
     );
-    for (let round = 0; round < ROUNDS; round++) {
+    const rounds = opts.rounds ?? 3;
+    for (let round = 0; round < rounds; round++) {
       for (const bws of running) {
         runs.get(bws.workers)!.push(await measure(opts, bws, opts.duration));
       }
@@ -150,7 +159,7 @@ export async function workersRows(opts: WorkersRowsOptions): Promise<string[]> {
     const [one, two] = rows;
     const lines = [
       `server.workers: bws bench config, wrk -t${WRK_THREADS} -c${opts.connections} ` +
-      `-d${opts.duration}s × ${ROUNDS} runs each in turn (medians), nothing pinned; ` +
+      `-d${opts.duration}s × ${rounds} runs each in turn (medians), bws and wrk unpinned; ` +
       `${navigator.hardwareConcurrency} CPUs (${await cpuModel()})`,
     ];
     for (const r of rows) {

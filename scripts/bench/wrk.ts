@@ -1,5 +1,7 @@
 /** Runs wrk and reads its text report. */
 
+import { pinned } from "./process.ts";
+
 /** What one wrk run reports. */
 export interface WrkResult {
   /** Completed requests ("N requests in …"). */
@@ -27,6 +29,8 @@ export interface WrkOptions {
   readonly headers?: Record<string, string>;
   /** @default "wrk" */
   readonly binary?: string;
+  /** CPU list to pin wrk to (`taskset -c`). */
+  readonly cpus?: string;
 }
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -68,8 +72,9 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     args.push("-H", `${name}: ${value}`);
   }
   args.push(options.url);
-  const child = new Deno.Command(options.binary ?? "wrk", {
-    args,
+  const run = pinned(options.cpus, options.binary ?? "wrk", args);
+  const child = new Deno.Command(run.command, {
+    args: run.args,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -9,6 +9,12 @@ import type { Logger } from "../log/types.ts";
 import { type CertificatePair, parseCertificatePair } from "../tls/certs.ts";
 import { join } from "node:path";
 import { AcmeStorage, atomicWrite } from "./storage.ts";
+import {
+  type AcmeStore,
+  AcmeStoreUnavailableError,
+  type RenewalLease,
+  RenewalLockLostError,
+} from "./store.ts";
 import { type AcmeTransport, createTransport, withTransport } from "./transport.ts";
 import {
   ARI_POLL_DEFAULT_MS,
@@ -27,6 +33,9 @@ export interface AcmeManagerOptions {
   email: string;
   /** Directory holding the account key and certificates (see `storage.ts`). */
   storageDir: string;
+  /** Where state is kept instead of plain files under storageDir: a store shared by a fleet
+   *  (see `store.ts`). @default the files under storageDir */
+  store?: AcmeStore;
   /** Renew this many days before expiry, or earlier when the CA's renewal info (ARI, RFC 9773)
    *  suggests a window that starts sooner. */
   renewBeforeDays: number;
@@ -47,13 +56,24 @@ export interface AcmeManagerOptions {
   challengeDir?: string;
   /** First delay when polling an order or authorization, in milliseconds. @default 1000 */
   pollMinMs?: number;
+  /** Seconds between tries while another instance holds the renewal lock, or while the store
+   *  cannot be reached. @default the smaller of 10 and checkInterval */
+  lockRetry?: number;
 }
 
 interface Managed {
   readonly names: string[];
   readonly onCertificate: (pair: CertificatePair) => void;
   current: CertificatePair | null;
+  /** When `current` was obtained or taken from another instance (epoch ms); 0 when it was
+   *  loaded at start. A certificate is not renewed within checkInterval of this. */
+  since: number;
   failures: number;
+  /** The store could not be reached at the last check (logged once per outage). */
+  storeDown?: boolean;
+  /** Another instance held the renewal lock at the last check (logged once per wait). */
+  waiting?: boolean;
+  unwatch?: () => void;
   timer?: ReturnType<typeof setTimeout>;
   /** What the CA's renewal info said about `current`, if anything. */
   ari?: AriState;
@@ -76,13 +96,13 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** Keeps certificates for sets of names issued, stored and renewed. */
 export class AcmeManager {
-  readonly #opts: Required<Omit<AcmeManagerOptions, "caCerts" | "logger">>;
+  readonly #opts: Required<Omit<AcmeManagerOptions, "caCerts" | "logger" | "store">>;
   readonly #log?: Logger;
-  readonly #storage: AcmeStorage;
+  readonly #store: AcmeStore;
   readonly #abort = new AbortController();
   readonly #transport: AcmeTransport;
   readonly #tokens = new Map<string, string>();
-  readonly #inflight = new Map<string, Promise<CertificatePair>>();
+  readonly #inflight = new Map<string, Promise<CertificatePair | null>>();
   readonly #managed: Managed[] = [];
   readonly #renewalInfo: RenewalInfoClient;
   #client?: Promise<acme.Client>;
@@ -100,9 +120,10 @@ export class AcmeManager {
       requestTimeout: opts.requestTimeout ?? 30,
       pollMinMs: opts.pollMinMs ?? 1000,
       challengeDir: opts.challengeDir ?? "",
+      lockRetry: opts.lockRetry ?? Math.min(10, opts.checkInterval ?? 43_200),
     };
     this.#log = opts.logger;
-    this.#storage = new AcmeStorage(opts.storageDir);
+    this.#store = opts.store ?? new AcmeStorage(opts.storageDir);
     this.#transport = createTransport(
       opts.caCerts,
       this.#abort.signal,
@@ -122,10 +143,21 @@ export class AcmeManager {
     return this.#tokens.get(token) ?? null;
   }
 
+  /**
+   * Like {@link challengeResponse}, also asking a shared store for tokens another instance
+   * created (bounded by the store's short request deadline; null when it cannot answer).
+   */
+  lookupChallenge(token: string): string | null | Promise<string | null> {
+    const own = this.#tokens.get(token);
+    if (own !== undefined) return own;
+    if (!this.#store.shared) return null;
+    return this.#store.readChallenge(token).catch(() => null);
+  }
+
   /** Returns a stored, still-valid certificate for exactly these names (no network), or null. */
   async loadStored(names: string[]): Promise<CertificatePair | null> {
     const wanted = normalizeNames(names);
-    const stored = await this.#storage.readCertificate(wanted[0]);
+    const stored = await this.#store.readCertificate(wanted);
     if (!stored) return null;
     let pair: CertificatePair;
     try {
@@ -139,15 +171,50 @@ export class AcmeManager {
     return pair;
   }
 
-  /** Orders (HTTP-01), finalizes with a fresh key + CSR, stores key and chain under storageDir,
-   *  returns it. Account key created once and stored (`storageDir/account.key`). */
-  obtain(names: string[]): Promise<CertificatePair> {
+  /** Orders (HTTP-01), finalizes with a fresh key + CSR, stores key and chain in the store,
+   *  returns it. Account key created once and stored (`storageDir/account.key`). Holds the
+   *  store's renewal lock meanwhile; rejects when another instance holds it. */
+  async obtain(names: string[]): Promise<CertificatePair> {
     const wanted = normalizeNames(names);
-    const key = wanted.join(",");
+    const pair = await this.#obtainLocked(wanted, null);
+    if (pair === null) {
+      throw new Error(
+        `Cannot obtain certificate "${wanted.join(",")}": another instance holds the renewal lock`,
+      );
+    }
+    return pair;
+  }
+
+  /**
+   * Takes the renewal lock and orders, once per name list at a time; null when another instance
+   * holds the lock. With a shared store, a certificate another instance stored since `current`
+   * was read is taken instead of ordering.
+   */
+  #obtainLocked(
+    names: string[],
+    current: CertificatePair | null,
+  ): Promise<CertificatePair | null> {
+    const key = names.join(",");
     const running = this.#inflight.get(key);
     if (running) return running;
-    const work = withTransport(this.#transport, () => this.#order(wanted))
-      .finally(() => this.#inflight.delete(key));
+    const work = (async () => {
+      const lease = await this.#store.lock(names);
+      if (lease === null) return null;
+      try {
+        if (this.#store.shared) {
+          const stored = await this.loadStored(names);
+          if (stored && isNewer(stored, current)) {
+            this.#log?.info(`Using the certificate another instance stored for "${key}"`, {
+              notAfter: stored.notAfter.toISOString(),
+            });
+            return stored;
+          }
+        }
+        return await withTransport(this.#transport, () => this.#order(names, lease));
+      } finally {
+        await lease.release();
+      }
+    })().finally(() => this.#inflight.delete(key));
     this.#inflight.set(key, work);
     return work;
   }
@@ -163,9 +230,12 @@ export class AcmeManager {
       names: normalizeNames(names),
       onCertificate,
       current: null,
+      since: 0,
       failures: 0,
     };
     this.#managed.push(entry);
+    // Another instance's certificate is taken as soon as it is stored (not at the next check).
+    entry.unwatch = this.#store.watch(entry.names, () => void this.#takeStored(entry, true));
     this.#schedule(entry, 0);
   }
 
@@ -173,7 +243,10 @@ export class AcmeManager {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#abort.abort(new Error("ACME manager stopped"));
-    for (const entry of this.#managed) clearTimeout(entry.timer);
+    for (const entry of this.#managed) {
+      clearTimeout(entry.timer);
+      entry.unwatch?.();
+    }
     await Promise.allSettled([...this.#inflight.values()]);
     // An attempt that was running may have scheduled a timer before it saw the stop.
     for (const entry of this.#managed) clearTimeout(entry.timer);
@@ -194,51 +267,68 @@ export class AcmeManager {
   async #check(entry: Managed): Promise<void> {
     const label = entry.names.join(",");
     try {
-      if (!entry.current) {
-        const stored = await this.loadStored(entry.names);
-        if (stored && !this.#stopped) {
-          this.#log?.info(`Using stored certificate for "${label}"`, {
-            notAfter: stored.notAfter.toISOString(),
-          });
-          entry.current = stored;
-          this.#deliver(entry, stored);
-        }
-      }
+      await this.#takeStored(entry, false);
+      if (this.#stopped) return;
       // Renewal info is asked for only while the expiry rule does not already say "renew", so a
       // slow or broken CA endpoint never delays a renewal.
       if (entry.current && this.#ruleAt(entry.current) > Date.now()) {
         await this.#pollRenewalInfo(entry);
         if (this.#stopped) return;
       }
-      if (!entry.current || this.#renewAt(entry) <= Date.now()) {
-        this.#log?.info(
-          entry.current
-            ? `Renewing certificate for "${label}"`
-            : `Obtaining certificate for "${label}"`,
-        );
-        const pair = await this.obtain(entry.names);
+      if (!entry.current || this.#dueAt(entry) <= Date.now()) {
+        if (!entry.waiting) {
+          this.#log?.info(
+            entry.current
+              ? `Renewing certificate for "${label}"`
+              : `Obtaining certificate for "${label}"`,
+          );
+        }
+        const pair = await this.#obtainLocked(entry.names, entry.current);
         if (this.#stopped) return;
-        entry.current = pair;
-        this.#deliver(entry, pair);
+        entry.storeDown = false;
+        if (pair === null) {
+          if (!entry.waiting) {
+            this.#log?.info(`Waiting for the instance that is obtaining "${label}"`, {
+              store: this.#store.label,
+              retryInSeconds: this.#opts.lockRetry,
+            });
+          }
+          entry.waiting = true;
+          this.#schedule(entry, this.#opts.lockRetry * 1000);
+          return;
+        }
+        entry.waiting = false;
+        if (pair.certPem !== entry.current?.certPem) this.#adopt(entry, pair);
         if (this.#ruleAt(pair) > Date.now()) {
           await this.#pollRenewalInfo(entry);
           if (this.#stopped) return;
         }
       }
       entry.failures = 0;
+      entry.storeDown = false;
       // A certificate that is due as soon as it is issued (renewal window longer than the CA's
       // lifetime, or a suggested window already past) waits a full interval, so the CA is never
       // asked in a tight loop.
       const now = Date.now();
-      const untilRenew = this.#renewAt(entry) - now;
+      const untilRenew = this.#dueAt(entry) - now;
       const interval = this.#opts.checkInterval * 1000;
       let delay = untilRenew > 0 ? Math.min(interval, untilRenew) : interval;
-      if (entry.ari?.certPem === entry.current.certPem) {
+      if (entry.ari?.certPem === entry.current!.certPem) {
         delay = Math.min(delay, Math.max(0, entry.ari.nextPollAt - now));
       }
       this.#schedule(entry, delay);
     } catch (err) {
       if (this.#stopped) return;
+      if (err instanceof AcmeStoreUnavailableError) {
+        // Not the CA's fault: no backoff; the certificate in use keeps being served.
+        const fields = { store: this.#store.label, retryInSeconds: this.#opts.lockRetry };
+        if (!entry.storeDown) {
+          this.#log?.warn(`Cannot check certificate for "${label}": ${errorText(err)}`, fields);
+        }
+        entry.storeDown = true;
+        this.#schedule(entry, this.#opts.lockRetry * 1000);
+        return;
+      }
       entry.failures++;
       const delay = Math.min(
         this.#opts.retryMin * 2 ** (entry.failures - 1),
@@ -250,6 +340,39 @@ export class AcmeManager {
       });
       this.#schedule(entry, delay * 1000);
     }
+  }
+
+  /**
+   * Takes the stored certificate when there is none in use yet, or (with a shared store) when
+   * another instance stored a newer one. A store that cannot be read is an error only while
+   * there is no certificate in use.
+   */
+  async #takeStored(entry: Managed, fromWatch: boolean): Promise<void> {
+    if (this.#stopped || (entry.current && !this.#store.shared)) return;
+    let stored: CertificatePair | null;
+    try {
+      stored = await this.loadStored(entry.names);
+    } catch (err) {
+      if (entry.current || fromWatch) return;
+      throw err;
+    }
+    if (this.#stopped || !stored || !isNewer(stored, entry.current)) return;
+    // At start the stored certificate may be old; later it was just stored by another instance.
+    const atStart = entry.current === null && !fromWatch;
+    this.#log?.info(
+      atStart
+        ? `Using stored certificate for "${entry.names.join(",")}"`
+        : `Using the certificate another instance stored for "${entry.names.join(",")}"`,
+      { notAfter: stored.notAfter.toISOString() },
+    );
+    this.#adopt(entry, stored, atStart ? 0 : Date.now());
+    entry.waiting = false;
+  }
+
+  #adopt(entry: Managed, pair: CertificatePair, since = Date.now()): void {
+    entry.current = pair;
+    entry.since = since;
+    this.#deliver(entry, pair);
   }
 
   /** A throwing callback is the caller's bug: logged, never mistaken for a failed order. */
@@ -266,6 +389,12 @@ export class AcmeManager {
   /** When the expiry rule alone renews `pair`. */
   #ruleAt(pair: CertificatePair): number {
     return pair.notAfter.getTime() - this.#opts.renewBeforeDays * DAY_MS;
+  }
+
+  /** When the current certificate is due: its renewal time, but never within checkInterval of
+   *  obtaining it (or taking it from another instance). */
+  #dueAt(entry: Managed): number {
+    return Math.max(this.#renewAt(entry), entry.since + this.#opts.checkInterval * 1000);
   }
 
   /** When to renew the current certificate: the expiry rule or the CA's suggestion, if sooner. */
@@ -321,7 +450,7 @@ export class AcmeManager {
     }
   }
 
-  async #order(names: string[]): Promise<CertificatePair> {
+  async #order(names: string[], lease: RenewalLease): Promise<CertificatePair> {
     if (this.#stopped) throw new Error(`Cannot obtain certificate "${names[0]}": manager stopped`);
     const client = await this.#accountClient();
     const keyPem = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
@@ -345,7 +474,10 @@ export class AcmeManager {
         }
         tokens.push(challenge.token);
         this.#tokens.set(challenge.token, keyAuthorization);
-        return this.#writeChallengeFile(challenge.token, keyAuthorization);
+        return Promise.all([
+          this.#store.writeChallenge(challenge.token, keyAuthorization),
+          this.#writeChallengeFile(challenge.token, keyAuthorization),
+        ]).then(() => {});
       },
       challengeRemoveFn: (_authz, challenge) => this.#forgetChallenge(challenge.token),
     }).finally(() => Promise.all(tokens.map((t) => this.#forgetChallenge(t))));
@@ -355,7 +487,13 @@ export class AcmeManager {
         `Cannot use certificate for "${names.join(",")}": it names ${pair.names.join(",")}`,
       );
     }
-    await this.#storage.writeCertificate(names[0], { certPem, keyPem });
+    try {
+      await this.#store.writeCertificate(names, { certPem, keyPem }, lease);
+    } catch (err) {
+      // The certificate is valid: serve it; the instance that took the lock over stores its own.
+      if (!(err instanceof RenewalLockLostError)) throw err;
+      this.#log?.warn(`Cannot store certificate for "${names.join(",")}": ${errorText(err)}`);
+    }
     this.#log?.info(`Obtained certificate for "${names.join(",")}"`, {
       notAfter: pair.notAfter.toISOString(),
     });
@@ -392,17 +530,21 @@ export class AcmeManager {
 
   async #forgetChallenge(token: string): Promise<void> {
     this.#tokens.delete(token);
+    await this.#store.removeChallenge(token).catch(() => {}); // it expires by itself
     if (this.#opts.challengeDir === "" || !/^[A-Za-z0-9_-]+$/.test(token)) return;
     await Deno.remove(join(this.#opts.challengeDir, token)).catch(() => {});
   }
 
   #accountClient(): Promise<acme.Client> {
     this.#client ??= (async () => {
-      let accountKey = await this.#storage.readAccountKey();
+      let accountKey = await this.#store.readAccountKey();
       if (accountKey === null) {
-        accountKey = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
-        await this.#storage.writeAccountKey(accountKey);
-        this.#log?.info(`Created ACME account key in "${this.#opts.storageDir}"`);
+        const created = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
+        // Another instance may have stored one meanwhile: the stored key wins.
+        accountKey = await this.#store.writeAccountKey(created);
+        if (accountKey === created) {
+          this.#log?.info(`Created ACME account key in "${this.#store.label}"`);
+        }
       }
       // No account URL is kept: newAccount with a known key returns the existing account, so a
       // CA that forgot it (a test CA restarted) costs nothing special.
@@ -425,6 +567,13 @@ function normalizeNames(names: readonly string[]): string[] {
   const out = [...new Set(names.map((n) => n.trim().toLowerCase()).filter((n) => n !== ""))];
   if (out.length === 0) throw new Error(`Cannot order certificate "": no names given`);
   return out;
+}
+
+/** Whether `pair` should replace `current`: another certificate that expires no earlier. */
+function isNewer(pair: CertificatePair, current: CertificatePair | null): boolean {
+  if (current === null) return true;
+  return pair.certPem !== current.certPem &&
+    pair.notAfter.getTime() >= current.notAfter.getTime();
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {

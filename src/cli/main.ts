@@ -38,6 +38,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       if (path === undefined) return noConfig();
       const loaded = await loadOrReport(path);
       if (!loaded) return 1;
+      if (loaded.config.cluster) {
+        // Loaded only for [cluster]: the Redis client is not needed otherwise.
+        const { clusterWarnings } = await import("../cluster/redis_probe.ts");
+        printWarnings(loaded.config.source, await clusterWarnings(loaded.config));
+      }
       console.log(summarizeConfig(loaded.config));
       console.log(`\n${loaded.config.source}: OK`);
       return 0;

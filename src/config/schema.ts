@@ -11,6 +11,7 @@ import { validateCidr } from "../proxy/cidr.ts";
 import { edgeTables } from "./edge_schema.ts";
 import { COMPRESSION_ALGORITHMS, LB_METHODS, REDIRECT_STATUSES } from "./types.ts";
 import { parseExpectStatus } from "./units.ts";
+import { redisUrlProblem } from "../cluster/redis_url.ts";
 
 /** Context for computed defaults and checks. */
 export interface BuildContext {
@@ -424,5 +425,32 @@ export const CONFIG_SCHEMA: TableNode = table({
     output: { type: "string", default: "stdout", oneOf: ["stdout", "stderr", "file"] },
     file_path: { type: "string", default: "", path: true },
   }),
+  cluster: {
+    type: "table",
+    optional: true,
+    fields: {
+      redis_url: { type: "string", required: true, check: redisUrlProblem },
+      key_prefix: {
+        type: "string",
+        default: "bws:",
+        check: (v) =>
+          /^[\x21-\x7e]{1,64}$/.test(v)
+            ? undefined
+            : `Cannot use key_prefix ${
+              JSON.stringify(v)
+            }: expected 1 to 64 printable ASCII characters without spaces`,
+      },
+      instance_name: {
+        type: "string",
+        default: "",
+        check: (v) =>
+          /^[\x21-\x7e]{0,64}$/.test(v)
+            ? undefined
+            : `Cannot use instance_name ${
+              JSON.stringify(v)
+            }: expected up to 64 printable ASCII characters without spaces`,
+      },
+    },
+  },
   sites: { type: "table[]", item: site },
 });

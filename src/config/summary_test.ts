@@ -118,4 +118,40 @@ keep_path = false
     expect(formatSize(100_000_000)).toBe("100MB");
     expect(formatSize(1234)).toBe("1234B");
   });
+
+  it("lists edge protection per site and route as active, and the PROXY protocol", () => {
+    const c = parseConfigText(
+      `[server]
+trusted_proxies = ["10.0.0.0/8"]
+[[sites]]
+name = "app"
+hostname = "app.example"
+port = 8080
+proxy_protocol = true
+[sites.access]
+deny = ["203.0.113.9"]
+[sites.rate_limit]
+rate = 10
+burst = 20
+[sites.proxy]
+enabled = true
+[[sites.proxy.upstreams]]
+name = "app"
+url = "http://127.0.0.1:3000"
+[[sites.proxy.routes]]
+path = "/dash/"
+upstream = "app"
+[sites.proxy.routes.forward_auth]
+url = "http://127.0.0.1:9091/verify"
+`,
+      { baseDir: "/etc/bws" },
+    );
+    const lines = summarizeConfig(c).split("\n").map((l) => l.trim());
+    expect(lines).toContain(
+      "protection: access (allow all, deny 1), rate_limit 10/s burst 20 by ip",
+    );
+    expect(lines).toContain("PROXY protocol from trusted proxies");
+    expect(lines.some((l) => l.includes("forward_auth http://127.0.0.1:9091/verify"))).toBe(true);
+    expect(lines.filter((l) => l.includes("not active yet"))).toEqual([]);
+  });
 });

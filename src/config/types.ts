@@ -97,6 +97,16 @@ export interface ManagementConfig {
   readonly apiKey: string;
 }
 
+/** `[cluster]`: several bws instances sharing ACME state and rate limits through Redis. */
+export interface ClusterConfig {
+  /** `redis://[user][:password]@host[:port][/db]`, or `rediss://` for TLS. */
+  readonly redisUrl: string;
+  /** Prepended to every Redis key bws uses. @default "bws:" */
+  readonly keyPrefix: string;
+  /** This instance in the fleet list (`/api/status` `instances`). @default the host name */
+  readonly instanceName: string;
+}
+
 export interface LoggingConfig {
   /** @default "info" */
   readonly level: LogLevel;
@@ -382,6 +392,8 @@ export interface Config {
   readonly server: ServerConfig;
   readonly management: ManagementConfig;
   readonly logging: LoggingConfig;
+  /** null without a `[cluster]` table: this instance keeps its state to itself. */
+  readonly cluster: ClusterConfig | null;
   readonly sites: readonly SiteConfig[];
 }
 

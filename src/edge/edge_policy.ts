@@ -93,7 +93,10 @@ export interface EdgeCompileOptions {
 
 /** The compiled edge protection of one site: null where no rule applies. */
 export interface SiteEdge {
-  /** For requests no route matches (static files, 404s, redirects of the site). */
+  /**
+   * For requests no route matches (static files, 404s). Not for the plain-HTTP redirects and
+   * ACME challenges of a TLS site: those answer before a site's protection runs.
+   */
   readonly site: EdgePolicy | null;
   /** Indexed like `site.proxy.routes`. */
   readonly routes: readonly (EdgePolicy | null)[];

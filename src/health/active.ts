@@ -11,6 +11,7 @@
 
 import type { HealthCheckConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import type { UpstreamTarget } from "../upstream/target.ts";
 import { parseExpectStatus } from "./expect_status.ts";
 import type { HostState } from "./host_state.ts";
@@ -110,6 +111,8 @@ export class ActiveHealthChecker {
       if (!ok) error = `health check status ${res.status}`;
     } catch (err) {
       if (stopped.aborted) return; // stopping: not a verdict
+      // bws itself had no descriptor for the check: nothing was learnt about the upstream.
+      if (isDescriptorShortage(err)) return;
       error = err instanceof DOMException && err.name === "TimeoutError"
         ? `health check timed out after ${config.timeout}s`
         : `health check failed: ${describe(err)}`;

@@ -157,12 +157,24 @@ export class ClientConnection implements Timed, ByteStream {
   /** Called once when the connection ends (closed, or its upgrade stream closed). */
   onClose: (() => void) | null = null;
 
-  constructor(stream: ByteStream, peer: Peer, tls: boolean, source: OptionsSource) {
+  /** @param initial bytes already read from `stream` (after a PROXY protocol header) */
+  constructor(
+    stream: ByteStream,
+    peer: Peer,
+    tls: boolean,
+    source: OptionsSource,
+    initial?: Uint8Array,
+  ) {
     this.#stream = stream;
     this.peer = peer;
     this.tls = tls;
     this.#source = source;
     this.#done = new Promise((r) => (this.#resolveDone = r));
+    if (initial !== undefined && initial.length > 0) {
+      if (initial.length <= this.buf.length) this.buf.set(initial);
+      else this.buf = initial.slice();
+      this.end = initial.length;
+    }
   }
 
   /** Settles when the connection is closed. */
@@ -211,7 +223,9 @@ export class ClientConnection implements Timed, ByteStream {
     } catch {
       // already closed
     }
-    this.#request?.abort();
+    // A request the front end answered itself (408 on a stalled body) ends through its body read,
+    // which fails with that status: aborting it here would log the client as gone (499).
+    if (!this.#answered) this.#request?.abort();
     const cb = this.onClose;
     this.onClose = null;
     cb?.();
@@ -422,7 +436,8 @@ export class ClientConnection implements Timed, ByteStream {
       n = null;
     }
     if (n === null) {
-      this.gone = true;
+      // A read ended by our own close is not the client going away.
+      if (!this.#closed) this.gone = true;
       return false;
     }
     this.end += n;

@@ -77,14 +77,13 @@ export async function exchange(
     attempts++;
     const target = member.target;
     ctx.upstream = target.url;
-    const headers = buildUpstreamHeaders(req.headers, proxy.headers, {
-      peer: ctx.peer,
-      peerTrusted: ctx.peerTrusted,
-      proto: ctx.proto,
-      host: ctx.host,
-      requestId: ctx.requestId,
-      upstreamHost: target.hostHeader,
-    }, edit);
+    const headers = buildUpstreamHeaders(
+      req.headers,
+      proxy.headers,
+      ctx,
+      target.hostHeader,
+      edit,
+    );
     const lease = new MemberLease(member);
     try {
       const res = await client.request(target, {
@@ -105,7 +104,7 @@ export async function exchange(
       lastError = err;
       if (
         err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "body_too_large" &&
-        err.kind !== "client_body"
+        err.kind !== "client_body" && err.kind !== "no_descriptors"
       ) {
         member.state.recordFailure(err.kind);
       }

@@ -12,7 +12,7 @@ import { HandshakeError } from "../websocket/handshake.ts";
 
 /**
  * 502 by default; 504 when the upstream was too slow; 413 for a body past the limit; 499 when
- * the client went away; the front end's own status (408, 400) when the client's body failed;
+ * the client went away; 503 when bws had no file descriptor left to connect with; the front end's own status (408, 400) when the client's body failed;
  * 400 / 426 for a refused WebSocket upgrade.
  */
 export function statusForFailure(err: unknown): number {
@@ -26,6 +26,8 @@ export function statusForFailure(err: unknown): number {
         return 504;
       case "aborted":
         return 499;
+      case "no_descriptors":
+        return 503;
       case "client_body":
         return err.cause instanceof HttpError ? err.cause.status : 400;
       default:

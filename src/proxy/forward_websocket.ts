@@ -64,14 +64,7 @@ export async function forwardWebSocket(
   const target = member.target;
   const state = member.state;
   ctx.upstream = target.url;
-  const headers = buildUpstreamHeaders(req.headers, proxy.headers, {
-    peer: ctx.peer,
-    peerTrusted: ctx.peerTrusted,
-    proto: ctx.proto,
-    host: ctx.host,
-    requestId: ctx.requestId,
-    upstreamHost: target.hostHeader,
-  }, edit);
+  const headers = buildUpstreamHeaders(req.headers, proxy.headers, ctx, target.hostHeader, edit);
   headers.push(["connection", "Upgrade"], ["upgrade", "websocket"]);
   const offered = offeredProtocols(req.headers);
   const lease = new MemberLease(member);
@@ -88,7 +81,9 @@ export async function forwardWebSocket(
     });
   } catch (err) {
     lease.release();
-    if (err instanceof UpstreamError && err.kind !== "aborted") state.recordFailure(err.kind);
+    if (
+      err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "no_descriptors"
+    ) state.recordFailure(err.kind);
     return failureResponse(err, ctx);
   }
   if (!up.upgraded) {

@@ -126,8 +126,6 @@ export interface ForwardContext {
   /** The client's Host header value. */
   readonly host: string;
   readonly requestId: string;
-  /** Host header to send when preserve_host is false. */
-  readonly upstreamHost: string;
 }
 
 function forwardedFor(ip: string): string {
@@ -160,6 +158,7 @@ export function buildUpstreamHeaders(
   src: Fields,
   plan: HeaderPlan,
   ctx: ForwardContext,
+  upstreamHost: string,
   edit: EdgeUpstreamEdit | null = null,
 ): [string, string][] {
   let out: [string, string][] = [];
@@ -210,7 +209,7 @@ export function buildUpstreamHeaders(
     const named = connectionNamed(connection);
     if (named !== null && named.size > 0) out = out.filter(([name]) => !named.has(name));
   }
-  out.push(["host", plan.preserveHost ? ctx.host : ctx.upstreamHost]);
+  out.push(["host", plan.preserveHost ? ctx.host : upstreamHost]);
   const trusted = ctx.peerTrusted;
   if (plan.addXForwarded) {
     out.push(["x-forwarded-for", trusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer]);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import type { ConnectionGate } from "./connection_gate.ts";
 
 /** How long accepting pauses after the process ran out of descriptors. */
@@ -22,14 +23,11 @@ export interface AcceptEvents {
   onDescriptorShortage(err: Error): void;
   /** Accepting failed for another reason (rate limited the same way). */
   onAcceptError(err: Error): void;
-}
-
-/** Whether `err` says the process or the system ran out of file descriptors. */
-export function isDescriptorShortage(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code;
-  if (code === "EMFILE" || code === "ENFILE") return true;
-  const msg = err instanceof Error ? err.message : "";
-  return /os error 2[34]\b|too many open files/i.test(msg);
+  /**
+   * The address a new connection counts against for `max_connections_per_ip`; null: the total
+   * only (a trusted balancer on a PROXY protocol port). @default the peer's address
+   */
+  perIpKey?(ip: string): string | null;
 }
 
 /** A running accept loop. */
@@ -72,7 +70,8 @@ async function loop(listener: Deno.Listener, gate: ConnectionGate, events: Accep
       await new Promise((r) => setTimeout(r, shortage ? FD_PAUSE_MS : ERROR_PAUSE_MS));
       continue;
     }
-    const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const ip = events.perIpKey === undefined ? peer : events.perIpKey(peer);
     if (!gate.admit(ip)) {
       try {
         conn.close();

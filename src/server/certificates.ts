@@ -11,6 +11,7 @@ import type { Logger } from "../log/types.ts";
 import type { CertificatePair } from "../tls/certs.ts";
 import type { TlsListener } from "../tls/listener.ts";
 import type { AcmeManager } from "../acme/manager.ts";
+import type { SharedAcme } from "../cluster/cluster.ts";
 import { siteNames } from "../plan/compile_plan.ts";
 import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
 
@@ -69,9 +70,12 @@ export class CertificateSet {
   #preparedFor: Plan | null = null;
   readonly #listeners = new Map<string, TlsListener>();
   readonly #managed = new Map<string, Managed>();
+  readonly #shared: SharedAcme | null;
 
-  constructor(logger: () => Logger) {
+  /** @param shared the fleet's ACME state (`[cluster]`); null keeps it in storage_dir alone */
+  constructor(logger: () => Logger, shared: SharedAcme | null = null) {
     this.#logger = logger;
+    this.#shared = shared;
   }
 
   /**
@@ -155,6 +159,7 @@ export class CertificateSet {
           directoryUrl: a.directoryUrl,
           email: a.email,
           storageDir: a.storageDir,
+          ...(this.#shared ? { store: this.#shared.store(a) } : {}),
           renewBeforeDays: a.renewBeforeDays,
           checkInterval: checkIntervalFromEnv(),
           logger: this.#logger(),
@@ -230,12 +235,14 @@ export class CertificateSet {
     return out;
   }
 
-  challengeResponse(token: string): string | null {
+  /** The HTTP-01 answer for `token`: from this process's orders, else (in a fleet) from the
+   *  answers other instances published, waiting at most Redis's short request deadline. */
+  challengeResponse(token: string): string | null | Promise<string | null> {
     for (const m of this.#managed.values()) {
       const answer = m.manager.challengeResponse(token);
       if (answer !== null) return answer;
     }
-    return null;
+    return this.#shared?.readChallenge(token) ?? null;
   }
 
   async stop(): Promise<void> {

@@ -42,20 +42,36 @@ export class ConnectionGate {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** Counts a new connection from `ip`; false (not counted) when that address is at its limit. */
-  admit(ip: string): boolean {
-    if (this.#perIp > 0) {
-      const n = this.#byIp.get(ip) ?? 0;
-      if (n >= this.#perIp) return false;
-      this.#byIp.set(ip, n + 1);
-    }
+  /**
+   * Counts a new connection from `ip`; false (not counted) when that address is at its limit.
+   * `null`: counted in the total only (a load balancer's connection on a PROXY protocol port,
+   * counted by its client's address once the header named it: {@link claim}).
+   */
+  admit(ip: string | null): boolean {
+    if (ip !== null && !this.claim(ip)) return false;
     this.#open++;
     return true;
   }
 
   /** A connection counted by {@link admit} ended. */
-  release(ip: string): void {
+  release(ip: string | null): void {
     this.#open--;
+    if (ip !== null) this.unclaim(ip);
+    this.#wake();
+  }
+
+  /** Counts an admitted connection against `ip`'s limit; false (not counted) when at it. */
+  claim(ip: string): boolean {
+    if (this.#perIp > 0) {
+      const n = this.#byIp.get(ip) ?? 0;
+      if (n >= this.#perIp) return false;
+      this.#byIp.set(ip, n + 1);
+    }
+    return true;
+  }
+
+  /** Ends what {@link claim} counted. */
+  unclaim(ip: string): void {
     if (this.#perIp > 0 || this.#byIp.size > 0) {
       const n = this.#byIp.get(ip);
       if (n !== undefined) {
@@ -63,7 +79,6 @@ export class ConnectionGate {
         else this.#byIp.set(ip, n - 1);
       }
     }
-    this.#wake();
   }
 
   #wake(): void {

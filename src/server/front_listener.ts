@@ -10,8 +10,9 @@
 import { ClientConnection, type FrontOptions } from "../http1/connection.ts";
 import type { ByteStream, HttpRequest, HttpResponse, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
+import { type ProxyPreface, readProxyPreface } from "../net/proxy_preface.ts";
 import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
-import { serveTls, type TlsListener } from "../tls/listener.ts";
+import { serveTls, type TlsListener, type TlsProxyProtocol } from "../tls/listener.ts";
 import type { CertificatePair } from "../tls/certs.ts";
 import { runAcceptLoop } from "./accept_loop.ts";
 import type { ConnectionGate } from "./connection_gate.ts";
@@ -73,6 +74,9 @@ export class FrontListener {
   readonly #ctx: ListenerContext;
   readonly #conns = new Set<ClientConnection>();
   readonly #h2 = new Set<ByteStream>();
+  /** Plain connections whose PROXY protocol header is being read. */
+  readonly #prefacing = new Set<Deno.Conn>();
+  #lastPrefaceReport = 0;
   readonly #cutter = new AbortController();
   readonly #source: { options: FrontOptions };
   readonly #stopAccepting: () => Promise<void>;
@@ -130,6 +134,12 @@ export class FrontListener {
         gate: ctx.gate,
         handshakeTimeoutMs: plan.client.tlsHandshakeMs,
         onAcceptError: report,
+        proxyProtocol: () =>
+          proxyProtocolRules(
+            self === null ? lp : self.lp,
+            self === null ? plan : self.plan,
+            (peer, reason) => whenReady((l) => l.#prefaceRefused(peer, reason)),
+          ),
         onConnection: (stream, peer, alpn, release) =>
           whenReady((l) =>
             alpn === "h2"
@@ -151,7 +161,17 @@ export class FrontListener {
             // not TCP
           }
           const r = conn.remoteAddr as Deno.NetAddr;
-          whenReady((l) => l.#serve(conn, { hostname: r.hostname, port: r.port }, release));
+          const peer = { hostname: r.hostname, port: r.port };
+          whenReady((l) =>
+            l.lp.proxyProtocol
+              ? void l.#servePrefaced(conn, peer, release)
+              : l.#serve(conn, peer, release)
+          );
+        },
+        // A balancer's connection counts by the client its PROXY header names.
+        perIpKey: (ip) => {
+          const [p, t] = self === null ? [lp, plan.trusted] : [self.lp, self.plan.trusted];
+          return p.proxyProtocol && t.has(ip) ? null : ip;
         },
         onDescriptorShortage: (err) => report(err, true),
         onAcceptError: (err) => report(err, false),
@@ -179,9 +199,9 @@ export class FrontListener {
     return this.#finished;
   }
 
-  /** Open client connections (HTTP/2 ones included). */
+  /** Open client connections (HTTP/2 ones and those still sending a PROXY header included). */
   get connections(): number {
-    return this.#conns.size + this.#h2.size;
+    return this.#conns.size + this.#h2.size + this.#prefacing.size;
   }
 
   /** Serves new requests from `plan` (reload); connections pick up its timeouts and limits. */
@@ -196,6 +216,8 @@ export class FrontListener {
   shutdown(): Promise<void> {
     return this.#stopping ??= (async () => {
       await this.#stopAccepting().catch(() => {});
+      for (const c of this.#prefacing) closeQuietly(c);
+      this.#prefacing.clear();
       for (const c of this.#conns) c.shutdown();
       await Promise.all([...this.#conns].map((c) => c.done));
       for (const s of this.#h2) closeQuietly(s);
@@ -214,8 +236,8 @@ export class FrontListener {
     }, CUT_CLOSE_MS);
   }
 
-  #serve(stream: ByteStream, peer: Peer, release: () => void): void {
-    const conn = new ClientConnection(stream, peer, this.tls, this.#source);
+  #serve(stream: ByteStream, peer: Peer, release: () => void, initial?: Uint8Array): void {
+    const conn = new ClientConnection(stream, peer, this.tls, this.#source, initial);
     this.#conns.add(conn);
     conn.onClose = () => {
       this.#conns.delete(conn);
@@ -225,16 +247,68 @@ export class FrontListener {
     void conn.run();
   }
 
+  /**
+   * A plain connection on a PROXY protocol port: only a trusted peer may send the header, and
+   * the client it names is the connection's peer from then on (LOCAL and UNKNOWN keep the
+   * socket's); the bytes read after it start the HTTP/1.1 connection.
+   */
+  async #servePrefaced(conn: Deno.Conn, peer: Peer, release: () => void): Promise<void> {
+    if (!this.plan.trusted.has(peer.hostname)) {
+      closeQuietly(conn);
+      release();
+      this.#prefaceRefused(peer.hostname, "the peer is not in server.trusted_proxies");
+      return;
+    }
+    this.#prefacing.add(conn);
+    let preface: ProxyPreface;
+    try {
+      preface = await readProxyPreface(conn, this.plan.client.timeouts.headerMs);
+    } catch (err) {
+      closeQuietly(conn);
+      release();
+      if (this.#prefacing.has(conn)) {
+        this.#prefaceRefused(peer.hostname, err instanceof Error ? err.message : String(err));
+      }
+      return;
+    } finally {
+      this.#prefacing.delete(conn);
+    }
+    const client = preface.client;
+    if (client === null) return this.#serve(conn, peer, release, preface.rest);
+    const gate = this.#ctx.gate;
+    if (!gate.claim(client.hostname)) {
+      closeQuietly(conn);
+      release();
+      return;
+    }
+    this.#serve(conn, client, () => {
+      gate.unclaim(client.hostname);
+      release();
+    }, preface.rest);
+  }
+
+  /** Logs a connection closed for its PROXY header (at most one line a second). */
+  #prefaceRefused(peer: string, reason: string): void {
+    const now = Date.now();
+    if (now - this.#lastPrefaceReport < 1000) return;
+    this.#lastPrefaceReport = now;
+    this.#ctx.logger().warn("connection closed: no valid PROXY protocol header", {
+      listener: this.lp.key,
+      peer,
+      reason,
+    });
+  }
+
   #serveHttp2(stream: ByteStream, buffered: Uint8Array, peer: Peer, release: () => void): void {
     this.#h2.add(stream);
     const handler = (req: HttpRequest) =>
       this.#handle(req, this.#ctx.services, this.#cutter.signal);
-    void this.#ctx.bridge.attach(stream, buffered, { peer, tls: this.tls, handler }).finally(
-      () => {
-        this.#h2.delete(stream);
-        release();
-      },
-    );
+    const idleMs = () => this.plan.client.timeouts.keepAliveMs;
+    const who = { peer, tls: this.tls, handler, idleMs };
+    void this.#ctx.bridge.attach(stream, buffered, who).finally(() => {
+      this.#h2.delete(stream);
+      release();
+    });
   }
 
   #handle(req: HttpRequest, services: Services, cut: AbortSignal): Promise<HttpResponse> {
@@ -258,6 +332,7 @@ export class FrontListener {
         void ctx.bridge.attach(conn, buffered, {
           peer: conn.peer,
           tls: false,
+          idleMs: () => this.plan.client.timeouts.keepAliveMs,
           handler: (req) => this.#handle(req, services, cut),
         }).finally(() => conn.close());
       },
@@ -293,6 +368,16 @@ async function tracked(
     inner?.(bytes, error);
   };
   return res;
+}
+
+/** How a TLS port reads PROXY headers under `lp` and `plan`, or null when it expects none. */
+function proxyProtocolRules(
+  lp: ListenerPlan,
+  plan: Plan,
+  onRefused: (peer: string, reason: string) => void,
+): TlsProxyProtocol | null {
+  if (!lp.proxyProtocol) return null;
+  return { trusted: plan.trusted, timeoutMs: plan.client.timeouts.headerMs, onRefused };
 }
 
 function closeQuietly(s: ByteStream): void {

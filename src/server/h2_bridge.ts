@@ -19,6 +19,15 @@ export interface BridgedConnection {
   readonly peer: Peer;
   readonly tls: boolean;
   readonly handler: HttpHandler;
+  /** Milliseconds a connection with no request in flight may stay silent (keep_alive); then it
+   * is closed, as an idle HTTP/1.1 connection would be. 0 or absent = never. */
+  readonly idleMs?: () => number;
+}
+
+/** A bridged connection and its requests in flight. */
+interface Entry {
+  readonly who: BridgedConnection;
+  inFlight: number;
 }
 
 const FORBIDDEN = () => new Response("Forbidden\n", { status: 403 });
@@ -29,7 +38,7 @@ const RESTART_MS = 100;
 export class Http2Bridge {
   readonly #logger: () => Logger;
   /** Local port of bws's connection to the bridge → who is behind it. */
-  readonly #entries = new Map<number, BridgedConnection>();
+  readonly #entries = new Map<number, Entry>();
   #server: Deno.HttpServer<Deno.NetAddr> | null = null;
   #starting: Promise<Deno.HttpServer<Deno.NetAddr>> | null = null;
   #stopped = false;
@@ -57,9 +66,11 @@ export class Http2Bridge {
     }
     inner.setNoDelay(true);
     const port = (inner.localAddr as Deno.NetAddr).port;
-    this.#entries.set(port, who);
+    const entry: Entry = { who, inFlight: 0 };
+    this.#entries.set(port, entry);
     try {
-      await pipeStreams(stream, buffered, inner);
+      const idle = who.idleMs && { ms: who.idleMs, busy: () => entry.inFlight > 0 };
+      await pipeStreams(stream, buffered, inner, idle);
     } finally {
       this.#entries.delete(port);
     }
@@ -85,8 +96,12 @@ export class Http2Bridge {
           return new Response("500 Internal Server Error\n", { status: 500 });
         },
       }, (req, info) => {
-        const who = this.#entries.get(info.remoteAddr.port);
-        if (who === undefined) return FORBIDDEN();
+        const entry = this.#entries.get(info.remoteAddr.port);
+        if (entry === undefined) return FORBIDDEN();
+        const who = entry.who;
+        entry.inFlight++;
+        const done = () => void entry.inFlight--;
+        info.completed.then(done, done);
         const url = req.url;
         const tls = who.tls;
         const fixed = tls && url.charCodeAt(4) === 58

@@ -139,7 +139,6 @@ export async function handleRequest(
     proto: req.tls ? "https" : "http",
     host,
     requestId,
-    upstreamHost: "",
     pathname,
     search,
     abort: new RequestAbort(req, cut, req.version !== "2"),

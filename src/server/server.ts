@@ -26,6 +26,7 @@ import { ConnectionGate } from "./connection_gate.ts";
 import { Http2Bridge } from "./h2_bridge.ts";
 import { listenError, ListenerSet } from "./listener_set.ts";
 import type { ListeningAddress, ReloadResult, ServerHandle } from "./types.ts";
+import type { Cluster } from "../cluster/cluster.ts";
 
 export interface StartOptions {
   /** Overrides `[logging] level` (e.g. `-v`). */
@@ -58,7 +59,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const metrics = new Metrics();
   const client = new UpstreamClient();
   const webSockets = new WebSocketRegistry();
-  const certificates = new CertificateSet(() => logger);
+  // [cluster] (SPEC 12): loaded only when configured; never waits for Redis more than a second.
+  let cluster: Cluster | null = null;
+  if (config.cluster) {
+    const { Cluster } = await import("../cluster/cluster.ts");
+    cluster = await Cluster.start(config.cluster, () => logger);
+  }
+  const certificates = new CertificateSet(() => logger, cluster?.acme ?? null);
   const services: Services = {
     client,
     metrics,
@@ -74,7 +81,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   );
   let generation = 1;
   const fileCache = new CompressedFileCache();
-  let plan = compilePlan(config, generation, { registry, logger, client, fileCache });
+  const stores = cluster?.bucketStores;
+  let plan = compilePlan(config, generation, { registry, logger, client, fileCache, stores });
   let admin: { addr: { hostname: string; port: number }; shutdown(): Promise<void> } | null = null;
   let stopping: Promise<void> | null = null;
   let resolveFinished!: () => void;
@@ -103,8 +111,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const { serveAdmin } = await import("../admin/app.ts");
     try {
       admin = serveAdmin(cfg.management, {
-        status: () =>
-          buildStatus(
+        status: () => ({
+          ...buildStatus(
             plan,
             [...listeners.running.values()].map((l) => ({
               ...l.addr,
@@ -114,6 +122,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             startedAt,
             client.stats(),
           ),
+          ...(cluster ? { instances: cluster.instances() } : {}),
+        }),
         metricsText: () =>
           metrics.render(
             plan.groups.flatMap((g) => {
@@ -149,6 +159,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     await bridge.shutdown();
     for (const g of plan.groups) await g.stop();
     await certificates.stop();
+    await cluster?.close();
     client.close();
     if (ownLogger) await logger.close();
     throw err;
@@ -182,8 +193,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         logger: nextLogger,
         client,
         fileCache,
+        stores,
       });
       await applyPlan(nextPlan, plan);
+      if (cluster ? !cluster.sameSettings(next.cluster) : next.cluster !== null) {
+        logger.warn("[cluster] changes take effect at the next start");
+      }
       generation++;
       if (nextLogger !== logger) {
         const old = logger;
@@ -288,6 +303,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await bridge.shutdown();
         await Promise.all(plan.groups.map((g) => g.stop()));
         await certificates.stop();
+        await cluster?.close();
         if (admin) await admin.shutdown();
         client.close();
         logger.info("stopped");

@@ -20,6 +20,7 @@ import {
   type StaticVariant,
 } from "../compress/static_variant.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import { parseByteRange } from "./byte_range.ts";
 import { openFileRange } from "./file_stream.ts";
 import { contentTypeFor } from "./mime.ts";
@@ -76,6 +77,15 @@ function textResponse(status: number, text: string, extra: Field[] = []): HttpRe
     headers: [["content-type", TEXT], NOSNIFF, ...extra],
     body: encoder.encode(text),
   };
+}
+
+/**
+ * The answer for a file that was found but could not be opened: 503 while the process is out of
+ * file descriptors (a moment's shortage: the file is there), else 404 (gone since it was found).
+ */
+function cannotOpen(err: unknown): HttpResponse {
+  if (!isDescriptorShortage(err)) return notFoundResponse();
+  return textResponse(503, "503 Service Unavailable\n", [["retry-after", "1"]]);
 }
 
 function methodNotAllowed(): HttpResponse {
@@ -303,8 +313,8 @@ async function serveAsIs(
   if (length === 0) return { status, headers, body: EMPTY };
   try {
     return { status, headers, body: await openFileRange(path, start, length), length };
-  } catch {
-    return notFoundResponse(); // gone or unreadable since it was found
+  } catch (err) {
+    return cannotOpen(err); // gone or unreadable since it was found
   }
 }
 
@@ -329,8 +339,8 @@ async function servePrecompressed(
   if (size === 0) return { status: 200, headers, body: EMPTY };
   try {
     return { status: 200, headers, body: await openFileRange(variant.path, 0, size), length: size };
-  } catch {
-    return notFoundResponse();
+  } catch (err) {
+    return cannotOpen(err);
   }
 }
 
@@ -365,7 +375,7 @@ async function serveCompressed(
     const source = await openFileRange(path, 0, size);
     const body = compressSource(source, variant.algorithm, { sizeHint: size });
     return { status: 200, headers, body, length: null };
-  } catch {
-    return notFoundResponse();
+  } catch (err) {
+    return cannotOpen(err);
   }
 }

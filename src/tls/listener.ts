@@ -11,15 +11,20 @@
  * client that never sends its ClientHello would hold a descriptor for as long as it likes: no
  * handshake timeout is possible there. See README.md in this folder.
  *
- * node's server accepts by itself: connections past the budget (`max_connections`, the
- * per-address limit) are closed at once instead of waiting in the kernel backlog.
+ * A plain `net.Server` accepts and hands each socket to a `tls.Server` that never listens
+ * itself (`emit("connection")`): on a PROXY protocol port the header is read from the raw socket
+ * first, the bytes after it are put back, and the handshake starts on what follows. Connections
+ * past the budget (`max_connections`, the per-address limit) are closed at once instead of
+ * waiting in the kernel backlog.
  *
  * @module
  */
 
-import type net from "node:net";
+import net from "node:net";
 import tls from "node:tls";
 import type { ByteStream, Peer } from "../http1/types.ts";
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
+import { readProxyPrefaceFromSocket } from "../net/proxy_preface.ts";
 import type { ConnectionGate } from "../server/connection_gate.ts";
 import type { CertificatePair } from "./certs.ts";
 import { NodeSocketStream } from "./node_socket_stream.ts";
@@ -59,8 +64,23 @@ export interface TlsListenerOptions {
   handshakeTimeoutMs?: number;
   /** Accepting failed (descriptors ran out, or another error). */
   onAcceptError?: (err: Error, shortage: boolean) => void;
+  /**
+   * Asked for every new connection: non-null when this port expects a PROXY protocol header
+   * before the TLS handshake (a reload may switch it).
+   */
+  proxyProtocol?: () => TlsProxyProtocol | null;
   /** Set SO_REUSEPORT, so that every worker thread accepts on the port. @default false */
   reusePort?: boolean;
+}
+
+/** How a TLS port reads PROXY protocol headers. */
+export interface TlsProxyProtocol {
+  /** Peers allowed to send one; other connections are closed at once. */
+  readonly trusted: { has(ip: string): boolean };
+  /** Milliseconds the header may take; 0 = no limit. */
+  readonly timeoutMs: number;
+  /** A connection was closed: untrusted peer, bad or missing header. */
+  readonly onRefused?: (peer: string, reason: string) => void;
 }
 
 /** A running TLS listener. */
@@ -87,6 +107,22 @@ function contextOf(pair: CertificatePair): tls.SecureContext {
   return ctx;
 }
 
+/** How often the front server's accepting is re-armed. */
+const REARM_MS = 1000;
+/** The listen backlog node's server.listen() uses by default. */
+const BACKLOG = 511;
+
+function rearmAccepting(front: net.Server, opts: TlsListenerOptions): void {
+  const handle = (front as unknown as { _handle?: { listen?(backlog: number): number } | null })
+    ._handle;
+  handle?.listen?.(BACKLOG);
+  try {
+    Deno.openSync(Deno.build.os === "windows" ? "NUL" : "/dev/null").close();
+  } catch (err) {
+    if (isDescriptorShortage(err)) opts.onAcceptError?.(err as Error, true);
+  }
+}
+
 function stripV4Mapped(address: string): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
@@ -97,7 +133,10 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
   const gate = opts.gate;
   /** `address:port` → a raw connection still in its handshake, with its release. node hands
    * the TLS socket over as a new object; the peer's address and port name the connection. */
-  const handshaking = new Map<string, { raw: net.Socket; release: () => void }>();
+  const handshaking = new Map<
+    string,
+    { raw: net.Socket; release: () => void; peer: Peer | null }
+  >();
   const keyOf = (s: net.Socket) => `${s.remoteAddress}:${s.remotePort}`;
   const server = tls.createServer({
     ALPNProtocols: ALPN,
@@ -114,14 +153,23 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
     sock.setNoDelay(true);
     opts.onConnection(
       new NodeSocketStream(sock),
-      { hostname: stripV4Mapped(sock.remoteAddress ?? ""), port: sock.remotePort ?? 0 },
+      entry?.peer ??
+        { hostname: stripV4Mapped(sock.remoteAddress ?? ""), port: sock.remotePort ?? 0 },
       typeof sock.alpnProtocol === "string" ? sock.alpnProtocol : null,
       entry?.release ?? (() => {}),
     );
   });
-  server.on("connection", (raw: net.Socket) => {
+  const front = net.createServer((raw: net.Socket) => {
     const ip = stripV4Mapped(raw.remoteAddress ?? "");
-    if (gate.open >= gate.max || !gate.admit(ip)) {
+    const pp = opts.proxyProtocol?.() ?? null;
+    if (pp !== null && !pp.trusted.has(ip)) {
+      raw.destroy();
+      pp.onRefused?.(ip, "the peer is not in server.trusted_proxies");
+      return;
+    }
+    // A balancer's connection counts by the client its header names, not by the balancer.
+    let counted: string | null = pp === null ? ip : null;
+    if (gate.open >= gate.max || !gate.admit(counted)) {
       raw.destroy();
       return;
     }
@@ -130,12 +178,36 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
     const release = () => {
       if (released) return;
       released = true;
-      gate.release(ip);
+      gate.release(counted);
     };
-    handshaking.set(key, { raw, release });
+    const entry = { raw, release, peer: null as Peer | null };
+    handshaking.set(key, entry);
     raw.on("close", () => {
       if (handshaking.get(key)?.raw === raw) handshaking.delete(key);
       release();
+    });
+    if (pp === null) {
+      server.emit("connection", raw);
+      return;
+    }
+    readProxyPrefaceFromSocket(raw, pp.timeoutMs).then((preface) => {
+      if (raw.destroyed) return;
+      const client = preface.client;
+      if (client !== null) {
+        const host = stripV4Mapped(client.hostname);
+        if (!gate.claim(host)) {
+          raw.destroy();
+          return;
+        }
+        counted = host;
+        entry.peer = { hostname: host, port: client.port };
+      } else {
+        entry.peer = { hostname: ip, port: raw.remotePort ?? 0 };
+      }
+      server.emit("connection", raw);
+    }, (err: Error) => {
+      raw.destroy();
+      pp.onRefused?.(ip, err.message);
     });
   });
   // Failed handshakes (unknown name without certificate, garbage, plain HTTP, a client silent
@@ -143,7 +215,7 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
   // timeout, so close it here.
   server.on("tlsClientError", (_err: Error, sock: tls.TLSSocket) => sock.destroy());
   // An accept failure must never become an uncaught 'error' event (it would end the process).
-  server.on("error", (err: Error) => opts.onAcceptError?.(err, /EMFILE|ENFILE/.test(err.message)));
+  front.on("error", (err: Error) => opts.onAcceptError?.(err, /EMFILE|ENFILE/.test(err.message)));
   const setDefault = () => {
     const pair = table.resolve(undefined);
     if (pair !== null) server.setSecureContext({ cert: pair.certPem, key: pair.keyPem });
@@ -152,13 +224,18 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
 
   const addr = await new Promise<{ hostname: string; port: number }>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
-    server.once("error", onError);
-    server.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
-      server.off("error", onError);
-      const a = server.address() as net.AddressInfo;
+    front.once("error", onError);
+    front.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
+      front.off("error", onError);
+      const a = front.address() as net.AddressInfo;
       resolve({ hostname: stripV4Mapped(a.address), port: a.port });
     });
   });
+
+  // node's server stops accepting for good when accept() meets EMFILE/ENFILE, without an
+  // 'error' event (Deno 2.9): re-arm it every second and report the shortage.
+  const rearm = setInterval(() => rearmAccepting(front, opts), REARM_MS);
+  Deno.unrefTimer(rearm);
 
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
@@ -173,7 +250,8 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
     },
     shutdown() {
       return stopping ??= (async () => {
-        server.close();
+        clearInterval(rearm);
+        front.close();
         for (const { raw } of handshaking.values()) raw.destroy();
         handshaking.clear();
         // node's 'close' comes once every connection it accepted is closed: those are the

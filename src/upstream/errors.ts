@@ -5,6 +5,8 @@
  * @module
  */
 
+import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
+
 /** What went wrong talking to an upstream. */
 export type UpstreamErrorKind =
   | "connect_refused"
@@ -22,7 +24,10 @@ export type UpstreamErrorKind =
   | "body_too_large"
   /** The client's request body could not be read (it went away, timed out, or sent bad
    * framing): the cause is the front end's error, whose status the client gets. */
-  | "client_body";
+  | "client_body"
+  /** bws itself had no file descriptor left for the connection (EMFILE/ENFILE): a moment's
+   * shortage of its own, never held against the upstream's health. */
+  | "no_descriptors";
 
 /** Flags describing how far the exchange got when it failed. */
 export interface UpstreamErrorFlags {
@@ -70,6 +75,7 @@ export function socketErrorKind(err: unknown): UpstreamErrorKind {
 
 /** Maps an error thrown by `Deno.connect` / `Deno.connectTls` / the TLS handshake. */
 export function connectErrorKind(err: unknown, tls: boolean): UpstreamErrorKind {
+  if (isDescriptorShortage(err)) return "no_descriptors";
   if (err instanceof Deno.errors.ConnectionRefused) return "connect_refused";
   if (err instanceof Deno.errors.TimedOut) return "connect_timeout";
   const msg = err instanceof Error ? err.message : String(err);

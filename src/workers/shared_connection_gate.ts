@@ -46,31 +46,29 @@ export class SharedConnectionGate extends ConnectionGate {
     super.configure(connectionShare(max, this.#tables.length), 0);
   }
 
-  override admit(ip: string): boolean {
+  /** Counts a connection against `ip`'s limit for the whole process; false when at it. */
+  override claim(ip: string): boolean {
     const limit = this.#perIp;
-    if (limit > 0) {
-      let others = 0;
-      for (const t of this.#tables) if (t !== this.#own) others += t.get(ip, COUNTS) ?? 0;
-      if (others >= limit) return false;
-      this.#counted = true;
-      let refused = false;
-      this.#own.update(ip, COUNTS, (n) => {
-        const open = n ?? 0;
-        if (open + others >= limit) {
-          refused = true;
-          return undefined;
-        }
-        return open + 1;
-      });
-      if (refused) return false;
-    }
-    return super.admit(ip);
+    if (limit <= 0) return true;
+    let others = 0;
+    for (const t of this.#tables) if (t !== this.#own) others += t.get(ip, COUNTS) ?? 0;
+    if (others >= limit) return false;
+    this.#counted = true;
+    let refused = false;
+    this.#own.update(ip, COUNTS, (n) => {
+      const open = n ?? 0;
+      if (open + others >= limit) {
+        refused = true;
+        return undefined;
+      }
+      return open + 1;
+    });
+    return !refused;
   }
 
-  override release(ip: string): void {
+  override unclaim(ip: string): void {
     if (this.#counted) {
       this.#own.update(ip, COUNTS, (n) => (n === undefined ? undefined : n - 1));
     }
-    super.release(ip);
   }
 }

@@ -36,6 +36,7 @@ import type { ListenerCertificatesData, LogRecord, SupervisorMethods } from "./p
 import { sharedBucketStores } from "./shared_bucket_store.ts";
 import { SharedKeyTable } from "./shared_key_table.ts";
 import { type WorkerInfo, WorkerPool } from "./worker_pool.ts";
+import type { Cluster } from "../cluster/cluster.ts";
 
 /** Shared memory for upstream members: ~330 bytes each with 2 workers; untouched pages cost
  * nothing. */
@@ -74,9 +75,16 @@ export async function startSupervisor(
   const series = seriesBuffers.map((b) => new RequestSeries(SERIES_SECONDS, b));
   const metrics = new Metrics();
   const client = new UpstreamClient();
-  const certificates = new CertificateSet(() => logger);
+  // [cluster]: the supervisor is this instance in the fleet (ACME store, heartbeats); each
+  // worker opens its own link for the rate-limit buckets.
+  let cluster: Cluster | null = null;
+  if (config.cluster) {
+    const { Cluster } = await import("../cluster/cluster.ts");
+    cluster = await Cluster.start(config.cluster, () => logger);
+  }
+  const certificates = new CertificateSet(() => logger, cluster?.acme ?? null);
   const fileCache = new CompressedFileCache();
-  const stores = sharedBucketStores(buckets);
+  const stores = cluster?.bucketStores ?? sharedBucketStores(buckets);
   let generation = 1;
   let plan = compilePlan(config, generation, { registry, logger, client, fileCache, stores });
   let admin: { addr: { hostname: string; port: number }; shutdown(): Promise<void> } | null = null;
@@ -213,6 +221,7 @@ export async function startSupervisor(
           return {
             ...buildStatus(plan, listenerInfo(), startedAt, [...pools.values()]),
             workers: pool.info(stats),
+            ...(cluster ? { instances: cluster.instances() } : {}),
           };
         },
         metricsText,
@@ -234,6 +243,7 @@ export async function startSupervisor(
     await pool.shutdown(0);
     for (const g of plan.groups) await g.stop();
     await certificates.stop();
+    await cluster?.close();
     client.close();
     if (ownLogger) await logger.close();
     throw err;
@@ -271,8 +281,11 @@ export async function startSupervisor(
       });
       await applyPlan(nextPlan, plan);
       generation++;
-      if (next.server.workers !== plan.config.server.workers) {
+      if (next.server.workers !== config.server.workers) {
         logger.warn("server.workers changes take effect at the next start");
+      }
+      if (cluster ? !cluster.sameSettings(next.cluster) : next.cluster !== null) {
+        logger.warn("[cluster] changes take effect at the next start");
       }
       if (nextLogger !== logger) {
         const old = logger;
@@ -369,6 +382,7 @@ export async function startSupervisor(
         await pool.shutdown(plan.gracePeriodMs);
         await Promise.all(plan.groups.map((g) => g.stop()));
         await certificates.stop();
+        await cluster?.close();
         if (admin) await admin.shutdown();
         client.close();
         logger.info("stopped");

@@ -12,7 +12,10 @@ import { Metrics } from "../admin/metrics.ts";
 import { RequestSeries, SERIES_SECONDS } from "../admin/request_series.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
 import { deepFreeze } from "../config/freeze.ts";
-import type { Config } from "../config/types.ts";
+import type { ClusterConfig, Config } from "../config/types.ts";
+import type { SharedBuckets } from "../cluster/redis_bucket_store.ts";
+import type { RedisLink } from "../cluster/redis_link.ts";
+import type { BucketStoreFactory } from "../edge/rate_limit.ts";
 import { HostTable } from "../health/host_cells.ts";
 import { alignClock } from "../health/host_state.ts";
 import { HostRegistry } from "../health/registry.ts";
@@ -37,6 +40,13 @@ import { sharedBucketStores } from "./shared_bucket_store.ts";
 import { SharedConnectionGate } from "./shared_connection_gate.ts";
 import { SharedKeyTable } from "./shared_key_table.ts";
 import { WorkerCertificates } from "./worker_certificates.ts";
+
+/** `[cluster]` deadlines, as the supervisor's (src/cluster/cluster.ts): a request waits for
+ * Redis at most this long, then counts locally. */
+const FLEET_REQUEST_TIMEOUT_MS = 100;
+const FLEET_BACKGROUND_TIMEOUT_MS = 1000;
+/** Longest wait for Redis when the worker starts. */
+const FLEET_START_WAIT_MS = 1000;
 
 /** What a worker asks of its supervisor. */
 export interface SupervisorLink {
@@ -67,7 +77,9 @@ export class WorkerServer {
   readonly #webSockets = new WebSocketRegistry();
   readonly #certificates = new WorkerCertificates();
   readonly #fileCache = new CompressedFileCache();
-  readonly #stores;
+  #stores: BucketStoreFactory;
+  /** `[cluster]`: this worker's Redis link and the fleet's buckets through it. */
+  #fleet: { link: RedisLink; buckets: SharedBuckets } | null = null;
   readonly #gate: SharedConnectionGate;
   readonly #bridge: Http2Bridge;
   readonly #listeners: ListenerSet;
@@ -140,6 +152,8 @@ export class WorkerServer {
     if (this.#stopping) throw new Error("Cannot apply a config: the worker is stopping");
     const config = deepFreeze(args.config) as Config;
     const prev = this.#plan;
+    // [cluster] is read at start only, as in the supervisor.
+    if (prev === null && config.cluster !== null) await this.#joinFleet(config.cluster);
     const logger = this.#loggerFor(config);
     this.#registry.assign(args.slots);
     // A listener this worker keeps (or reopens, should the reload fail) keeps its port.
@@ -201,8 +215,29 @@ export class WorkerServer {
       await this.#listeners.settle(100);
       await this.#bridge.shutdown();
       this.#client.close();
+      this.#fleet?.buckets.close();
+      await this.#fleet?.link.close();
       this.#logger?.flush();
     })();
+  }
+
+  /**
+   * Opens this worker's own Redis link for the fleet's rate-limit buckets (a link is a socket,
+   * which does not cross threads): the buckets live in Redis, so the workers and the other
+   * instances share them alike; with Redis away, each worker counts locally.
+   */
+  async #joinFleet(cluster: ClusterConfig): Promise<void> {
+    const { connectRedis } = await import("../cluster/redis_link.ts");
+    const { SharedBuckets } = await import("../cluster/redis_bucket_store.ts");
+    const link = connectRedis(cluster.redisUrl, {
+      requestTimeoutMs: FLEET_REQUEST_TIMEOUT_MS,
+      backgroundTimeoutMs: FLEET_BACKGROUND_TIMEOUT_MS,
+      clientName: `bws:worker-${this.#init.id}`,
+    });
+    await link.waitUp(FLEET_START_WAIT_MS);
+    const buckets = new SharedBuckets(link, `${cluster.keyPrefix}rl:`);
+    this.#fleet = { link, buckets };
+    this.#stores = buckets.factory;
   }
 
   /** The logger of the running plan (a fresh one for a config whose logging changed). */

@@ -154,6 +154,8 @@ export interface Pebble {
   readonly dns: DnsResponder;
   /** A fetch client trusting {@link Pebble.caPem}. */
   readonly http: Deno.HttpClient;
+  /** Orders Pebble has created so far (`POST /order-plz` requests, read from its log). */
+  orders(): Promise<number>;
   /** Pebble's root and first intermediate (PEM), from its management API. */
   root(): Promise<string>;
   intermediate(): Promise<string>;
@@ -188,9 +190,19 @@ export async function startPebble(httpPort: number): Promise<Pebble> {
   const child = new Deno.Command(PEBBLE, {
     args: ["-config", join(dir, "pebble.json"), "-dnsserver", `127.0.0.1:${dns.port}`],
     env: { PEBBLE_VA_NOSLEEP: "1", PEBBLE_AUTHZREUSE: "0", PEBBLE_WFE_NONCEREJECT: "0" },
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   }).spawn();
+  // Pebble logs each request on stdout; only order creations are counted.
+  let orders = 0;
+  const logged = (async () => {
+    let rest = "";
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      const lines = (rest + text).split("\n");
+      rest = lines.pop()!;
+      orders += lines.filter((l) => l.includes("POST /order-plz")).length;
+    }
+  })().catch(() => {});
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   const managementUrl = `https://127.0.0.1:${mgmtPort}`;
   const http = Deno.createHttpClient({ caCerts: [caPem] });
@@ -199,6 +211,7 @@ export async function startPebble(httpPort: number): Promise<Pebble> {
       child.kill("SIGTERM");
     } catch { /* already gone */ }
     await child.status;
+    await logged;
     dns.close();
     http.close();
     await Deno.remove(dir, { recursive: true });
@@ -227,6 +240,7 @@ export async function startPebble(httpPort: number): Promise<Pebble> {
     caFile: join(dir, "ca.pem"),
     dns,
     http,
+    orders: () => Promise.resolve(orders),
     root: () => get("/roots/0"),
     intermediate: () => get("/intermediates/0"),
     close,

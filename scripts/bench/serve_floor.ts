@@ -1,11 +1,13 @@
 /**
- * The Deno platform floor for a proxied request, for the benchmark only:
- * `deno run -A scripts/bench/floor_proxy.ts <port> <backend port>`.
+ * The Deno.serve floor for a proxied request, for the benchmark only:
+ * `deno run -A scripts/bench/serve_floor.ts <port> <backend port>`.
  *
- * Deno.serve in front, a pool of raw `Deno.connect` sockets behind, and nothing else: no routing,
- * no header rewriting (one fixed request head), no timeouts, no logging, Content-Length
- * responses only, one response header back. Whatever a real proxy on this stack adds costs at
- * least this much CPU per request.
+ * Deno.serve in front (what bws used before its own HTTP/1.1 front end), a pool of raw
+ * `Deno.connect` sockets behind, and nothing else: no routing, no header rewriting (one fixed
+ * request head), no timeouts, no logging, Content-Length responses only, one response header
+ * back. Whatever a proxy built on Deno.serve adds costs at least this much CPU per request.
+ *
+ * @module
  */
 const [port, backendPort] = Deno.args.map(Number);
 
