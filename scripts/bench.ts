@@ -17,11 +17,13 @@
  * machine happened to run.
  *
  * Then bws with and without edge protection on the bench route (`scripts/bench/edge_rows.ts`;
- * `--only bws-edge` runs just that), and the static compression rows (`bench/compress_rows.ts`).
+ * `--only bws-edge` runs just that), the static compression rows (`bench/compress_rows.ts`),
+ * and bws with one thread and with two worker threads, unpinned (`bench/workers_rows.ts`).
  *
  * Flags: `--duration S` (10, measured seconds per proxy), `--rounds N` (5), `--connections N`
  * (32), `--only bws,nginx,…`, `--large` (1 GiB each way; default 256 MiB), `--no-large`,
- * `--no-https`, `--websocket`, `--no-pin`, `--no-compress`, `--profile` (bws under `--cpu-prof`, top self-time
+ * `--no-https`, `--websocket`, `--no-pin`, `--no-compress`, `--no-workers`, `--profile` (bws
+ * under `--cpu-prof`, top self-time
  * functions printed).
  *
  * @module
@@ -59,11 +61,12 @@ import {
   wsVerdict,
 } from "./bench/report.ts";
 import { runWebSocketRows, WS_RELAY_NAMES } from "./bench/ws_rows.ts";
+import { workersRows } from "./bench/workers_rows.ts";
 
 const MiB = 1024 * 1024;
 const USAGE = `Usage: deno task bench [--duration 10] [--rounds 5] [--connections 32]
                        [--only bws,nginx] [--large | --no-large] [--no-https] [--no-pin]
-                       [--no-compress] [--profile]
+                       [--no-compress] [--no-workers] [--profile]
        deno task bench --websocket [--only bws,nginx]`;
 
 function parseFlags() {
@@ -81,6 +84,7 @@ function parseFlags() {
         websocket: { type: "boolean", default: false },
         "no-compress": { type: "boolean", default: false },
         "no-pin": { type: "boolean", default: false },
+        "no-workers": { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -340,6 +344,20 @@ async function main(): Promise<number> {
       untrack: (s: Service) => services.stop(s),
     };
     for (const line of ["", ...await runEdgeRows(opts)]) console.log(line);
+  }
+  if (!flags["no-workers"] && (!only || only.includes("bws"))) {
+    const lines = await workersRows({
+      repoRoot,
+      tmp,
+      duration: slotSeconds(duration, rounds),
+      rounds,
+      connections,
+      wrk,
+      ticksPerSecond,
+      backendPort: ctx.backendPort,
+    });
+    console.log("");
+    for (const line of lines) console.log(line);
   }
   return 0;
 }

@@ -52,6 +52,8 @@ export function compileArgs(target: string | undefined, outDir = "dist"): string
     // Started with `new Worker(url)`, which deno compile does not follow by itself.
     "--include",
     "src/edge/bcrypt_worker.ts",
+    "--include",
+    "src/workers/worker_main.ts",
     ...(target ? ["--target", target] : []),
     "--output",
     `${outDir}/${name}`,

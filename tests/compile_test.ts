@@ -15,6 +15,10 @@ describe("deno task compile", () => {
       expect(args).toContain("--unstable-net");
       expect(args).toContain("--unstable-no-legacy-abort");
       expect(args).toContain("--v8-flags=--expose-gc");
+      // Modules started as worker threads are embedded too.
+      for (const module of ["src/edge/bcrypt_worker.ts", "src/workers/worker_main.ts"]) {
+        expect(args[args.indexOf(module) - 1]).toBe("--include");
+      }
       expect(args.slice(args.indexOf("--target"), args.indexOf("--target") + 2)).toEqual([
         "--target",
         t,
@@ -71,6 +75,38 @@ describe("deno task compile", () => {
           stderr: "piped",
         }).output();
         expect(check.code).toBe(0);
+        // server.workers = 2: the worker module is inside the binary.
+        await Deno.mkdir(`${out}/www`);
+        await Deno.writeTextFile(`${out}/www/index.html`, "from a worker\n");
+        await Deno.writeTextFile(
+          `${out}/bws.toml`,
+          `[server]\nworkers = 2\n\n[[sites]]\nname = "w"\nport = 0\nbind = "127.0.0.1"\n` +
+            `static_dir = "www"\n`,
+        );
+        const child = new Deno.Command(`${out}/bws`, {
+          args: ["-c", `${out}/bws.toml`],
+          stdout: "null",
+          stderr: "piped",
+        }).spawn();
+        const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+        try {
+          let stderr = "";
+          let port = "";
+          const deadline = Date.now() + 20_000;
+          while (!port && Date.now() < deadline) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            stderr += value;
+            port = stderr.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)?.[1] ?? "";
+          }
+          expect(port).not.toBe("");
+          const res = await fetch(`http://127.0.0.1:${port}/`);
+          expect(await res.text()).toBe("from a worker\n");
+        } finally {
+          child.kill("SIGTERM");
+          await reader.cancel().catch(() => {});
+          await child.status;
+        }
       } finally {
         await Deno.remove(out, { recursive: true });
       }

@@ -82,8 +82,8 @@ function intParam(
 }
 
 /** `runtime.status()` with the certificates and the last reload added. */
-function statusDocument(runtime: AdminRuntime): unknown {
-  const status = runtime.status();
+async function statusDocument(runtime: AdminRuntime): Promise<unknown> {
+  const status = await runtime.status();
   if (status === null || typeof status !== "object" || Array.isArray(status)) return status;
   return {
     ...status,
@@ -126,7 +126,10 @@ export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Ho
     return c.html(page.html);
   });
   app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/api/status", (c) => c.json(statusDocument(runtime) as Record<string, unknown>));
+  app.get(
+    "/api/status",
+    async (c) => c.json(await statusDocument(runtime) as Record<string, unknown>),
+  );
   app.get("/api/stats", (c) => {
     const window = intParam(c.req.query("window"), "window", MAX_WINDOW_SECONDS, 900);
     const step = intParam(c.req.query("step"), "step", MAX_STEP_SECONDS, 1);
@@ -134,9 +137,9 @@ export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Ho
     if (typeof step === "string") return errorJson(c, 400, step);
     return c.json(stats(window, step));
   });
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     c.header("Content-Type", METRICS_CONTENT_TYPE);
-    return c.body(runtime.metricsText());
+    return c.body(await runtime.metricsText());
   });
   app.post("/api/config/reload", async (c) => {
     // One reload at a time: a second request waits for the first and then reloads again.

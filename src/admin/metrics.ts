@@ -79,8 +79,13 @@ export class Metrics {
   #reloadsOk = 0;
   #reloadsFailed = 0;
   #lastReload: ReloadRecord | null = null;
-  readonly #series = new RequestSeries();
+  readonly #series: RequestSeries;
   readonly #refusals = new RefusalCounter();
+
+  /** @param series where requests per second are counted @default a series of its own */
+  constructor(series: RequestSeries = new RequestSeries()) {
+    this.#series = series;
+  }
 
   /** Makes a site appear (with zero counters) before its first request. */
   ensureSite(site: string): void {

@@ -118,6 +118,18 @@ export interface StatsDocument {
   };
 }
 
+/** Bytes of the buffer a series of `slots` seconds keeps its ring in. */
+export function seriesBytes(slots: number = SERIES_SECONDS): number {
+  return slots * (8 + CLASSES * 4 + LATENCY_BUCKETS * 4);
+}
+
+/** A new shared buffer for a series of `slots` seconds (one thread writes, others read). */
+export function sharedSeriesBuffer(slots: number = SERIES_SECONDS): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(seriesBytes(slots));
+  new Float64Array(buffer, 0, slots).fill(-1);
+  return buffer;
+}
+
 /** A ring of per-second request counts by status class and latency histograms. */
 export class RequestSeries {
   readonly #slots: number;
@@ -128,8 +140,12 @@ export class RequestSeries {
   /** slots × LATENCY_BUCKETS latency histograms. */
   readonly #latency: Uint32Array;
 
-  /** @param slots seconds kept; at least `MAX_WINDOW_SECONDS + MAX_STEP_SECONDS`. */
-  constructor(slots: number = SERIES_SECONDS) {
+  /**
+   * @param slots seconds kept; at least `MAX_WINDOW_SECONDS + MAX_STEP_SECONDS`.
+   * @param buffer holds the ring (a worker thread's, shared with its supervisor), made by
+   *   {@link sharedSeriesBuffer} @default a buffer of its own
+   */
+  constructor(slots: number = SERIES_SECONDS, buffer?: ArrayBufferLike) {
     if (!Number.isInteger(slots) || slots < MAX_WINDOW_SECONDS + MAX_STEP_SECONDS) {
       throw new RangeError(
         `Cannot size a request series of "${slots}" seconds: it needs at least ${
@@ -138,9 +154,42 @@ export class RequestSeries {
       );
     }
     this.#slots = slots;
-    this.#second = new Float64Array(slots).fill(-1);
-    this.#counts = new Uint32Array(slots * CLASSES);
-    this.#latency = new Uint32Array(slots * LATENCY_BUCKETS);
+    if (buffer === undefined) {
+      this.#second = new Float64Array(slots).fill(-1);
+      this.#counts = new Uint32Array(slots * CLASSES);
+      this.#latency = new Uint32Array(slots * LATENCY_BUCKETS);
+    } else {
+      if (buffer.byteLength < seriesBytes(slots)) {
+        throw new RangeError(`Cannot keep a request series in ${buffer.byteLength} bytes`);
+      }
+      this.#second = new Float64Array(buffer, 0, slots);
+      this.#counts = new Uint32Array(buffer, slots * 8, slots * CLASSES);
+      this.#latency = new Uint32Array(buffer, slots * (8 + CLASSES * 4), slots * LATENCY_BUCKETS);
+    }
+  }
+
+  /**
+   * The sum of several series of the same length (the worker threads' of one process): each
+   * second counts the parts that hold that second.
+   */
+  static sum(parts: readonly RequestSeries[]): RequestSeries {
+    const slots = parts.length > 0 ? parts[0].#slots : SERIES_SECONDS;
+    const out = new RequestSeries(slots);
+    for (let slot = 0; slot < slots; slot++) {
+      let sec = -1;
+      for (const p of parts) if (p.#second[slot] > sec) sec = p.#second[slot];
+      if (sec < 0) continue;
+      out.#second[slot] = sec;
+      for (const p of parts) {
+        if (p.#second[slot] !== sec) continue;
+        for (let c = 0; c < CLASSES; c++) {
+          out.#counts[slot * CLASSES + c] += p.#counts[slot * CLASSES + c];
+        }
+        const base = slot * LATENCY_BUCKETS;
+        for (let b = 0; b < LATENCY_BUCKETS; b++) out.#latency[base + b] += p.#latency[base + b];
+      }
+    }
+    return out;
   }
 
   /** Bytes held by the ring; the same for the life of the instance. */

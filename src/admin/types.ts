@@ -70,10 +70,10 @@ export interface CertificateInfo {
 
 /** What the management API needs from the running server. */
 export interface AdminRuntime {
-  /** JSON body of `GET /api/status`. */
+  /** JSON body of `GET /api/status` (a promise when worker threads are asked). */
   status(): unknown;
   /** Body of `GET /metrics` (Prometheus text format 0.0.4). */
-  metricsText(): string;
+  metricsText(): string | Promise<string>;
   /** `POST /api/config/reload`: re-read the config source, validate and swap it in. */
   reload(): Promise<ReloadResult>;
   /**

@@ -60,6 +60,7 @@ describe("defaults", () => {
       gracePeriod: 10,
       trustedProxies: [],
       maxBodySize: 100_000_000,
+      workers: 1,
       timeouts: { header: 10, keepAlive: 75, body: 30, send: 60, tlsHandshake: 10 },
       limits: {
         maxConnections: 20000,

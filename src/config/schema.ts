@@ -54,6 +54,13 @@ export interface NumberNode extends Base<number> {
   readonly min?: number;
   readonly max?: number;
 }
+/** An integer within `min`..`max`, or one of `keywords` (`workers = "auto"`). */
+export interface CountNode extends Base<number | string> {
+  readonly type: "count";
+  readonly min: number;
+  readonly max: number;
+  readonly keywords: readonly string[];
+}
 /** Seconds, integer or float ≥ 0. */
 export interface DurationNode extends Base<number> {
   readonly type: "duration";
@@ -112,6 +119,7 @@ export type Node =
   | BoolNode
   | IntNode
   | NumberNode
+  | CountNode
   | DurationNode
   | SizeNode
   | StringListNode
@@ -382,6 +390,7 @@ export const CONFIG_SCHEMA: TableNode = table({
     grace_period: { type: "duration", default: 10 },
     trusted_proxies: { type: "string[]", default: [], each: cidrCheck },
     max_body_size: { type: "size", default: 100_000_000 },
+    workers: { type: "count", default: 1, min: 1, max: 1024, keywords: ["auto"] },
     timeouts: table({
       header: { type: "duration", default: 10 },
       keep_alive: { type: "duration", default: 75 },

@@ -6,6 +6,7 @@
 
 import { maskRedisUrl } from "../cluster/redis_url.ts";
 import type { Config, EdgeTables, SiteConfig } from "./types.ts";
+import { resolveWorkerCount } from "../workers/worker_count.ts";
 
 /**
  * Keys whose behaviour is not implemented yet; the summary marks them "(not active yet)".
@@ -45,8 +46,11 @@ export function summarizeConfig(config: Config): string {
       `max body ${formatSize(config.server.maxBodySize)}` +
       (config.server.trustedProxies.length
         ? `, trusted proxies ${config.server.trustedProxies.join(", ")}`
-        : ""),
+        : "") +
+      workersText(config.server.workers),
   );
+  const workersNote = resolveWorkerCount(config.server.workers).note;
+  if (workersNote) lines.push(`  note: ${workersNote}`);
 
   const listeners = new Map<string, SiteConfig[]>();
   for (const s of config.sites) {
@@ -82,6 +86,13 @@ export function summarizeConfig(config: Config): string {
       `to ${l.output === "file" ? l.filePath : l.output}`,
   );
   return lines.join("\n");
+}
+
+/** `, workers 4` / `, workers auto (2 here)`; nothing for one thread. */
+function workersText(workers: number | "auto"): string {
+  if (workers === 1) return "";
+  if (workers !== "auto") return `, workers ${workers}`;
+  return `, workers auto (${resolveWorkerCount(workers).count} here)`;
 }
 
 function siteLines(s: SiteConfig, isDefault: boolean): string[] {

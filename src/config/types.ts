@@ -48,6 +48,11 @@ export interface ServerConfig {
   readonly trustedProxies: readonly string[];
   /** Request bodies above this many bytes get 413. @default 100_000_000 */
   readonly maxBodySize: number;
+  /**
+   * Worker threads serving requests, each accepting on every listener (SO_REUSEPORT);
+   * `"auto"` = one per CPU core. @default 1 (one thread, no workers)
+   */
+  readonly workers: number | "auto";
   /** `[server.timeouts]`: how long a client may take (seconds). */
   readonly timeouts: ClientTimeoutConfig;
   /** `[server.limits]`: how much a client may hold. */

@@ -194,6 +194,22 @@ class Builder {
         }
         return check(v);
       }
+      case "count": {
+        if (typeof v === "string" && node.keywords.includes(v.toLowerCase())) {
+          return check(v.toLowerCase());
+        }
+        if (typeof v === "number" && Number.isInteger(v) && v >= node.min && v <= node.max) {
+          return check(v);
+        }
+        const words = node.keywords.map((k) => `"${k}"`).join(" or ");
+        const shown = typeof v === "string" || typeof v === "number"
+          ? JSON.stringify(v)
+          : describe(v);
+        return fail(
+          `Cannot use ${shown}: expected an integer from ${node.min} to ${node.max}` +
+            (words ? `, or ${words}` : ""),
+        );
+      }
       case "duration": {
         const r = parseDuration(v);
         return r.ok ? check(r.value) : fail(r.message);
@@ -309,6 +325,7 @@ class Builder {
 function fromSubstitution(v: string, type: string): unknown {
   switch (type) {
     case "int":
+    case "count":
       return /^[+-]?\d+$/.test(v) ? Number(v) : v;
     case "duration":
       return /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;

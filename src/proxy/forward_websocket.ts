@@ -115,7 +115,7 @@ export async function forwardWebSocket(
     body: null,
     upgrade(stream, buffered) {
       handedOver = true;
-      state.webSockets++;
+      state.addWebSockets(1);
       hooks.opened();
       startTunnel(stream, buffered, upstream, up.buffered, {
         idleTimeoutMs: ws.idleTimeoutMs,
@@ -123,7 +123,7 @@ export async function forwardWebSocket(
         maxMessage: ws.maxMessage,
         registry,
         onClose(info) {
-          state.webSockets--;
+          state.addWebSockets(-1);
           hooks.closed(info);
         },
       });

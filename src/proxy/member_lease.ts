@@ -16,13 +16,13 @@ export class MemberLease {
   /** Counts the request in `member`'s in-flight requests. */
   constructor(member: Member) {
     this.member = member;
-    member.state.inFlight++;
+    member.state.addInFlight(1);
   }
 
   /** Ends the hold (idempotent). */
   release(): void {
     if (!this.#held) return;
     this.#held = false;
-    this.member.state.inFlight--;
+    this.member.state.addInFlight(-1);
   }
 }

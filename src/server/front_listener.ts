@@ -8,7 +8,7 @@
  */
 
 import { ClientConnection, type FrontOptions } from "../http1/connection.ts";
-import type { ByteStream, HttpRequest, Peer } from "../http1/types.ts";
+import type { ByteStream, HttpRequest, HttpResponse, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type ProxyPreface, readProxyPreface } from "../net/proxy_preface.ts";
 import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
@@ -27,6 +27,25 @@ export interface ListenerContext {
   readonly bridge: Http2Bridge;
   /** The current logger (it changes on reload). */
   logger(): Logger;
+  /** In a worker thread (`server.workers`): listen with SO_REUSEPORT, on these ports. */
+  readonly sharing?: PortSharing;
+  /** Told when a request starts and when its response is over (a worker's own counts). */
+  readonly tracker?: RequestTracker;
+}
+
+/** How a worker thread binds the addresses every worker of the process accepts on. */
+export interface PortSharing {
+  /** The port to bind for `lp` (a port-0 listener binds the port the first worker got). */
+  port(lp: ListenerPlan): number;
+  /** Whether to check first that no other process holds the address (SO_REUSEPORT would
+   * share it with that process without a word). */
+  probe(lp: ListenerPlan): boolean;
+}
+
+/** Counts the requests of one worker thread. */
+export interface RequestTracker {
+  begin(): void;
+  end(): void;
 }
 
 /** A listener's certificates when it is a TLS one. */
@@ -102,10 +121,14 @@ export class FrontListener {
       } else logger.warn("accept failed", { listener: lp.key, error: err.message });
     };
     let bound: Bound;
+    const sharing = ctx.sharing;
+    const port = sharing?.port(lp) ?? lp.port;
+    if (sharing?.probe(lp)) Deno.listen({ hostname: lp.bind, port }).close();
     if (lp.tls) {
       const tl = await serveTls({
         hostname: lp.bind,
-        port: lp.port,
+        port,
+        reusePort: sharing !== undefined,
         certificates: certificates?.map ?? new Map(),
         defaultName: certificates?.defaultName,
         gate: ctx.gate,
@@ -126,7 +149,9 @@ export class FrontListener {
       });
       bound = { addr: tl.addr, tlsListener: tl, stop: () => tl.shutdown() };
     } else {
-      const listener = Deno.listen({ hostname: lp.bind, port: lp.port });
+      const listener = sharing
+        ? Deno.listen({ hostname: lp.bind, port, reusePort: true })
+        : Deno.listen({ hostname: lp.bind, port });
       const a = listener.addr as Deno.NetAddr;
       const loop = runAcceptLoop(listener, ctx.gate, {
         onConnection: (conn, release) => {
@@ -277,7 +302,7 @@ export class FrontListener {
   #serveHttp2(stream: ByteStream, buffered: Uint8Array, peer: Peer, release: () => void): void {
     this.#h2.add(stream);
     const handler = (req: HttpRequest) =>
-      handleRequest(req, this.plan, this.lp, this.#ctx.services, this.#cutter.signal);
+      this.#handle(req, this.#ctx.services, this.#cutter.signal);
     const idleMs = () => this.plan.client.timeouts.keepAliveMs;
     const who = { peer, tls: this.tls, handler, idleMs };
     void this.#ctx.bridge.attach(stream, buffered, who).finally(() => {
@@ -286,12 +311,18 @@ export class FrontListener {
     });
   }
 
+  #handle(req: HttpRequest, services: Services, cut: AbortSignal): Promise<HttpResponse> {
+    const tracker = this.#ctx.tracker;
+    const res = handleRequest(req, this.plan, this.lp, services, cut);
+    return tracker === undefined ? res : tracked(tracker, res);
+  }
+
   #optionsFor(plan: Plan): FrontOptions {
     const ctx = this.#ctx;
     const services = ctx.services;
     const cut = this.#cutter.signal;
     return {
-      handler: (req) => handleRequest(req, this.plan, this.lp, services, cut),
+      handler: (req) => this.#handle(req, services, cut),
       timeouts: plan.client.timeouts,
       limits: plan.client.limits,
       onRefused: (r) => refusalDone(r, this.plan.logger, services.metrics),
@@ -302,7 +333,7 @@ export class FrontListener {
           peer: conn.peer,
           tls: false,
           idleMs: () => this.plan.client.timeouts.keepAliveMs,
-          handler: (req) => handleRequest(req, this.plan, this.lp, services, cut),
+          handler: (req) => this.#handle(req, services, cut),
         }).finally(() => conn.close());
       },
       onHandlerError: (err) =>
@@ -312,6 +343,31 @@ export class FrontListener {
         }),
     };
   }
+}
+
+/** Counts a request from now until its response is over (or the handler failed). */
+async function tracked(
+  tracker: RequestTracker,
+  pending: Promise<HttpResponse>,
+): Promise<HttpResponse> {
+  tracker.begin();
+  let res: HttpResponse;
+  try {
+    res = await pending;
+  } catch (err) {
+    tracker.end();
+    throw err;
+  }
+  const inner = res.done;
+  let ended = false;
+  res.done = (bytes, error) => {
+    if (!ended) {
+      ended = true;
+      tracker.end();
+    }
+    inner?.(bytes, error);
+  };
+  return res;
 }
 
 /** How a TLS port reads PROXY headers under `lp` and `plan`, or null when it expects none. */

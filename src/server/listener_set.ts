@@ -7,8 +7,12 @@
  */
 
 import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
-import type { CertificateSet } from "./certificates.ts";
-import { FrontListener, type ListenerContext } from "./front_listener.ts";
+import type { TlsListener } from "../tls/listener.ts";
+import {
+  FrontListener,
+  type ListenerCertificates,
+  type ListenerContext,
+} from "./front_listener.ts";
 
 /**
  * How long a listener keeps retrying to bind an address that a listener it replaces has just
@@ -35,15 +39,30 @@ export function listenError(bind: string, port: number, err: unknown): Error {
   return new Error(`Cannot listen on ${bind}:${port}: ${why}`, { cause: err });
 }
 
+/**
+ * Where TLS listeners get their certificates: a `CertificateSet`, or in a worker thread the
+ * copy its supervisor hands over.
+ */
+export interface CertificateSource {
+  /** Loads what `plan` needs; throws (naming the file) when it cannot. */
+  prepare(plan: Plan): Promise<void>;
+  /** The certificates of a TLS listener about to start. */
+  forListener(lp: ListenerPlan, plan: Plan): Promise<ListenerCertificates>;
+  attach(listenerKey: string, tl: TlsListener): void;
+  detach(listenerKey: string): void;
+  /** After a reload: sets `plan`'s certificates on a running listener. */
+  update(lp: ListenerPlan, plan: Plan, tl: TlsListener): Promise<void>;
+}
+
 /** The listeners of one server. */
 export class ListenerSet {
   readonly #ctx: ListenerContext;
-  readonly #certificates: CertificateSet;
+  readonly #certificates: CertificateSource;
   readonly running = new Map<string, FrontListener>();
   /** Listeners a reload removed that still drain, with the timer that cuts them. */
   readonly retiring = new Map<FrontListener, ReturnType<typeof setTimeout>>();
 
-  constructor(ctx: ListenerContext, certificates: CertificateSet) {
+  constructor(ctx: ListenerContext, certificates: CertificateSource) {
     this.#ctx = ctx;
     this.#certificates = certificates;
   }

@@ -15,6 +15,7 @@ import { Metrics } from "../admin/metrics.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { WebSocketRegistry } from "../websocket/websocket_registry.ts";
 import { compilePlan } from "../plan/compile_plan.ts";
+import { resolveWorkerCount } from "../workers/worker_count.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
 import type { Plan } from "../plan/plan_types.ts";
 import { preflightConfig } from "./preflight.ts";
@@ -40,6 +41,12 @@ function errorMessage(err: unknown): string {
 
 /** Starts bws. Rejects (after closing whatever it opened) when a listener cannot start. */
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<ServerHandle> {
+  // server.workers > 1 (SPEC 12): a supervisor and worker threads, see src/workers/.
+  const workers = resolveWorkerCount(config.server.workers);
+  if (workers.count > 1) {
+    const { startSupervisor } = await import("../workers/supervisor.ts");
+    return await startSupervisor(config, workers.count, opts);
+  }
   const startedAt = Date.now();
   const ownLogger = opts.logger === undefined;
   const makeLogger = (cfg: Config) =>
@@ -47,6 +54,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       opts.logLevel ? { ...cfg.logging, level: opts.logLevel } : cfg.logging,
     );
   let logger = makeLogger(config);
+  if (workers.note) logger.warn(workers.note);
   const registry = new HostRegistry();
   const metrics = new Metrics();
   const client = new UpstreamClient();
@@ -206,6 +214,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
             ),
           50,
         );
+      }
+      if (next.server.workers !== config.server.workers) {
+        logger.warn("server.workers changes take effect at the next start");
       }
       metrics.reloadSucceeded();
       logger.info("config reloaded", { generation });

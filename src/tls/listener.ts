@@ -69,6 +69,8 @@ export interface TlsListenerOptions {
    * before the TLS handshake (a reload may switch it).
    */
   proxyProtocol?: () => TlsProxyProtocol | null;
+  /** Set SO_REUSEPORT, so that every worker thread accepts on the port. @default false */
+  reusePort?: boolean;
 }
 
 /** How a TLS port reads PROXY protocol headers. */
@@ -223,7 +225,7 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
   const addr = await new Promise<{ hostname: string; port: number }>((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     front.once("error", onError);
-    front.listen({ host: opts.hostname, port: opts.port }, () => {
+    front.listen({ host: opts.hostname, port: opts.port, reusePort: opts.reusePort }, () => {
       front.off("error", onError);
       const a = front.address() as net.AddressInfo;
       resolve({ hostname: stripV4Mapped(a.address), port: a.port });
