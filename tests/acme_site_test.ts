@@ -12,17 +12,11 @@ import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
 import { expect } from "expect";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
-import {
-  freePort,
-  hasPebble,
-  PEBBLE,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { freePort, hasPebble, PEBBLE, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 if (!hasPebble) {
   console.warn(`Skipping ACME site tests: ${PEBBLE} is not installed (apt-get install pebble)`);

@@ -14,14 +14,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "expect";
 import { startBws, type TestBws } from "./helpers/bws.ts";
-import {
-  freePort,
-  hasPebble,
-  PEBBLE,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { freePort, hasPebble, PEBBLE, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "./helpers/redis.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));

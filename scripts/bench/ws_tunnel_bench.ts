@@ -16,8 +16,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { startEchoUpstream } from "../../src/websocket/testing.ts";
-import { encodeFrame, openRawClient } from "../../src/websocket/tunnel_testing.ts";
+import { openRawClient, startEchoUpstream } from "../../tests/helpers/ws_peers.ts";
+import { encodeFrame } from "../../tests/helpers/ws_frames.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -202,7 +202,7 @@ const window = Number(flags.window);
 const size = Number(flags.size);
 const rounds = Number(flags.rounds);
 const self = new URL(import.meta.url).pathname;
-const tunnelFront = new URL("../../src/websocket/tunnel_testing.ts", import.meta.url).pathname;
+const tunnelFront = new URL("../../tests/helpers/ws_tunnel_front.ts", import.meta.url).pathname;
 
 const echo = await spawnDeno("echo", [self, "--echo"]);
 const relays: Relay[] = [];

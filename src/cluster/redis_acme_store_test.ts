@@ -2,7 +2,7 @@ import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "../../tests/helpers/redis.ts";
-import { waitFor } from "../../tests/helpers/pebble.ts";
+import { waitFor } from "../../tests/helpers/wait.ts";
 import { AcmeStorage } from "../acme/storage.ts";
 import { AcmeStoreUnavailableError, RenewalLockLostError } from "../acme/store.ts";
 import { connectRedis, type RedisLink } from "./redis_link.ts";

@@ -9,7 +9,7 @@ import { configFromObject } from "../config/load.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
 import { createStaticHandler, type StaticHandler } from "./handler.ts";
 import { staticOptionsFor } from "./site_options.ts";
-import { call, type ReadResponse } from "./test_response.ts";
+import { call, type ReadResponse } from "../../tests/helpers/test_response.ts";
 
 const APP_PAGE = "<!DOCTYPE html><title>app</title>" + "<div></div>".repeat(200);
 let root = "";

@@ -7,29 +7,7 @@
 import { parseConfigText } from "../../src/config/load.ts";
 import { startServer } from "../../src/server/server.ts";
 import type { ServerHandle } from "../../src/server/types.ts";
-import type { AccessEntry, Logger } from "../../src/log/types.ts";
-
-/** A logger that keeps access entries and messages in memory. */
-export function memoryLogger(): Logger & { entries: AccessEntry[]; lines: string[] } {
-  const entries: AccessEntry[] = [];
-  const lines: string[] = [];
-  const log = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    lines.push(`${level} ${msg} ${fields ? JSON.stringify(fields) : ""}`);
-  };
-  return {
-    entries,
-    lines,
-    enabled: () => true,
-    trace: log("trace"),
-    debug: log("debug"),
-    info: log("info"),
-    warn: log("warn"),
-    error: log("error"),
-    access: (e) => void entries.push(e),
-    reopen: () => Promise.resolve(),
-    close: () => Promise.resolve(),
-  };
-}
+import { memoryLogger } from "./memory_logger.ts";
 
 export interface TestBws {
   readonly handle: ServerHandle;
