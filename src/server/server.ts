@@ -25,13 +25,19 @@ import { ConnectionGate } from "./connection_gate.ts";
 import { Http2Bridge } from "./h2_bridge.ts";
 import { listenError, ListenerSet } from "./listener_set.ts";
 import type { ListeningAddress, ReloadResult, ServerHandle } from "./types.ts";
-import type { Cluster } from "../cluster/cluster.ts";
+import type { Cluster, ClusterTuning } from "../cluster/cluster.ts";
 
 export interface StartOptions {
   /** Overrides `[logging] level` (e.g. `-v`). */
   logLevel?: LogLevel;
   /** Use this logger instead of one built from `[logging]`. */
   logger?: Logger;
+  /** Milliseconds between checks of each ACME certificate (tests that force renewals shorten
+   *  it). @default 43_200_000 (12 h) */
+  acmeCheckIntervalMs?: number;
+  /** The fleet's timings for `[cluster]` (tests that kill a lock holder or wait for heartbeats
+   *  shorten them). @default the production values, see {@link ClusterTuning} */
+  clusterTuning?: Partial<ClusterTuning>;
 }
 
 function errorMessage(err: unknown): string {
@@ -55,9 +61,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let cluster: Cluster | null = null;
   if (config.cluster) {
     const { Cluster } = await import("../cluster/cluster.ts");
-    cluster = await Cluster.start(config.cluster, () => logger);
+    cluster = await Cluster.start(config.cluster, () => logger, opts.clusterTuning);
   }
-  const certificates = new CertificateSet(() => logger, cluster?.acme ?? null);
+  const certificates = new CertificateSet(
+    () => logger,
+    cluster?.acme ?? null,
+    opts.acmeCheckIntervalMs,
+  );
   const services: Services = {
     client,
     metrics,
