@@ -266,7 +266,8 @@ describe("WebSocket tunnel: protocol checks", () => {
       client.close();
       await waitFor("registry empty", 3000, () => front.registry.size === 0);
       expect(front.closed[0]).toMatchObject({ code: 1002, reason: "client protocol error" });
-      expect(front.closed[0].error).toContain("unmasked frame");
+      expect(front.closed[0].error).toMatchObject({ kind: "protocol", side: "client" });
+      expect(front.closed[0].error?.message).toContain("unmasked frame");
       expect(front.closed[0].messagesIn).toBe(1);
     } finally {
       front.close();
@@ -294,7 +295,8 @@ describe("WebSocket tunnel: protocol checks", () => {
         reason: "protocol error",
       });
       await waitFor("registry empty", 3000, () => front.registry.size === 0);
-      expect(front.closed[0].error).toContain("masked frame");
+      expect(front.closed[0].error).toMatchObject({ kind: "protocol", side: "upstream" });
+      expect(front.closed[0].error?.message).toContain("masked frame");
     } finally {
       front.close();
       upstream.close();

@@ -46,6 +46,7 @@ import {
   RequestSeries,
   type StatsDocument,
 } from "./request_series.ts";
+import { errorText } from "../log/error_text.ts";
 
 export type {
   AdminRuntime,
@@ -150,7 +151,7 @@ export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Ho
         ok: false,
         errors: [{
           path: "",
-          message: `Cannot reload: ${(err as Error)?.message ?? String(err)}`,
+          message: `Cannot reload: ${errorText(err)}`,
           line: null,
           column: null,
         }],
@@ -206,7 +207,7 @@ export function serveAdmin(
     listener = Deno.listen({ hostname: cfg.host, port });
   } catch (err) {
     throw new Error(
-      `Cannot listen on "${cfg.host}:${port}" for the management API: ${(err as Error).message}`,
+      `Cannot listen on "${cfg.host}:${port}" for the management API: ${errorText(err)}`,
     );
   }
   const forbidden: HttpResponse = {

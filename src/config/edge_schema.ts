@@ -9,6 +9,7 @@
 import { bcryptHashProblem, userNameProblem } from "../edge/bcrypt_hash.ts";
 import { validateCidr } from "../proxy/cidr.ts";
 import type { Check, Field, TableNode } from "./schema.ts";
+import { errorText } from "../log/error_text.ts";
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -20,7 +21,7 @@ const cidrCheck: Check<string> = (v) => {
     validateCidr(v);
     return undefined;
   } catch (e) {
-    return (e as Error).message;
+    return errorText(e);
   }
 };
 

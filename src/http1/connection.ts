@@ -36,6 +36,7 @@ import {
   type HttpVersion,
   type Peer,
 } from "./types.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** Client-side timeouts in milliseconds (0 = none). */
 export interface FrontTimeouts {
@@ -345,7 +346,7 @@ export class ClientConnection implements Timed, ByteStream {
   /** Answers a malformed request (or one the limits refuse) and ends the connection. */
   async #refuse(err: unknown, opts: FrontOptions): Promise<void> {
     const status = err instanceof HttpError ? err.status : 400;
-    const detail = err instanceof Error ? err.message : String(err);
+    const detail = errorText(err);
     const time = Date.now();
     const started = performance.now();
     const answer = fixedResponse(status);

@@ -19,6 +19,7 @@ import type { ConnectionGate } from "./connection_gate.ts";
 import type { Http2Bridge } from "./h2_bridge.ts";
 import { handleRequest, type Services } from "./handle_request.ts";
 import { refusalDone } from "./request_record.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** What every listener of one server shares. */
 export interface ListenerContext {
@@ -242,7 +243,7 @@ export class FrontListener {
       closeQuietly(conn);
       release();
       if (this.#prefacing.has(conn)) {
-        this.#prefaceRefused(peer.hostname, err instanceof Error ? err.message : String(err));
+        this.#prefaceRefused(peer.hostname, errorText(err));
       }
       return;
     } finally {
@@ -308,7 +309,7 @@ export class FrontListener {
       onHandlerError: (err) =>
         ctx.logger().error("request handler failed", {
           listener: this.lp.key,
-          error: err instanceof Error ? err.message : String(err),
+          error: errorText(err),
         }),
     };
   }

@@ -26,6 +26,7 @@ import { Http2Bridge } from "./h2_bridge.ts";
 import { listenError, ListenerSet } from "./listener_set.ts";
 import type { ListeningAddress, ReloadResult, ServerHandle } from "./types.ts";
 import type { Cluster, ClusterTuning } from "../cluster/cluster.ts";
+import { errorText } from "../log/error_text.ts";
 
 export interface StartOptions {
   /** Overrides `[logging] level` (e.g. `-v`). */
@@ -38,10 +39,6 @@ export interface StartOptions {
   /** The fleet's timings for `[cluster]` (tests that kill a lock holder or wait for heartbeats
    *  shorten them). @default the production values, see {@link ClusterTuning} */
   clusterTuning?: Partial<ClusterTuning>;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Starts bws. Rejects (after closing whatever it opened) when a listener cannot start. */
@@ -212,7 +209,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         setTimeout(
           () =>
             void startAdmin(next).catch((err) =>
-              logger.error("management API failed to restart", { error: errorMessage(err) })
+              logger.error("management API failed to restart", { error: errorText(err) })
             ),
           50,
         );
@@ -224,7 +221,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (nextLogger !== logger) void nextLogger.close();
       const errors = err instanceof ConfigError
         ? err.issues
-        : [{ path: "", message: errorMessage(err) }];
+        : [{ path: "", message: errorText(err) }];
       metrics.reloadFailed(errors);
       logger.error("reload failed; keeping the running config", {
         errors: errors.map((e) => `${e.path ? e.path + ": " : ""}${e.message}`).join("; "),
@@ -278,7 +275,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       } catch (err) {
         const errors = err instanceof ConfigError
           ? err.issues
-          : [{ path: "", message: errorMessage(err) }];
+          : [{ path: "", message: errorText(err) }];
         metrics.reloadFailed(errors);
         logger.error("reload failed; keeping the running config", {
           file: source,

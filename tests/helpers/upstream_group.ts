@@ -11,6 +11,7 @@ import type {
   UpstreamConfig,
 } from "../../src/config/types.ts";
 import type { Member, UpstreamGroup } from "../../src/balancer/group.ts";
+import { errorText } from "../../src/log/error_text.ts";
 
 /** Group entries for `urls` (weights default to 1). */
 export function entries(name: string, urls: string[], weights: number[] = []): UpstreamConfig[] {
@@ -63,7 +64,7 @@ export async function send(
       member.state.recordSuccess();
       return { member, id: res.headers.get("x-backend") ?? "" };
     } catch (err) {
-      member.state.recordFailure(err instanceof Error ? err.message : String(err));
+      member.state.recordFailure(errorText(err));
     } finally {
       member.state.inFlight--;
     }
