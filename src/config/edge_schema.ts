@@ -7,7 +7,7 @@
  */
 
 import { bcryptHashProblem, userNameProblem } from "../edge/bcrypt_hash.ts";
-import { validateCidr } from "../proxy/cidr.ts";
+import { validateCidr } from "../net/cidr.ts";
 import type { Check, Field, TableNode } from "./schema.ts";
 import { errorText } from "../log/error_text.ts";
 

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { coarseNow, deadlines, TICK_MS, type Timed } from "./deadlines.ts";
+import { coarseNow, deadlines, TICK_MS, type Timed } from "../net/deadlines.ts";
 import { HttpError } from "./errors.ts";
 import { encodeHead, fixedResponse, statusLine } from "./head_bytes.ts";
 import { ChunkedBody, LengthBody, type RequestBody } from "./request_body.ts";

@@ -18,7 +18,7 @@ import { createStaticHandler } from "../static/handler.ts";
 import { staticOptionsFor } from "../static/site_options.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
 import { RouteTable } from "../proxy/route_table.ts";
-import { CidrSet } from "../proxy/cidr.ts";
+import { CidrSet } from "../net/cidr.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 import type {

@@ -18,7 +18,7 @@ import type { HeadLimits } from "../http1/request_head.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { HeaderPlan } from "../proxy/header_plan.ts";
 import type { RouteTable } from "../proxy/route_table.ts";
-import type { CidrSet } from "../proxy/cidr.ts";
+import type { CidrSet } from "../net/cidr.ts";
 import type { UpstreamTimeouts } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 

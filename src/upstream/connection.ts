@@ -6,7 +6,7 @@
  */
 
 import { socketErrorKind, UpstreamError } from "./errors.ts";
-import { coarseNow, TICK_MS } from "../http1/deadlines.ts";
+import { coarseNow, TICK_MS } from "../net/deadlines.ts";
 import type { AbortSource } from "../net/abort_source.ts";
 import { abortedByClient, ExchangeState } from "./exchange_state.ts";
 import { errorText } from "../log/error_text.ts";
