@@ -7,11 +7,11 @@
  * - Rate-limit bucket stores (`bucketStores`), handed to the plan compiler.
  * - Heartbeats and the fleet list (`instances`), for `/api/status`.
  *
- * Nothing here is needed to serve: a start does not wait for Redis longer than a second, and
- * while Redis is down or slow every part falls back to local state (see each module), with one
- * log line when Redis goes away and one when it is back. A later worker thread (SPEC 12,
- * `server.workers`) can make its own link and `SharedBuckets` with the same prefix: the buckets
- * live in Redis, so workers and instances share them alike.
+ * Nothing here is needed to serve: a start does not wait for Redis longer than a second, and while
+ * Redis is down or slow every part falls back to local state (see each module), with one log line
+ * when Redis goes away and one when it is back. A worker thread of the multi-core mode
+ * (`server.workers`, src/workers) can make its own link and `SharedBuckets` with the same prefix:
+ * the buckets live in Redis, so workers and instances share them alike.
  *
  * @module
  */

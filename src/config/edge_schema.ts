@@ -1,7 +1,7 @@
 /**
- * The edge-protection tables of SPEC section 10, as schema fields: `access`, `rate_limit`,
- * `basic_auth` and `forward_auth`. Each stands under a site and under a route (the same
- * fields), and each is null in the built config unless written.
+ * The edge-protection tables (README "Protecting a site"), as schema fields: `access`,
+ * `rate_limit`, `basic_auth` and `forward_auth`. Each stands under a site and under a route (the
+ * same fields), and each is null in the built config unless written.
  *
  * @module
  */

@@ -4,9 +4,10 @@
  * for the next request while the connection is kept alive. Pipelined requests are answered in
  * order (the next head is only parsed once the current response is written).
  *
- * Timeouts (SPEC 9): header (from accept, or from the first byte of a later request), keep-alive
- * (no byte of a next request), body (longest gap between request body bytes), send (longest
- * stall writing to the client). All of them are deadlines checked by one coarse ticker.
+ * Timeouts (`[server.timeouts]`, docs/behaviour.md "Client connections"): header (from accept, or
+ * from the first byte of a later request), keep-alive (no byte of a next request), body (longest
+ * gap between request body bytes), send (longest stall writing to the client). All of them are
+ * deadlines checked by one coarse ticker.
  *
  * While the handler runs, the connection keeps one read pending once the request body is read:
  * it is the next request's first read, and it notices a client that goes away (its request's

@@ -54,7 +54,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const metrics = new Metrics();
   const client = new UpstreamClient();
   const webSockets = new WebSocketRegistry();
-  // [cluster] (SPEC 12): loaded only when configured; never waits for Redis more than a second.
+  // [cluster]: loaded only when configured; never waits for Redis more than a second.
   let cluster: Cluster | null = null;
   if (config.cluster) {
     const { Cluster } = await import("../cluster/cluster.ts");

@@ -1,5 +1,5 @@
 /**
- * The static handler with `[sites.compression]` (SPEC 11): the form chosen per request
+ * The static handler with `[sites.compression]`: the form chosen per request
  * (identity, precompressed sibling, compressed from the cache, compressed as it streams), its
  * headers and ETag, conditional requests against that ETag, and bodies that decompress to the
  * file's exact bytes.

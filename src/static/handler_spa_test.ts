@@ -1,5 +1,5 @@
 /**
- * The static handler with `spa_fallback` (SPEC 11): app routes get the fallback file with 200,
+ * The static handler with `spa_fallback`: app routes get the fallback file with 200,
  * missing assets still get 404, and the fallback is served like any static file.
  */
 import { after, before, describe, it } from "node:test";

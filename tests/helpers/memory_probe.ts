@@ -1,7 +1,7 @@
 /**
- * Test fixture, run as its own process by src/compress/compress_body_test.ts: compresses `MiB` mebibytes of
- * generated text with `compressSource` (a reused 64 KiB input buffer, as bws's readers hand
- * out), decompresses the output as it comes to count it, and prints the peak RSS growth.
+ * Test fixture, run as its own process by src/compress/compress_body_test.ts: compresses `MiB`
+ * mebibytes of generated text with `compressSource` (a reused 64 KiB input buffer, as bws's readers
+ * hand out), decompresses the output as it comes to count it, and prints the peak RSS growth.
  * Without the decompression the growth is the same or smaller (zstd, 1 GiB: 14 MiB).
  *
  * Usage: deno run --v8-flags=--expose-gc tests/helpers/memory_probe.ts <zstd|br|gzip> <MiB>
