@@ -91,7 +91,9 @@ export function startBackend(id: string, options: BackendOptions = {}): Backend 
     seen.push(s);
     const res = await options.custom?.(req, s);
     if (res) return res;
-    const path = new URL(url).pathname;
+    // Not new URL(url): a Host such as "localhost:99999" makes req.url one it cannot parse.
+    const query = s.path.indexOf("?");
+    const path = query === -1 ? s.path : s.path.slice(0, query);
     const hold = options.holdPath;
     if (hold !== undefined && path.startsWith(hold)) {
       await new Promise<void>((r) => waiters.push(r));
