@@ -13,7 +13,7 @@ import type { ProxyCompression } from "../compress/proxy_compression.ts";
 import type { ErrorPages } from "../error_pages/error_pages.ts";
 import type { RedirectTable } from "../redirect/redirect_table.ts";
 import type { EdgePolicy } from "../edge/edge_policy.ts";
-import type { FrontTimeouts } from "../http1/connection.ts";
+import type { FrontTimeouts } from "../http1/front_options.ts";
 import type { HeadLimits } from "../http1/request_head.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { HeaderPlan } from "../proxy/header_plan.ts";

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { ClientConnection, type FrontOptions } from "../http1/connection.ts";
+import { ClientConnection } from "../http1/connection.ts";
+import type { FrontOptions } from "../http1/front_options.ts";
 import type { ByteStream, HttpRequest, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type ProxyPreface, readProxyPreface } from "../net/proxy_preface.ts";
