@@ -32,6 +32,7 @@ export { ConfigError, formatIssues } from "./src/config/types.ts";
 export type { Config, ConfigIssue, SiteConfig } from "./src/config/types.ts";
 export { startServer } from "./src/server/server.ts";
 export type { StartOptions } from "./src/server/server.ts";
+export type { ClusterTuning } from "./src/cluster/cluster.ts";
 export type {
   ListeningAddress,
   ReloadResult,

@@ -9,16 +9,10 @@ import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { expect } from "expect";
 import { AcmeManager, type CertificatePair } from "../src/acme/manager.ts";
-import { answerChallenge, type ChallengeSource } from "../src/acme/challenge.ts";
+import { answerChallenge, type ChallengeSource } from "./helpers/acme_challenge.ts";
 import type { LogFields, Logger, LogLevel } from "../src/log/types.ts";
-import {
-  freePort,
-  hasPebble,
-  PEBBLE,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { freePort, hasPebble, PEBBLE, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 if (!hasPebble) {
   console.warn(`Skipping ACME Pebble tests: ${PEBBLE} is not installed (apt-get install pebble)`);

@@ -19,15 +19,11 @@ import {
   parseRenewalInfo,
   retryAfterMs,
 } from "../src/acme/renewal_info.ts";
-import { answerChallenge, type ChallengeSource } from "../src/acme/challenge.ts";
+import { answerChallenge, type ChallengeSource } from "./helpers/acme_challenge.ts";
 import type { LogFields, Logger, LogLevel } from "../src/log/types.ts";
-import {
-  hasPebble,
-  makeListenerCert,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { hasPebble, makeListenerCert, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { NEW_P256_KEY, openssl } from "./helpers/test_pki.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -55,18 +51,11 @@ function memoryLogger(lines: LogLine[]): Logger {
   };
 }
 
-async function openssl(args: string[], cwd: string): Promise<string> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout);
-}
-
 /** The certID computed from what `openssl x509` prints (hex AKI key id and serial). */
 async function opensslCertId(certFile: string, cwd: string): Promise<string> {
   const text = await openssl(
-    ["x509", "-in", certFile, "-noout", "-serial", "-ext", "authorityKeyIdentifier"],
     cwd,
+    ["x509", "-in", certFile, "-noout", "-serial", "-ext", "authorityKeyIdentifier"],
   );
   let serial = /serial=([0-9A-F]+)/i.exec(text)![1];
   if (serial.length % 2) serial = "0" + serial;
@@ -82,20 +71,16 @@ describe("ARI certificate ID and window", () => {
   before(async () => {
     dir = await Deno.makeTempDir({ prefix: "bws_ari_" });
     await makeListenerCert(dir); // ca.pem/ca.key and a leaf signed by it
-    await openssl([
+    await openssl(dir, [
       "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...NEW_P256_KEY,
       "-keyout",
       "k.pem",
       "-out",
       "l.csr",
       "-subj",
       "/CN=leaf",
-    ], dir); // deno-fmt-ignore
+    ]); // deno-fmt-ignore
     await Deno.writeTextFile(join(dir, "aki.cnf"), "authorityKeyIdentifier=keyid:always\n");
     for (
       const [out, serial, ext] of [
@@ -104,7 +89,7 @@ describe("ARI certificate ID and window", () => {
         ["noaki.pem", "0x42", []],
       ] as const
     ) {
-      await openssl([
+      await openssl(dir, [
         "x509",
         "-req",
         "-in",
@@ -120,7 +105,7 @@ describe("ARI certificate ID and window", () => {
         "-out",
         out,
         ...ext,
-      ], dir); // deno-fmt-ignore
+      ]); // deno-fmt-ignore
     }
   });
   after(async () => {

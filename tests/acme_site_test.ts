@@ -12,17 +12,11 @@ import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { join } from "node:path";
 import { expect } from "expect";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
-import {
-  freePort,
-  hasPebble,
-  PEBBLE,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { freePort, hasPebble, PEBBLE, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 if (!hasPebble) {
   console.warn(`Skipping ACME site tests: ${PEBBLE} is not installed (apt-get install pebble)`);
@@ -113,7 +107,7 @@ describe("ACME sites against Pebble", { skip: !hasPebble }, () => {
   const running: TestBws[] = [];
 
   before(async () => {
-    for (const k of ["DENO_CERT", "BWS_ACME_CHECK_INTERVAL"]) savedEnv[k] = Deno.env.get(k);
+    savedEnv.DENO_CERT = Deno.env.get("DENO_CERT");
     pebble = await startPebble(httpPort);
     Deno.env.set("DENO_CERT", pebble.caFile);
     pki = await TestPki.create();
@@ -245,7 +239,6 @@ key_file = "${other.keyFile}"
 
   it("renews in the running server while a request is in flight; the request completes", async () => {
     for (const b of running.splice(0)) await b.close(); // left over by a failed test
-    Deno.env.set("BWS_ACME_CHECK_INTERVAL", "1");
     const port = freePort();
     const bws = await startBws(
       SERVER +
@@ -260,9 +253,10 @@ key_file = "${other.keyFile}"
           // Pebble's certificates last years: this window makes every check renew.
           renewBeforeDays: 36500,
         }),
+      undefined,
+      { acmeCheckIntervalMs: 1000 },
     );
     running.push(bws);
-    Deno.env.delete("BWS_ACME_CHECK_INTERVAL");
     let first: X509Certificate | undefined;
     await waitFor("the first certificate for c.test", 30_000, async () => {
       first = await served(port, "c.test", pebbleRoot).catch(() => undefined);

@@ -15,8 +15,8 @@ import type { ManagementConfig } from "../src/config/types.ts";
 import { loadConfigFile } from "../src/config/load.ts";
 import { startServer } from "../src/server/server.ts";
 import type { ServerHandle } from "../src/server/types.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
-import { memoryLogger } from "./helpers/bws.ts";
+import { TestPki } from "./helpers/test_pki.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
 import { type Backend, deadAddress, startEchoBackend } from "./helpers/backends.ts";
 
 function mgmt(apiKey = ""): ManagementConfig {

@@ -13,10 +13,9 @@ import {
   openClient,
   startEchoUpstream,
   type TestClient,
-  waitFor,
-  withTimeout,
-} from "../src/websocket/testing.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
+} from "./helpers/ws_peers.ts";
+import { waitFor, withTimeout } from "./helpers/wait.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { rawRequest, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 
@@ -225,7 +224,7 @@ upstream = "http"
     expected: { code: number; reason: string } = { code: 1001, reason: "client went away" },
   ): Promise<void> {
     expect(await withTimeout(echo.nextClose(), 3000, "upstream close")).toEqual(expected);
-    await waitFor(() => openPairs() === 1, 3000, "only the good pair left");
+    await waitFor("only the good pair left", 3000, () => openPairs() === 1);
   }
 
   const upgradeHead = (extra: string, version = "13", key = KEY, path = "/ws/x") =>
@@ -268,7 +267,7 @@ upstream = "http"
       500,
     );
     expect(chunked).toMatch(/^HTTP\/1.1 400 /);
-    await waitFor(() => openPairs() === 1, 2000, "no pair from a body upgrade");
+    await waitFor("no pair from a body upgrade", 2000, () => openPairs() === 1);
     // Deno joins the two headers ("websocket, h2c"): a valid upgrade offering websocket.
     const ws = await rawUpgrade(bws.port, "/ws/two");
     try {
@@ -411,13 +410,13 @@ upstream = "http"
     // upstream's connection is closed without one.
     const closed = await withTimeout(echo.nextClose(), 3000, "upstream close");
     expect([0, 1001]).toContain(closed.code);
-    await waitFor(() => openPairs() === 1, 3000, "only the good pair left");
+    await waitFor("only the good pair left", 3000, () => openPairs() === 1);
     await goodStillWorks();
   });
 
   it("closes the upstream and forgets the pair when the client vanishes mid-message", async () => {
     const ws = await rawUpgrade(bws.port, "/ws/vanish");
-    await waitFor(() => openPairs() === 2, 2000, "pair open");
+    await waitFor("pair open", 2000, () => openPairs() === 2);
     await ws.conn.write(frame(2, new Uint8Array(1000), { fin: false }));
     await ws.conn.write(frame(0, new Uint8Array(1000), { fin: false }).subarray(0, 500));
     ws.conn.close();

@@ -3,15 +3,8 @@ import { expect } from "expect";
 import type { LbMethod } from "../src/config/types.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
-import {
-  type Backend,
-  entries,
-  NO_CHECKS,
-  PASSIVE,
-  refusedUrl,
-  send,
-  startBackend,
-} from "../src/health/_test_backends.ts";
+import { type Backend, deadAddress, startBackend } from "./helpers/backends.ts";
+import { entries, NO_CHECKS, PASSIVE, send } from "./helpers/upstream_group.ts";
 
 function group(
   method: LbMethod,
@@ -34,7 +27,7 @@ describe("load balancing over real backends", () => {
   let backends: Backend[] = [];
   let urls: string[] = [];
   before(() => {
-    backends = ["a", "b", "c", "d"].map((id) => startBackend(id));
+    backends = ["a", "b", "c", "d"].map((id) => startBackend(id, { holdPath: "/slow" }));
     urls = backends.map((b) => b.url);
   });
   after(async () => {
@@ -44,14 +37,14 @@ describe("load balancing over real backends", () => {
   it("round_robin rotates exactly through 3 members over 30 requests", async () => {
     const g = group("round_robin", urls.slice(0, 3));
     const seen: string[] = [];
-    for (let i = 0; i < 30; i++) seen.push((await send(g)).body);
+    for (let i = 0; i < 30; i++) seen.push((await send(g)).id);
     expect(seen.join("")).toBe("abc".repeat(10));
   });
 
   it("weighted 3:1 serves exactly 30:10 over 40 requests, interleaved a a b a", async () => {
     const g = group("weighted", urls.slice(0, 2), [3, 1]);
     const seen: string[] = [];
-    for (let i = 0; i < 40; i++) seen.push((await send(g)).body);
+    for (let i = 0; i < 40; i++) seen.push((await send(g)).id);
     const s = seen.join("");
     expect(s.slice(0, 4)).toBe("aaba");
     expect([...s].filter((c) => c === "a").length).toBe(30);
@@ -62,9 +55,9 @@ describe("load balancing over real backends", () => {
   });
 
   it("weighted skips a member that refuses connections and keeps the others' ratio", async () => {
-    const g = group("weighted", [urls[0], refusedUrl(), urls[1]], [2, 5, 1]);
+    const g = group("weighted", [urls[0], deadAddress(), urls[1]], [2, 5, 1]);
     const seen: string[] = [];
-    for (let i = 0; i < 30; i++) seen.push((await send(g, "127.0.0.1", 2)).body);
+    for (let i = 0; i < 30; i++) seen.push((await send(g, "127.0.0.1", 2)).id);
     expect(seen.filter((x) => x === "a").length).toBe(20);
     expect(seen.filter((x) => x === "b").length).toBe(10);
   });
@@ -77,14 +70,14 @@ describe("load balancing over real backends", () => {
     expect(busy.length).toBe(2);
     const idle = g.members.find((m) => m.state.inFlight === 0)!;
     const seen: string[] = [];
-    for (let i = 0; i < 10; i++) seen.push((await send(g)).body);
+    for (let i = 0; i < 10; i++) seen.push((await send(g)).id);
     const idleId = backends.find((b) => b.url === idle.target.url)!.id;
     expect(new Set(seen)).toEqual(new Set([idleId]));
     backends.forEach((b) => b.release());
     await Promise.all(slow);
     // Equal loads again: ties rotate over all three.
     const after: string[] = [];
-    for (let i = 0; i < 6; i++) after.push((await send(g)).body);
+    for (let i = 0; i < 6; i++) after.push((await send(g)).id);
     expect(new Set(after)).toEqual(new Set(["a", "b", "c"]));
   });
 
@@ -107,8 +100,8 @@ describe("load balancing over real backends", () => {
     const g = group("ip_hash", urls.slice(0, 3));
     const clients = ["198.51.100.1", "198.51.100.2", "2001:db8::7", "203.0.113.99"];
     for (const ip of clients) {
-      const first = (await send(g, ip)).body;
-      for (let i = 0; i < 5; i++) expect((await send(g, ip)).body).toBe(first);
+      const first = (await send(g, ip)).id;
+      for (let i = 0; i < 5; i++) expect((await send(g, ip)).id).toBe(first);
     }
   });
 
@@ -135,7 +128,7 @@ describe("load balancing over real backends", () => {
   });
 
   it("ip_hash sends a client elsewhere only while its member is down", async () => {
-    const dead = refusedUrl();
+    const dead = deadAddress();
     const g = group("ip_hash", [urls[0], dead, urls[1], urls[2]]);
     const ips = Array.from({ length: 40 }, (_, i) => `192.0.2.${i}`);
     const onDead = ips.filter((ip) => g.pick(ip)!.target.url === dead);
@@ -144,10 +137,10 @@ describe("load balancing over real backends", () => {
       ips.filter((ip) => !onDead.includes(ip)).map((ip) => [ip, g.pick(ip)!.target.url]),
     );
     // Its clients fail (refused) until passive health ejects it (max_fails = 3) ...
-    for (let i = 0; i < 3; i++) expect((await send(g, onDead[0])).body).toBe("");
+    for (let i = 0; i < 3; i++) expect((await send(g, onDead[0])).id).toBe("");
     expect(g.members[1].state.isLive()).toBe(false);
     // ... then they land on live members, and nobody else moves.
-    for (const ip of onDead) expect(["a", "b", "c"]).toContain((await send(g, ip)).body);
+    for (const ip of onDead) expect(["a", "b", "c"]).toContain((await send(g, ip)).id);
     for (const [ip, url] of others) expect(g.pick(ip)!.target.url).toBe(url);
   });
 
@@ -158,7 +151,7 @@ describe("load balancing over real backends", () => {
     const slow = fetch(a.target.url + "/slow");
     try {
       const seen: string[] = [];
-      for (let i = 0; i < 60; i++) seen.push((await send(g)).body);
+      for (let i = 0; i < 60; i++) seen.push((await send(g)).id);
       expect(seen).not.toContain("a");
       expect(seen).toContain("b");
       expect(seen).toContain("c");
@@ -168,28 +161,28 @@ describe("load balancing over real backends", () => {
       await (await slow).body?.cancel();
     }
     const seen: string[] = [];
-    for (let i = 0; i < 90; i++) seen.push((await send(g)).body);
+    for (let i = 0; i < 90; i++) seen.push((await send(g)).id);
     expect(new Set(seen)).toEqual(new Set(["a", "b", "c"]));
   });
 
   it("first sticks to the first member and fails over in file order", async () => {
-    const dead1 = refusedUrl();
+    const dead1 = deadAddress();
     const g = group("first", [urls[0], dead1, urls[1], urls[2]]);
-    for (let i = 0; i < 5; i++) expect((await send(g)).body).toBe("a");
+    for (let i = 0; i < 5; i++) expect((await send(g)).id).toBe("a");
     // First member stops: requests go to the next live one in order (the dead one is skipped
     // after a connect failure).
     const a = startBackend("a2");
     const g2 = group("first", [a.url, dead1, urls[1], urls[2]]);
-    expect((await send(g2)).body).toBe("a2");
+    expect((await send(g2)).id).toBe("a2");
     await a.stop();
-    expect((await send(g2, "x", 3)).body).toBe("b");
+    expect((await send(g2, "x", 3)).id).toBe("b");
     expect(g2.members[0].state.totalFailures).toBe(1);
     expect(g2.members[1].state.totalFailures).toBe(1);
     // Once both are ejected, every request goes straight to "b".
     for (let i = 0; i < 6; i++) await send(g2, "x", 3);
     expect(g2.members[0].state.isLive()).toBe(false);
     expect(g2.members[1].state.isLive()).toBe(false);
-    expect((await send(g2)).body).toBe("b");
+    expect((await send(g2)).id).toBe("b");
   });
 
   it("returns null from pick() when every member is excluded or dead", () => {

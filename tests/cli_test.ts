@@ -5,7 +5,7 @@ import { after, describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../", import.meta.url));

@@ -13,18 +13,15 @@ import tls from "node:tls";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "expect";
+import type { StartOptions } from "../mod.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
-import {
-  freePort,
-  hasPebble,
-  PEBBLE,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { freePort, hasPebble, PEBBLE, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "./helpers/redis.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const START_BWS = fileURLToPath(new URL("./helpers/start_bws.ts", import.meta.url));
+/** Heartbeats every 200 ms, so the fleet list fills quickly. */
+const FAST_HEARTBEAT = { clusterTuning: { heartbeatMs: 200 } };
 
 if (!hasPebble) console.warn(`Skipping fleet tests: ${PEBBLE} is not installed`);
 if (!hasRedis) console.warn(`Skipping fleet tests: ${REDIS_SERVER} is not installed`);
@@ -116,20 +113,6 @@ ${o.renewBeforeDays ? `renew_before_days = ${o.renewBeforeDays}` : ""}
 `;
 }
 
-/** Sets environment variables for the duration of `fn` (read when a server starts). */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
-  for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  }
-}
-
 describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !hasRedis }, () => {
   let redis: TestRedis;
   let pebble: Pebble;
@@ -156,8 +139,8 @@ describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !h
       ...extra,
     });
 
-  const start = async (toml: string) => {
-    const bws = await startBws(toml);
+  const start = async (toml: string, options: Omit<StartOptions, "logger"> = {}) => {
+    const bws = await startBws(toml, undefined, options);
     running.push(bws);
     return bws;
   };
@@ -198,15 +181,9 @@ describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !h
     let a: TestBws;
     let b: TestBws;
     try {
-      a = await withEnv(
-        { BWS_CLUSTER_HEARTBEAT: "0.2" },
-        () => start(site("edge-a", portA, freePort(), {})),
-      );
+      a = await start(site("edge-a", portA, freePort(), {}), FAST_HEARTBEAT);
       await waitFor("A's order to reach validation", 20_000, () => pebble.dns.queries > queries);
-      b = await withEnv(
-        { BWS_CLUSTER_HEARTBEAT: "0.2" },
-        () => start(site("edge-b", portB, validationPort, {})),
-      );
+      b = await start(site("edge-b", portB, validationPort, {}), FAST_HEARTBEAT);
       await waitFor(
         "B to wait for A",
         10_000,
@@ -261,12 +238,11 @@ describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !h
     const base = await pebble.orders();
     // Every check finds the certificate due (Pebble's certificates last years), but never within
     // a check interval (3 s) of the last one: one renewal per interval for the whole fleet.
-    const env = { BWS_ACME_CHECK_INTERVAL: "3" };
-    const [a, b] = await withEnv(env, () =>
-      Promise.all([
-        start(site("edge-a", portA, freePort(), { renewBeforeDays: 36500 })),
-        start(site("edge-b", portB, validationPort, { renewBeforeDays: 36500 })),
-      ]));
+    const options = { acmeCheckIntervalMs: 3000 };
+    const [a, b] = await Promise.all([
+      start(site("edge-a", portA, freePort(), { renewBeforeDays: 36500 }), options),
+      start(site("edge-b", portB, validationPort, { renewBeforeDays: 36500 }), options),
+    ]);
     let first = "";
     await waitFor("both instances to serve the first certificate", 30_000, async () => {
       const ca = await served(portA, host, root).catch(() => undefined);
@@ -338,8 +314,14 @@ describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !h
     let ttlLeft = 0;
     try {
       holder = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, "-c", file],
-        env: { DENO_CERT: pebble.caFile, BWS_CLUSTER_LOCK_TTL: String(lockTtl) },
+        args: [
+          "run",
+          "-A",
+          START_BWS,
+          file,
+          JSON.stringify({ clusterTuning: { lockTtlMs: lockTtl * 1000 } }),
+        ],
+        env: { DENO_CERT: pebble.caFile },
         stdout: "null",
         stderr: "null",
       }).spawn();
@@ -350,10 +332,10 @@ describe("A fleet of two bws sharing Redis and Pebble", { skip: !hasPebble || !h
       );
       const locks = await redis.raw("KEYS", `t${n}:acme:*:lock:*`);
       expect(locks).toContain(host);
-      b = await withEnv(
-        { BWS_CLUSTER_LOCK_TTL: String(lockTtl), BWS_ACME_CHECK_INTERVAL: "1" },
-        () => start(site("edge-b", portB, validationPort, {})),
-      );
+      b = await start(site("edge-b", portB, validationPort, {}), {
+        clusterTuning: { lockTtlMs: lockTtl * 1000 },
+        acmeCheckIntervalMs: 1000,
+      });
       await waitFor(
         "B to wait for the holder",
         10_000,

@@ -10,11 +10,12 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import type { Browser, Page } from "playwright-core";
-import { memoryLogger, startBws } from "./helpers/bws.ts";
+import { startBws } from "./helpers/bws.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
 import { imageStats, launchChromium } from "./helpers/chromium.ts";
 import { freePort } from "./helpers/pebble.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { loadConfigFile } from "../src/config/load.ts";
 import { startServer } from "../src/server/server.ts";
 import type { ServerHandle } from "../src/server/types.ts";

@@ -9,7 +9,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { parseConfigText } from "../src/config/load.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { freePort } from "./helpers/pebble.ts";

@@ -24,7 +24,7 @@ import {
   waitUntil,
 } from "./helpers/bws_process.ts";
 import { spawnRawUpstream, type UpstreamStats } from "./helpers/raw_upstream.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 
 const MiB = 1024 * 1024;
 const BIG = 8 * MiB;

@@ -22,7 +22,7 @@ import {
   waitUntil,
 } from "./helpers/bws_process.ts";
 import { spawnRawUpstream } from "./helpers/raw_upstream.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 
 const FD_LIMIT = 256;
 const FLOOD = 400;

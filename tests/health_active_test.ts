@@ -3,15 +3,10 @@ import { expect } from "expect";
 import type { HealthCheckConfig } from "../src/config/types.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
-import {
-  type Backend,
-  entries,
-  PASSIVE,
-  recordingLogger,
-  send,
-  startBackend,
-  waitFor,
-} from "../src/health/_test_backends.ts";
+import { type Backend, startBackend } from "./helpers/backends.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
+import { entries, PASSIVE, send } from "./helpers/upstream_group.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const CHECKS: HealthCheckConfig = {
   enabled: true,
@@ -23,7 +18,7 @@ const CHECKS: HealthCheckConfig = {
   expectStatus: "2xx",
 };
 
-function group(urls: string[], healthCheck: HealthCheckConfig, logger = recordingLogger()) {
+function group(urls: string[], healthCheck: HealthCheckConfig, logger = memoryLogger()) {
   return new UpstreamGroup({
     site: "main",
     name: "app",
@@ -48,37 +43,37 @@ describe("active health checks", () => {
     const a = startBackend("a");
     const b = startBackend("b");
     backends.push(a, b);
-    const log = recordingLogger();
+    const log = memoryLogger();
     const g = group([a.url, b.url], CHECKS, log);
     groups.push(g);
     g.start();
     g.start(); // idempotent
-    await waitFor(() => b.healthHits >= 1, 1000);
+    await waitFor("the first check of b", 1000, () => b.healthHits >= 1);
     const mb = g.members[1];
     expect(mb.state.activeUp).toBe(true);
 
     await b.stop();
-    const downMs = await waitFor(() => !mb.state.activeUp, 2000);
+    const downMs = await waitFor("mb down", 2000, () => !mb.state.activeUp);
     // interval × retries = 200 ms, plus the time of one in-progress check round.
     expect(downMs).toBeLessThan(CHECKS.interval * CHECKS.retries * 1000 + 500);
-    expect(log.lines).toContainEqual(expect.objectContaining({
+    expect(log.records).toContainEqual(expect.objectContaining({
       level: "warn",
       msg: "upstream down",
       fields: expect.objectContaining({ site: "main", group: "app", upstream: b.url }),
     }));
     // Down members get no traffic, with no failed request needed.
-    for (let i = 0; i < 6; i++) expect((await send(g)).body).toBe("a");
+    for (let i = 0; i < 6; i++) expect((await send(g)).id).toBe("a");
     expect(g.snapshot().members[1]).toMatchObject({ live: false, activeUp: false });
     expect(mb.state.lastError).toMatch(/health check/);
 
     b.restart();
-    const upMs = await waitFor(() => mb.state.activeUp, 2000);
+    const upMs = await waitFor("mb up", 2000, () => mb.state.activeUp);
     expect(upMs).toBeLessThan(CHECKS.interval * CHECKS.rise * 1000 + 500);
-    expect(log.lines).toContainEqual(
+    expect(log.records).toContainEqual(
       expect.objectContaining({ level: "info", msg: "upstream up" }),
     );
     const seen: string[] = [];
-    for (let i = 0; i < 4; i++) seen.push((await send(g)).body);
+    for (let i = 0; i < 4; i++) seen.push((await send(g)).id);
     expect(seen.sort()).toEqual(["a", "a", "b", "b"]);
   });
 
@@ -90,10 +85,14 @@ describe("active health checks", () => {
     const g = group([a.url, b.url], { ...CHECKS, interval: 30, retries: 1 });
     groups.push(g);
     g.start();
-    const ms = await waitFor(() => !g.members[1].state.activeUp, 1000);
+    const ms = await waitFor(
+      "g.members[1] down",
+      1000,
+      () => !g.members[1].state.activeUp,
+    );
     expect(ms).toBeLessThan(500);
     expect(b.healthHits).toBe(1);
-    for (let i = 0; i < 4; i++) expect((await send(g)).body).toBe("a");
+    for (let i = 0; i < 4; i++) expect((await send(g)).id).toBe("a");
     await g.stop();
   });
 
@@ -106,8 +105,8 @@ describe("active health checks", () => {
     groups.push(g2xx, g3xx);
     g2xx.start();
     g3xx.start();
-    await waitFor(() => !g2xx.members[0].state.activeUp, 1000);
-    await waitFor(() => a.healthHits >= 6, 2000);
+    await waitFor("g2xx.members[0] down", 1000, () => !g2xx.members[0].state.activeUp);
+    await waitFor("6 checks of a", 2000, () => a.healthHits >= 6);
     expect(g3xx.members[0].state.activeUp).toBe(true);
     await Promise.all([g2xx.stop(), g3xx.stop()]);
   });
@@ -124,7 +123,7 @@ describe("active health checks", () => {
     try {
       const g = group([`http://127.0.0.1:${l.addr.port}`], { ...CHECKS, timeout: 0.1, retries: 1 });
       g.start();
-      await waitFor(() => !g.members[0].state.activeUp, 1000);
+      await waitFor("g.members[0] down", 1000, () => !g.members[0].state.activeUp);
       expect(g.members[0].state.lastError).toMatch(/timed out/);
       await g.stop();
     } finally {
@@ -139,7 +138,7 @@ describe("active health checks", () => {
     backends.push(a);
     const g = group([a.url], { ...CHECKS, interval: 0.05 });
     g.start();
-    await waitFor(() => a.healthHits >= 3, 1000);
+    await waitFor("3 checks of a", 1000, () => a.healthHits >= 3);
     await g.stop();
     const hits = a.healthHits;
     await new Promise((r) => setTimeout(r, 200));

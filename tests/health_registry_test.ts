@@ -3,16 +3,9 @@ import { expect } from "expect";
 import type { HealthCheckConfig, LbMethod } from "../src/config/types.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
-import {
-  type Backend,
-  entries,
-  NO_CHECKS,
-  PASSIVE,
-  refusedUrl,
-  send,
-  startBackend,
-  waitFor,
-} from "../src/health/_test_backends.ts";
+import { type Backend, deadAddress, startBackend } from "./helpers/backends.ts";
+import { entries, NO_CHECKS, PASSIVE, send } from "./helpers/upstream_group.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 function build(
   registry: HostRegistry,
@@ -39,7 +32,7 @@ describe("HostRegistry across reloads", () => {
   it("keeps health and counters when the group is rebuilt with the same URLs", async () => {
     const a = startBackend("a");
     backends.push(a);
-    const dead = refusedUrl();
+    const dead = deadAddress();
     const registry = new HostRegistry();
     const g1 = build(registry, [a.url, dead]);
     for (let i = 0; i < 6; i++) await send(g1); // 3 successes on a, 3 failures eject dead
@@ -52,15 +45,15 @@ describe("HostRegistry across reloads", () => {
     expect(g2.members[0].state.totalRequests).toBe(3);
     expect(g2.members[0].state.webSockets).toBe(1);
     expect(g2.members[1].state.isLive()).toBe(false);
-    expect((await send(g2)).body).toBe("a");
+    expect((await send(g2)).id).toBe("a");
     expect(g2.snapshot().members.map((m) => m.requests)).toEqual([4, 3]);
     expect(registry.size).toBe(2);
   });
 
   it("drops the state of removed members on retain() and starts fresh if they return", async () => {
     const registry = new HostRegistry();
-    const dead = refusedUrl();
-    const keepUrl = refusedUrl();
+    const dead = deadAddress();
+    const keepUrl = deadAddress();
     const g1 = build(registry, [keepUrl, dead]);
     for (let i = 0; i < 6; i++) await send(g1);
     const g2 = build(registry, [keepUrl]);
@@ -74,7 +67,7 @@ describe("HostRegistry across reloads", () => {
 
   it("keys state by site and group, so the same URL elsewhere is independent", () => {
     const registry = new HostRegistry();
-    const url = refusedUrl();
+    const url = deadAddress();
     const g1 = build(registry, [url], { site: "one" });
     const g2 = build(registry, [url], { site: "two" });
     expect(g1.keys).toEqual([`one/app/${url}`]);
@@ -99,20 +92,20 @@ describe("HostRegistry across reloads", () => {
     const registry = new HostRegistry();
     const g1 = build(registry, [a.url], { healthCheck: checks });
     g1.start();
-    await waitFor(() => !g1.members[0].state.activeUp, 1000);
+    await waitFor("g1.members[0] down", 1000, () => !g1.members[0].state.activeUp);
     const g2 = build(registry, [a.url], { healthCheck: checks });
     await g1.stop();
     expect(g2.members[0].state.activeUp).toBe(false);
     expect(g2.pick("x")).toBeNull();
     g2.start();
     a.healthStatus = 200;
-    await waitFor(() => g2.members[0].state.activeUp, 1000);
+    await waitFor("g2.members[0] up", 1000, () => g2.members[0].state.activeUp);
     await g2.stop();
     // Checks switched off by a reload: the member is up again at once.
     a.healthStatus = 500;
     const g3 = build(registry, [a.url], { healthCheck: checks });
     g3.start();
-    await waitFor(() => !g3.members[0].state.activeUp, 1000);
+    await waitFor("g3.members[0] down", 1000, () => !g3.members[0].state.activeUp);
     await g3.stop();
     const g4 = build(registry, [a.url]);
     expect(g4.pick("x")).toBeNull(); // not live until the new plan is started
@@ -136,12 +129,12 @@ describe("HostRegistry across reloads", () => {
     const registry = new HostRegistry();
     const old = build(registry, [a.url], { healthCheck: checks });
     old.start();
-    await waitFor(() => !old.members[0].state.activeUp, 1000);
+    await waitFor("old.members[0] down", 1000, () => !old.members[0].state.activeUp);
     // Reload to checks disabled; the old checker keeps running for a while (failing checks).
     const next = build(registry, [a.url]);
     next.start();
     const hits = a.healthHits;
-    await waitFor(() => a.healthHits >= hits + 3, 1000);
+    await waitFor("hits + 3 checks of a", 1000, () => a.healthHits >= hits + 3);
     expect(next.pick("x")).toBe(next.members[0]);
     await old.stop();
   });

@@ -2,7 +2,9 @@
 import { expect } from "expect";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
-import { entries, PASSIVE, startBackend, waitFor } from "../src/health/_test_backends.ts";
+import { startBackend } from "./helpers/backends.ts";
+import { entries, PASSIVE } from "./helpers/upstream_group.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 Deno.test({
   name: "UpstreamGroup.stop() leaves no timers, ops or resources behind",
@@ -10,7 +12,7 @@ Deno.test({
   sanitizeResources: true,
   async fn() {
     const backend = startBackend("a");
-    const slow = startBackend("slow");
+    const slow = startBackend("slow", { holdPath: "/slow" });
     try {
       const g = new UpstreamGroup({
         site: "main",
@@ -30,7 +32,7 @@ Deno.test({
         registry: new HostRegistry(),
       });
       g.start();
-      await waitFor(() => backend.healthHits >= 2, 2000);
+      await waitFor("2 checks of backend", 2000, () => backend.healthHits >= 2);
       // The check against "/slow" is still in flight: stop() must abort it too.
       await g.stop();
       expect(g.members[0].state.activeUp).toBe(true);

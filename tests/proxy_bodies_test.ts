@@ -1,13 +1,8 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { createHash } from "node:crypto";
-import {
-  type Backend,
-  rawRequest,
-  type Seen,
-  sha256,
-  startEchoBackend,
-} from "./helpers/backends.ts";
+import { type Backend, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
+import { sha256 } from "./helpers/bytes.ts";
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 
 const MB = 1024 * 1024;

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
-import { memoryLogger } from "./helpers/bws.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
 import { parseConfigText } from "../src/config/load.ts";
 import { startServer } from "../src/server/server.ts";
 import { freePort } from "./helpers/pebble.ts";

@@ -7,12 +7,12 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
-import { memoryLogger } from "./helpers/bws.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
 import { parseConfigText } from "../src/config/load.ts";
 import { ConfigError } from "../src/config/types.ts";
 import { startServer } from "../src/server/server.ts";
 import type { ServerHandle } from "../src/server/types.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { freePort } from "./helpers/pebble.ts";
 
 interface SiteOpts {

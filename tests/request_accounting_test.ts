@@ -8,7 +8,7 @@
 
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import type { AccessEntry } from "../src/log/types.ts";
 import { type Backend, deadAddress, rawRequest, startEchoBackend } from "./helpers/backends.ts";
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";

@@ -12,10 +12,10 @@ import {
   deadAddress,
   readHead,
   type Seen,
-  sha256,
   startEchoBackend,
   startRawServer,
 } from "./helpers/backends.ts";
+import { sha256 } from "./helpers/bytes.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { balancedSite, memberStats, who } from "./helpers/balancing.ts";
 

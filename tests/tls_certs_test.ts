@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { loadCertificateFiles, parseCertificatePair } from "../src/tls/certs.ts";
-import { type TestLeaf, TestPki } from "../src/tls/test_pki.ts";
+import { type TestLeaf, TestPki } from "./helpers/test_pki.ts";
 
 describe("loadCertificateFiles", () => {
   let pki: TestPki;

@@ -3,12 +3,12 @@ import { X509Certificate } from "node:crypto";
 import { expect } from "expect";
 import { type CertificatePair, parseCertificatePair } from "../src/tls/certs.ts";
 import { serveTls, type TlsListener, type TlsListenerOptions } from "../src/tls/listener.ts";
-import { type TestLeaf, TestPki } from "../src/tls/test_pki.ts";
+import { type TestLeaf, TestPki } from "./helpers/test_pki.ts";
 import { ClientConnection } from "../src/http1/connection.ts";
 import type { HttpRequest, HttpResponse } from "../src/http1/types.ts";
 import { ConnectionGate } from "../src/server/connection_gate.ts";
 import { Http2Bridge } from "../src/server/h2_bridge.ts";
-import { memoryLogger } from "./helpers/bws.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
 
 /** The leaf certificate a TLS handshake with `servername` gets, or null if it fails. */
 async function servedCert(port: number, servername: string): Promise<X509Certificate | null> {

@@ -9,8 +9,9 @@ import tls from "node:tls";
 import { expect } from "expect";
 import { parseConfigText } from "../src/config/load.ts";
 import { startServer } from "../src/server/server.ts";
-import { TestPki } from "../src/tls/test_pki.ts";
-import { memoryLogger, startBws, type TestBws } from "./helpers/bws.ts";
+import { TestPki } from "./helpers/test_pki.ts";
+import { startBws, type TestBws } from "./helpers/bws.ts";
+import { memoryLogger } from "./helpers/memory_logger.ts";
 import { type Backend, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
 
 function freePort(): number {

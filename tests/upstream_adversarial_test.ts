@@ -7,13 +7,8 @@ import { after, describe, it } from "node:test";
 import { expect } from "expect";
 import { UpstreamClient, type UpstreamRequest } from "../src/upstream/client.ts";
 import { UpstreamError } from "../src/upstream/errors.ts";
-import {
-  fromLatin1,
-  listenRaw,
-  type Peer,
-  type RawUpstream,
-  readAll,
-} from "../src/upstream/test_upstream.ts";
+import { fromLatin1, readAll } from "./helpers/bytes.ts";
+import { listenRaw, type Peer, type RawUpstream } from "./helpers/scripted_upstream.ts";
 import { rawRequest } from "./helpers/backends.ts";
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 

@@ -7,7 +7,8 @@ import { after, describe, it } from "node:test";
 import { expect } from "expect";
 import { request as nodeRequest } from "node:http";
 import { UpstreamClient } from "../src/upstream/client.ts";
-import { concat, fromLatin1, listenRaw, readAll } from "../src/upstream/test_upstream.ts";
+import { concat, fromLatin1, readAll } from "./helpers/bytes.ts";
+import { listenRaw } from "./helpers/scripted_upstream.ts";
 
 interface Seen {
   status: number;

@@ -3,7 +3,8 @@ import { expect } from "expect";
 import { UpstreamClient, type UpstreamRequest } from "../src/upstream/client.ts";
 import { UpstreamError } from "../src/upstream/errors.ts";
 import { parseUpstreamUrl } from "../src/upstream/target.ts";
-import { fromLatin1, listenRaw, type RawUpstream, readAll } from "../src/upstream/test_upstream.ts";
+import { fromLatin1, readAll } from "./helpers/bytes.ts";
+import { listenRaw, type RawUpstream } from "./helpers/scripted_upstream.ts";
 
 function req(over: Partial<UpstreamRequest> = {}): UpstreamRequest {
   return {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { createServer, type Server } from "node:http";
 import { brotliCompressSync, gzipSync } from "node:zlib";
-import { sha256 } from "./helpers/backends.ts";
+import { sha256 } from "./helpers/bytes.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { decodedBody, rawExchange, type RawResponse } from "./helpers/raw_http.ts";
 

@@ -20,7 +20,7 @@ import {
   waitServing,
   waitUntil,
 } from "./helpers/bws_process.ts";
-import { openRawClient, type RawClient } from "../src/websocket/tunnel_testing.ts";
+import { openRawClient, type RawClient } from "./helpers/ws_peers.ts";
 
 const MiB = 1024 * 1024;
 const CLIENTS = 100;

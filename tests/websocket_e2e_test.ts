@@ -6,9 +6,8 @@ import {
   openClient,
   startEchoUpstream,
   startRawUpstream,
-  waitFor,
-  withTimeout,
-} from "../src/websocket/testing.ts";
+} from "./helpers/ws_peers.ts";
+import { waitFor, withTimeout } from "./helpers/wait.ts";
 import { deadAddress, rawRequest, type Seen, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { parseConfigText } from "../src/config/load.ts";
@@ -155,11 +154,11 @@ describe("WebSocket proxying through bws (SPEC 6)", () => {
   it("counts open WebSockets for least_connections and in the status", async () => {
     const c = await openClient(wsUrl("/ws"));
     try {
-      await waitFor(() => statusMembers(bws)[0].webSockets === 1, 2000, "webSockets = 1");
+      await waitFor("webSockets = 1", 2000, () => statusMembers(bws)[0].webSockets === 1);
     } finally {
       await closeClient(c);
     }
-    await waitFor(() => statusMembers(bws)[0].webSockets === 0, 3000, "webSockets = 0");
+    await waitFor("webSockets = 0", 3000, () => statusMembers(bws)[0].webSockets === 0);
   });
 
   it("proxies an Upgrade on a non-websocket route as plain HTTP without Upgrade", async () => {
@@ -320,7 +319,7 @@ describe("WebSocket handshake checks through bws (SPEC 6)", () => {
 
   it("answers 504 when the upstream takes the connection but never answers the handshake", async () => {
     const http = startEchoBackend("http");
-    const mute = startRawUpstream(null, true);
+    const mute = startRawUpstream(() => {}, { handshake: false });
     const bws = await startBws(
       site(
         `http://127.0.0.1:${mute.port}`,
@@ -366,13 +365,16 @@ describe("WebSocket handshake checks through bws (SPEC 6)", () => {
 
   it("closes the client with 1011 when the upstream drops between frames", async () => {
     const http = startEchoBackend("http");
-    const dropping = startRawUpstream(100);
+    const dropping = startRawUpstream(async (conn) => {
+      await new Promise((r) => setTimeout(r, 100));
+      conn.close();
+    });
     const bws = await startBws(site(`http://127.0.0.1:${dropping.port}`, http.url));
     try {
       const c = await openClient(`ws://127.0.0.1:${bws.port}/ws`);
       const closed = await withTimeout(c.closed, 3000, "client close");
       expect(closed.code).toBe(1011);
-      await waitFor(() => statusMembers(bws)[0].webSockets === 0, 3000, "pair forgotten");
+      await waitFor("pair forgotten", 3000, () => statusMembers(bws)[0].webSockets === 0);
     } finally {
       await bws.close();
       dropping.close();

@@ -3,20 +3,15 @@ import { expect } from "expect";
 import {
   closeClient,
   openClient,
-  startEchoUpstream,
-  type TestClient,
-  waitFor,
-  withTimeout,
-} from "../src/websocket/testing.ts";
-import {
-  closePayload,
-  encodeFrame,
   openRawClient,
   type RawClient,
+  startEchoUpstream,
   startRawUpstream,
-  startTunnelFront,
-  type TunnelFront,
-} from "../src/websocket/tunnel_testing.ts";
+  type TestClient,
+} from "./helpers/ws_peers.ts";
+import { waitFor, withTimeout } from "./helpers/wait.ts";
+import { closePayload, encodeFrame } from "./helpers/ws_frames.ts";
+import { startTunnelFront, type TunnelFront } from "./helpers/ws_tunnel_front.ts";
 import { tunnelTicker } from "../src/websocket/tunnel_ticker.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,7 +58,7 @@ describe("WebSocket tunnel: messages", () => {
     } finally {
       await closeClient(client);
     }
-    await waitFor(() => front.closed.length === before + 1, 3000, "tunnel closed");
+    await waitFor("tunnel closed", 3000, () => front.closed.length === before + 1);
     const info = front.closed[before];
     expect(info.messagesIn).toBe(10_000);
     expect(info.messagesOut).toBe(10_000);
@@ -115,7 +110,7 @@ describe("WebSocket tunnel: close codes pass through untouched", () => {
     it(`client to upstream: ${code} "${reason}"`, async () => {
       const client = await openRawClient(front.port, `/c${code}`);
       try {
-        await waitFor(() => echo.sockets.length > 0, 2000, "upstream socket");
+        await waitFor("upstream socket", 2000, () => echo.sockets.length > 0);
         await client.send(close(code as number, reason as string));
         expect(await withTimeout(echo.nextClose(), 3000, "upstream close")).toEqual({
           code,
@@ -137,9 +132,9 @@ describe("WebSocket tunnel: close codes pass through untouched", () => {
       const opened = echo.sockets.length;
       const client = await openClient(`${front.url}/u${code}`);
       try {
-        await waitFor(() => echo.sockets.length > opened, 2000, "upstream socket");
+        await waitFor("upstream socket", 2000, () => echo.sockets.length > opened);
         const upstream = echo.sockets[opened];
-        await waitFor(() => upstream.readyState === WebSocket.OPEN, 2000, "upstream open");
+        await waitFor("upstream open", 2000, () => upstream.readyState === WebSocket.OPEN);
         upstream.close(code as number, reason as string);
         expect(await withTimeout(client.closed, 3000, "client close")).toEqual({ code, reason });
         await withTimeout(echo.nextClose(), 3000, "upstream closed");
@@ -158,10 +153,10 @@ describe("WebSocket tunnel: close codes pass through untouched", () => {
       reason: "done here",
     });
     await withTimeout(echo.nextClose(), 3000, "upstream close");
-    await waitFor(() => front.closed.length === before + 1, 3000, "tunnel closed");
+    await waitFor("tunnel closed", 3000, () => front.closed.length === before + 1);
     expect(front.closed[before]).toMatchObject({ code: 4321, reason: "done here" });
     expect(front.closed[before].error).toBeUndefined();
-    await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+    await waitFor("registry empty", 3000, () => front.registry.size === 0);
   });
 });
 
@@ -180,7 +175,7 @@ describe("WebSocket tunnel: a side that goes away", () => {
         code: 1011,
         reason: "upstream went away",
       });
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
       expect(front.closed[0]).toMatchObject({ code: 1006, reason: "upstream went away" });
     } finally {
       front.close();
@@ -201,7 +196,7 @@ describe("WebSocket tunnel: a side that goes away", () => {
       client = await openRawClient(front.port, "/midframe");
       // The half frame arrives, then EOF: a close frame here would corrupt the stream.
       expect(await withTimeout(bytesUntilEof(client), 3000, "EOF")).toBe(500);
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
     } finally {
       client?.close();
       front.close();
@@ -221,7 +216,7 @@ describe("WebSocket tunnel: a side that goes away", () => {
       // A connection that ends inside a frame: Deno reports 1006, or 0 for a truncated frame.
       const closed = await withTimeout(echo.nextClose(), 3000, "upstream close");
       expect([0, 1006]).toContain(closed.code);
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
       expect(front.closed[0]).toMatchObject({ code: 1006, reason: "client went away" });
     } finally {
       front.close();
@@ -241,7 +236,7 @@ describe("WebSocket tunnel: a side that goes away", () => {
         code: 1001,
         reason: "client went away",
       });
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
     } finally {
       front.close();
       await echo.close();
@@ -269,9 +264,10 @@ describe("WebSocket tunnel: protocol checks", () => {
         reason: "client protocol error",
       });
       client.close();
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
       expect(front.closed[0]).toMatchObject({ code: 1002, reason: "client protocol error" });
-      expect(front.closed[0].error).toContain("unmasked frame");
+      expect(front.closed[0].error).toMatchObject({ kind: "protocol", side: "client" });
+      expect(front.closed[0].error?.message).toContain("unmasked frame");
       expect(front.closed[0].messagesIn).toBe(1);
     } finally {
       front.close();
@@ -293,13 +289,14 @@ describe("WebSocket tunnel: protocol checks", () => {
         code: 1001,
         reason: "upstream protocol error",
       });
-      await waitFor(() => upstreamClose !== undefined, 1000, "upstream reader");
+      await waitFor("upstream reader", 1000, () => upstreamClose !== undefined);
       expect(await withTimeout(upstreamClose!, 3000, "upstream close")).toEqual({
         code: 1002,
         reason: "protocol error",
       });
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
-      expect(front.closed[0].error).toContain("masked frame");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
+      expect(front.closed[0].error).toMatchObject({ kind: "protocol", side: "upstream" });
+      expect(front.closed[0].error?.message).toContain("masked frame");
     } finally {
       front.close();
       upstream.close();
@@ -323,7 +320,7 @@ describe("WebSocket tunnel: protocol checks", () => {
         code: 1000,
         reason: "client message too big",
       });
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
     } finally {
       front.close();
     }
@@ -386,7 +383,7 @@ describe("WebSocket tunnel: idle timeout and pings", () => {
       stop = true;
       await chatter;
       await closeClient(chatty);
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
       expect(tunnelTicker.size).toBe(0); // no timer outlives its tunnel
     } finally {
       if (chatty) await closeClient(chatty);
@@ -416,7 +413,7 @@ describe("WebSocket tunnel: idle timeout and pings", () => {
         reason: "ping timeout",
       });
       raw.close();
-      await waitFor(() => front.registry.size === 0, 3000, "registry empty");
+      await waitFor("registry empty", 3000, () => front.registry.size === 0);
       expect(tunnelTicker.size).toBe(0);
     } finally {
       raw?.close();
@@ -452,7 +449,7 @@ describe("WebSocket tunnel: shutdown", () => {
     const clients: TestClient[] = [];
     try {
       for (let i = 0; i < 5; i++) clients.push(await openClient(`${front.url}/s${i}`));
-      await waitFor(() => front.registry.size === 5, 2000, "5 tunnels");
+      await waitFor("5 tunnels", 2000, () => front.registry.size === 5);
       await front.registry.closeAll(1001, "server shutting down", 3000);
       expect(front.registry.size).toBe(0);
       for (const client of clients) {
@@ -521,7 +518,7 @@ describe("WebSocket tunnel: shutdown", () => {
     let client: RawClient | undefined;
     try {
       client = await openRawClient(front.port, "/stall");
-      await waitFor(() => front.registry.size === 1, 2000, "tunnel");
+      await waitFor("tunnel", 2000, () => front.registry.size === 1);
       await sleep(50);
       const started = performance.now();
       const closing = front.registry.closeAll(1001, "server shutting down", 3000);
@@ -550,7 +547,7 @@ async function spawnTunnelFront(upstreamPort: number) {
     args: [
       "run",
       "-A",
-      new URL("../src/websocket/tunnel_testing.ts", import.meta.url).pathname,
+      new URL("./helpers/ws_tunnel_front.ts", import.meta.url).pathname,
       String(upstreamPort),
       "tunnel",
     ],

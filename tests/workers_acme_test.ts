@@ -12,14 +12,8 @@ import { join } from "node:path";
 import { expect } from "expect";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
 import { WorkersBws } from "./helpers/workers_process.ts";
-import {
-  freePort,
-  hasPebble,
-  PEBBLE,
-  type Pebble,
-  startPebble,
-  waitFor,
-} from "./helpers/pebble.ts";
+import { freePort, hasPebble, PEBBLE, type Pebble, startPebble } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 if (!hasPebble) {
   console.warn(`Skipping workers ACME test: ${PEBBLE} is not installed (apt-get install pebble)`);

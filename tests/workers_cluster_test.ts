@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { rawRequest } from "./helpers/backends.ts";
-import { waitFor } from "./helpers/pebble.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "./helpers/redis.ts";
 import { WorkersBws } from "./helpers/workers_process.ts";
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { expect } from "expect";
-import { TestPki } from "../src/tls/test_pki.ts";
+import { TestPki } from "./helpers/test_pki.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
 import { WorkersBws } from "./helpers/workers_process.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { TestPki } from "../../src/tls/test_pki.ts";
+import { TestPki } from "../../tests/helpers/test_pki.ts";
 import { BENCH_HOST, type BenchTls, type CertFiles, TLS_NAME } from "./configs.ts";
 
 /** The bench's certificates; remove them when done. */

@@ -1,12 +1,13 @@
 /**
  * The WebSocket benchmark's client side: a raw-TCP client that keeps a window of echoed
  * messages in flight, and a spawner for Deno relay programs that print `{"port":N}` and run
- * until their stdin closes (`src/websocket/tunnel_testing.ts`).
+ * until their stdin closes (`tests/helpers/ws_tunnel_front.ts`).
  *
  * @module
  */
 
-import { encodeFrame, openRawClient } from "../../src/websocket/tunnel_testing.ts";
+import { encodeFrame } from "../../tests/helpers/ws_frames.ts";
+import { openRawClient } from "../../tests/helpers/ws_peers.ts";
 import { pinned } from "./process.ts";
 
 /** What one windowed echo run measured. */

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
-import { startEchoUpstream } from "../../src/websocket/testing.ts";
-import { startRawRelayFront, startRawUpstream } from "../../src/websocket/tunnel_testing.ts";
+import { startEchoUpstream, startRawUpstream } from "../../tests/helpers/ws_peers.ts";
+import { startRawRelayFront } from "../../tests/helpers/ws_tunnel_front.ts";
 import { runWindowedEcho, spawnPortProgram } from "./ws_client.ts";
 
 describe("runWindowedEcho", () => {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { startEchoUpstream } from "../../src/websocket/testing.ts";
+import { startEchoUpstream } from "../../tests/helpers/ws_peers.ts";
 
 const echo = startEchoUpstream();
 console.log(JSON.stringify({ port: echo.port }));

@@ -62,7 +62,7 @@ interface RelaySpec {
   start(o: WsRowsOptions, echoPort: number, binaryPath: string): Promise<Relay>;
 }
 
-const TUNNEL_FRONT = new URL("../../src/websocket/tunnel_testing.ts", import.meta.url).pathname;
+const TUNNEL_FRONT = new URL("../../tests/helpers/ws_tunnel_front.ts", import.meta.url).pathname;
 const ECHO = new URL("./ws_echo.ts", import.meta.url).pathname;
 
 /** A service started with startService, as a relay once a WebSocket echo goes through it. */
@@ -170,7 +170,7 @@ const RELAYS: readonly RelaySpec[] = [
   {
     name: "deno-raw-tunnel",
     binary: Deno.execPath(),
-    note: "deno-raw-tunnel: src/websocket/tunnel_testing.ts raw (hand-paired upgrade, then a " +
+    note: "deno-raw-tunnel: tests/helpers/ws_tunnel_front.ts raw (hand-paired upgrade, then a " +
       "TCP copy with one reused 32 KiB buffer per direction): the floor",
     start: async (o, echoPort) => ({
       ...await spawnPortProgram(
@@ -185,7 +185,7 @@ const RELAYS: readonly RelaySpec[] = [
     name: "tunnel-module",
     binary: Deno.execPath(),
     note: "tunnel-module: bws's startTunnel alone behind the same hand-paired front " +
-      "(src/websocket/tunnel_testing.ts tunnel)",
+      "(tests/helpers/ws_tunnel_front.ts tunnel)",
     start: async (o, echoPort) => ({
       ...await spawnPortProgram(
         "tunnel-module",

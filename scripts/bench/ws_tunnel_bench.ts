@@ -86,7 +86,7 @@ const window = Number(flags.window);
 const size = Number(flags.size);
 const rounds = Number(flags.rounds);
 const echoProgram = new URL("./ws_echo.ts", import.meta.url).pathname;
-const tunnelFront = new URL("../../src/websocket/tunnel_testing.ts", import.meta.url).pathname;
+const tunnelFront = new URL("../../tests/helpers/ws_tunnel_front.ts", import.meta.url).pathname;
 
 const echo = await spawnPortProgram("echo", [echoProgram]);
 const relays: Relay[] = [];

@@ -9,12 +9,9 @@ import type { Logger } from "../log/types.ts";
 import { type CertificatePair, parseCertificatePair } from "../tls/certs.ts";
 import { join } from "node:path";
 import { AcmeStorage, atomicWrite } from "./storage.ts";
-import {
-  type AcmeStore,
-  AcmeStoreUnavailableError,
-  type RenewalLease,
-  RenewalLockLostError,
-} from "./store.ts";
+import type { AcmeStore, RenewalLease } from "./store.ts";
+import { AcmeError, isAcmeError, orderError } from "./errors.ts";
+import { errorText } from "../log/error_text.ts";
 import { type AcmeTransport, createTransport, withTransport } from "./transport.ts";
 import {
   ARI_POLL_DEFAULT_MS,
@@ -178,7 +175,8 @@ export class AcmeManager {
     const wanted = normalizeNames(names);
     const pair = await this.#obtainLocked(wanted, null);
     if (pair === null) {
-      throw new Error(
+      throw new AcmeError(
+        "lock_held",
         `Cannot obtain certificate "${wanted.join(",")}": another instance holds the renewal lock`,
       );
     }
@@ -210,7 +208,11 @@ export class AcmeManager {
             return stored;
           }
         }
-        return await withTransport(this.#transport, () => this.#order(names, lease));
+        return await withTransport(this.#transport, () => this.#order(names, lease)).catch(
+          (err) => {
+            throw orderError(err);
+          },
+        );
       } finally {
         await lease.release();
       }
@@ -225,7 +227,9 @@ export class AcmeManager {
    *  seconds, at start, and when the CA's Retry-After says), and backs off exponentially after
    *  failures. */
   manage(names: string[], onCertificate: (pair: CertificatePair) => void): void {
-    if (this.#stopped) throw new Error(`Cannot manage "${names.join(",")}": manager is stopped`);
+    if (this.#stopped) {
+      throw new AcmeError("stopped", `Cannot manage "${names.join(",")}": manager is stopped`);
+    }
     const entry: Managed = {
       names: normalizeNames(names),
       onCertificate,
@@ -242,7 +246,7 @@ export class AcmeManager {
   /** Clears timers, aborts pending requests and waits for running attempts to end. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#abort.abort(new Error("ACME manager stopped"));
+    this.#abort.abort(new AcmeError("stopped", "ACME manager stopped"));
     for (const entry of this.#managed) {
       clearTimeout(entry.timer);
       entry.unwatch?.();
@@ -319,7 +323,7 @@ export class AcmeManager {
       this.#schedule(entry, delay);
     } catch (err) {
       if (this.#stopped) return;
-      if (err instanceof AcmeStoreUnavailableError) {
+      if (isAcmeError(err, "store_unavailable")) {
         // Not the CA's fault: no backoff; the certificate in use keeps being served.
         const fields = { store: this.#store.label, retryInSeconds: this.#opts.lockRetry };
         if (!entry.storeDown) {
@@ -451,7 +455,9 @@ export class AcmeManager {
   }
 
   async #order(names: string[], lease: RenewalLease): Promise<CertificatePair> {
-    if (this.#stopped) throw new Error(`Cannot obtain certificate "${names[0]}": manager stopped`);
+    if (this.#stopped) {
+      throw new AcmeError("stopped", `Cannot obtain certificate "${names[0]}": manager stopped`);
+    }
     const client = await this.#accountClient();
     const keyPem = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
     const [, csr] = await acme.crypto.createCsr(
@@ -470,7 +476,9 @@ export class AcmeManager {
       skipChallengeVerification: true,
       challengeCreateFn: (_authz, challenge, keyAuthorization) => {
         if (challenge.type !== "http-01") {
-          return Promise.reject(new Error(`Cannot answer challenge "${challenge.type}"`));
+          return Promise.reject(
+            new AcmeError("order", `Cannot answer challenge "${challenge.type}"`),
+          );
         }
         tokens.push(challenge.token);
         this.#tokens.set(challenge.token, keyAuthorization);
@@ -483,7 +491,8 @@ export class AcmeManager {
     }).finally(() => Promise.all(tokens.map((t) => this.#forgetChallenge(t))));
     const pair = parseCertificatePair(certPem, keyPem);
     if (!names.every((n) => pair.names.includes(n))) {
-      throw new Error(
+      throw new AcmeError(
+        "names",
         `Cannot use certificate for "${names.join(",")}": it names ${pair.names.join(",")}`,
       );
     }
@@ -491,7 +500,7 @@ export class AcmeManager {
       await this.#store.writeCertificate(names, { certPem, keyPem }, lease);
     } catch (err) {
       // The certificate is valid: serve it; the instance that took the lock over stores its own.
-      if (!(err instanceof RenewalLockLostError)) throw err;
+      if (!isAcmeError(err, "lock_lost")) throw err;
       this.#log?.warn(`Cannot store certificate for "${names.join(",")}": ${errorText(err)}`);
     }
     this.#log?.info(`Obtained certificate for "${names.join(",")}"`, {
@@ -565,7 +574,7 @@ export class AcmeManager {
 /** Lower-cases, trims and de-duplicates names, keeping their order. */
 function normalizeNames(names: readonly string[]): string[] {
   const out = [...new Set(names.map((n) => n.trim().toLowerCase()).filter((n) => n !== ""))];
-  if (out.length === 0) throw new Error(`Cannot order certificate "": no names given`);
+  if (out.length === 0) throw new AcmeError("names", `Cannot order certificate "": no names given`);
   return out;
 }
 
@@ -580,12 +589,4 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   const sa = new Set(a);
   const sb = new Set(b);
   return sa.size === sb.size && [...sa].every((n) => sb.has(n));
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) {
-    const detail = (err as any).response?.data?.detail;
-    return detail ? `${err.message} (${detail})` : err.message;
-  }
-  return String(err);
 }

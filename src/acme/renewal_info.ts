@@ -7,6 +7,8 @@
  */
 
 import { X509Certificate } from "node:crypto";
+import { errorText } from "../log/error_text.ts";
+import { AcmeError } from "./errors.ts";
 
 /** The CA's suggested renewal window (RFC 9773 §4.2), as epoch milliseconds. */
 export interface RenewalWindow {
@@ -82,13 +84,16 @@ function sameBytes(der: Uint8Array, tlv: Tlv, bytes: readonly number[]): boolean
  * authorityKeyIdentifier's keyIdentifier, ".", base64url of the serial number's DER content
  * bytes (RFC 9773 §4.1), both without padding.
  *
- * @throws Error "Cannot compute renewal info ID "<subject>": <detail>" (no AKI key identifier,
- *   not a certificate)
+ * @throws AcmeError "renewal_info": "Cannot compute renewal info ID "<subject>": <detail>" (no
+ *   AKI key identifier, unreadable DER); node:crypto's error when `certPem` is no certificate
  */
 export function ariCertId(certPem: string): string {
   const cert = new X509Certificate(certPem);
   const fail = (detail: string) =>
-    new Error(`Cannot compute renewal info ID "${cert.subject.replace(/\n/g, ", ")}": ${detail}`);
+    new AcmeError(
+      "renewal_info",
+      `Cannot compute renewal info ID "${cert.subject.replace(/\n/g, ", ")}": ${detail}`,
+    );
   const der = new Uint8Array(cert.raw);
   let serial: Tlv | undefined;
   let keyId: Tlv | undefined;
@@ -110,7 +115,7 @@ export function ariCertId(certPem: string): string {
       break;
     }
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail(errorText(err));
   }
   if (!serial) throw fail("no serial number");
   if (!keyId) throw fail("no authority key identifier");
@@ -121,12 +126,15 @@ export function ariCertId(certPem: string): string {
 /**
  * Parses a renewal info response body (`{"suggestedWindow":{"start","end"},"explanationURL"?}`).
  *
- * @throws Error "Cannot use renewal info "<text>": <detail>" when the window is missing, not
- *   RFC 3339 dates, or ends before it starts
+ * @throws AcmeError "renewal_info": "Cannot use renewal info "<text>": <detail>" when the window
+ *   is missing, not RFC 3339 dates, or ends before it starts
  */
 export function parseRenewalInfo(body: unknown): RenewalWindow {
   const fail = (detail: string) =>
-    new Error(`Cannot use renewal info "${JSON.stringify(body)?.slice(0, 200)}": ${detail}`);
+    new AcmeError(
+      "renewal_info",
+      `Cannot use renewal info "${JSON.stringify(body)?.slice(0, 200)}": ${detail}`,
+    );
   const window = (body as { suggestedWindow?: unknown } | null)?.suggestedWindow as
     | { start?: unknown; end?: unknown }
     | undefined;
@@ -192,8 +200,8 @@ export class RenewalInfoClient {
    * The CA's renewal info for the leaf of `certPem`, or null when the CA's directory has no
    * `renewalInfo` resource.
    *
-   * @throws Error on a network or HTTP error, an unreadable answer, or a certificate without an
-   *   authority key identifier
+   * @throws AcmeError "renewal_info" on an HTTP error, an unreadable answer, or a certificate
+   *   without an authority key identifier; fetch's error on a network failure
    */
   async lookup(certPem: string): Promise<RenewalInfo | null> {
     const certId = ariCertId(certPem);
@@ -203,13 +211,15 @@ export class RenewalInfoClient {
     const res = await this.#get(url);
     if (!res.ok) {
       await res.body?.cancel();
-      throw new Error(`Cannot get renewal info "${url}": HTTP ${res.status}`);
+      throw new AcmeError("renewal_info", `Cannot get renewal info "${url}": HTTP ${res.status}`);
     }
     let body: unknown;
     try {
       body = await res.json();
     } catch (err) {
-      throw new Error(`Cannot get renewal info "${url}": ${(err as Error).message}`);
+      throw new AcmeError("renewal_info", `Cannot get renewal info "${url}": ${errorText(err)}`, {
+        cause: err,
+      });
     }
     return {
       certId,
@@ -234,7 +244,10 @@ export class RenewalInfoClient {
       const res = await this.#get(directoryUrl);
       if (!res.ok) {
         await res.body?.cancel();
-        throw new Error(`Cannot read ACME directory "${directoryUrl}": HTTP ${res.status}`);
+        throw new AcmeError(
+          "renewal_info",
+          `Cannot read ACME directory "${directoryUrl}": HTTP ${res.status}`,
+        );
       }
       const dir = await res.json() as { renewalInfo?: unknown };
       return typeof dir?.renewalInfo === "string" ? dir.renewalInfo : null;

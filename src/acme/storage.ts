@@ -14,6 +14,8 @@
 
 import { dirname, join } from "node:path";
 import { type AcmeStore, LOCAL_LEASE, type RenewalLease, type StoredCertificate } from "./store.ts";
+import { errorText } from "../log/error_text.ts";
+import { AcmeError } from "./errors.ts";
 
 export type { StoredCertificate };
 
@@ -34,7 +36,10 @@ export class AcmeStorage implements AcmeStore {
   certDir(name: string): string {
     const safe = name.toLowerCase().replace(/\*/g, "_").replace(/[/\\]/g, "_");
     if (safe === "" || safe === "." || safe === "..") {
-      throw new Error(`Cannot store certificate "${name}": not a usable directory name`);
+      throw new AcmeError(
+        "storage",
+        `Cannot store certificate "${name}": not a usable directory name`,
+      );
     }
     return join(this.dir, safe);
   }
@@ -107,6 +112,6 @@ export async function atomicWrite(path: string, data: string, mode: number): Pro
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write "${path}": ${(err as Error).message}`);
+    throw new AcmeError("storage", `Cannot write "${path}": ${errorText(err)}`, { cause: err });
   }
 }

@@ -30,16 +30,10 @@ export interface RenewalLease {
   release(): Promise<void>;
 }
 
-/** The store cannot be reached now (Redis down or slow); the manager tries again soon. */
-export class AcmeStoreUnavailableError extends Error {
-  override name = "AcmeStoreUnavailableError";
-}
-
-/** A certificate write under a lease that had expired and been taken: the write was refused. */
-export class RenewalLockLostError extends Error {
-  override name = "RenewalLockLostError";
-}
-
+/**
+ * A store's state for one CA. A store that cannot be reached throws an `AcmeError` of kind
+ * "store_unavailable" (errors.ts); the manager then tries again soon.
+ */
 export interface AcmeStore {
   /** Where it is, for log messages (a directory, or a masked Redis URL and prefix). */
   readonly label: string;
@@ -53,8 +47,8 @@ export interface AcmeStore {
   writeAccountKey(pem: string): Promise<string>;
   /** The certificate stored for exactly this name list (normalized by the manager), or null. */
   readCertificate(names: readonly string[]): Promise<StoredCertificate | null>;
-  /** Stores a certificate; with a lease, only while that lease still holds the lock (else
-   *  {@link RenewalLockLostError}). */
+  /** Stores a certificate; with a lease, only while that lease still holds the lock (else an
+   *  `AcmeError` of kind "lock_lost"). */
   writeCertificate(
     names: readonly string[],
     pair: StoredCertificate,

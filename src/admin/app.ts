@@ -25,7 +25,8 @@ import type { ReloadResult } from "../server/types.ts";
 import { type AdminRuntime, issuesJson } from "./types.ts";
 import { isLoopbackHost } from "./loopback.ts";
 import { constantTimeEqual } from "./constant_time_equal.ts";
-import { ClientConnection, type OptionsSource } from "../http1/connection.ts";
+import { ClientConnection } from "../http1/connection.ts";
+import type { OptionsSource } from "../http1/front_options.ts";
 import { requestToFetch, responseFromFetch } from "../http1/fetch_adapter.ts";
 import type { HttpResponse } from "../http1/types.ts";
 import { runAcceptLoop } from "../server/accept_loop.ts";
@@ -46,6 +47,7 @@ import {
   RequestSeries,
   type StatsDocument,
 } from "./request_series.ts";
+import { errorText } from "../log/error_text.ts";
 
 export type {
   AdminRuntime,
@@ -153,7 +155,7 @@ export function createAdminApp(cfg: ManagementConfig, runtime: AdminRuntime): Ho
         ok: false,
         errors: [{
           path: "",
-          message: `Cannot reload: ${(err as Error)?.message ?? String(err)}`,
+          message: `Cannot reload: ${errorText(err)}`,
           line: null,
           column: null,
         }],
@@ -209,7 +211,7 @@ export function serveAdmin(
     listener = Deno.listen({ hostname: cfg.host, port });
   } catch (err) {
     throw new Error(
-      `Cannot listen on "${cfg.host}:${port}" for the management API: ${(err as Error).message}`,
+      `Cannot listen on "${cfg.host}:${port}" for the management API: ${errorText(err)}`,
     );
   }
   const forbidden: HttpResponse = {

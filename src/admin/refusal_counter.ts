@@ -1,5 +1,5 @@
 /**
- * `bws_refused_total{site,rule}`: requests an edge-protection rule refused (SPEC 10). Counting
+ * `bws_refused_total{site,rule}`: requests an edge-protection rule refused. Counting
  * is on the refusal path of an attack, so a call is two Map lookups and an increment; label
  * strings are built when a site is first seen.
  *

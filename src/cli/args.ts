@@ -5,6 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { errorText } from "../log/error_text.ts";
 
 /** What the command line asks for. */
 export type CliCommand =
@@ -74,7 +75,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       },
     });
   } catch (e) {
-    return usageError(cleanParseError((e as Error).message));
+    return usageError(cleanParseError(errorText(e)));
   }
   const { values: v, positionals } = parsed;
   if (v.help) return { kind: "help" };

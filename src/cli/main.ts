@@ -13,6 +13,7 @@ import { type Config, ConfigError, type ConfigIssue, formatIssues } from "../con
 import type { ReloadResult, ServerHandle } from "../server/types.ts";
 import { parseCliArgs, USAGE } from "./args.ts";
 import { preflightConfig } from "../server/preflight.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** The version printed by `bws --version`. */
 export const VERSION: string = denoJson.version;
@@ -59,7 +60,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       try {
         if (!(await Deno.stat(dir)).isDirectory) throw new Error("not a directory");
       } catch (e) {
-        const why = e instanceof Deno.errors.NotFound ? "no such directory" : (e as Error).message;
+        const why = e instanceof Deno.errors.NotFound ? "no such directory" : errorText(e);
         console.error(`Cannot serve "${cmd.dir}": ${why}`);
         return 1;
       }
@@ -137,7 +138,7 @@ async function serve(config: Config, opts: { verbose: boolean; watch: boolean })
     const { startServer } = await import("../server/server.ts");
     handle = await startServer(config, opts.verbose ? { logLevel: "debug" } : {});
   } catch (e) {
-    console.error(`bws: ${(e as Error).message}`);
+    console.error(`bws: ${errorText(e)}`);
     return 1;
   }
   for (const a of handle.addresses) {

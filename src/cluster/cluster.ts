@@ -7,11 +7,11 @@
  * - Rate-limit bucket stores (`bucketStores`), handed to the plan compiler.
  * - Heartbeats and the fleet list (`instances`), for `/api/status`.
  *
- * Nothing here is needed to serve: a start does not wait for Redis longer than a second, and
- * while Redis is down or slow every part falls back to local state (see each module), with one
- * log line when Redis goes away and one when it is back. A later worker thread (SPEC 12,
- * `server.workers`) can make its own link and `SharedBuckets` with the same prefix: the buckets
- * live in Redis, so workers and instances share them alike.
+ * Nothing here is needed to serve: a start does not wait for Redis longer than a second, and while
+ * Redis is down or slow every part falls back to local state (see each module), with one log line
+ * when Redis goes away and one when it is back. A worker thread of the multi-core mode
+ * (`server.workers`, src/workers) can make its own link and `SharedBuckets` with the same prefix:
+ * the buckets live in Redis, so workers and instances share them alike.
  *
  * @module
  */
@@ -36,7 +36,7 @@ export interface SharedAcme {
   readChallenge(token: string): Promise<string | null>;
 }
 
-/** Timings; the defaults suit production, tests shorten them (see {@link tuningFromEnv}). */
+/** Timings; the defaults suit production, tests shorten them (`StartOptions.clusterTuning`). */
 export interface ClusterTuning {
   /** Renewal lock expiry after its holder's last renewal. @default 60_000 */
   readonly lockTtlMs: number;
@@ -57,29 +57,6 @@ const DEFAULTS: ClusterTuning = {
   backgroundTimeoutMs: 1000,
   startWaitMs: 1000,
 };
-
-/**
- * Overrides from `BWS_CLUSTER_LOCK_TTL` and `BWS_CLUSTER_HEARTBEAT` (seconds; undocumented,
- * for tests that kill a lock holder or wait for heartbeats).
- */
-export function tuningFromEnv(): Partial<ClusterTuning> {
-  const seconds = (name: string): number | undefined => {
-    let raw: string | undefined;
-    try {
-      raw = Deno.env.get(name);
-    } catch {
-      return undefined;
-    }
-    const n = Number(raw);
-    return raw && Number.isFinite(n) && n > 0 ? n * 1000 : undefined;
-  };
-  const out: { -readonly [K in keyof ClusterTuning]?: number } = {};
-  const ttl = seconds("BWS_CLUSTER_LOCK_TTL");
-  if (ttl !== undefined) out.lockTtlMs = ttl;
-  const beat = seconds("BWS_CLUSTER_HEARTBEAT");
-  if (beat !== undefined) out.heartbeatMs = beat;
-  return out;
-}
 
 /** The host name, or "bws-<pid>" where it cannot be read. */
 function defaultInstanceName(): string {
@@ -159,7 +136,7 @@ export class Cluster {
   static async start(
     config: ClusterConfig,
     logger: () => Logger,
-    tuning: Partial<ClusterTuning> = tuningFromEnv(),
+    tuning: Partial<ClusterTuning> = {},
   ): Promise<Cluster> {
     const t = { ...DEFAULTS, ...tuning };
     const cluster = new Cluster(config, logger, t);

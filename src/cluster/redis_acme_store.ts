@@ -19,7 +19,7 @@
  * watched certificate on reconnection.
  *
  * Redis unreachable: reads fall back to the local copy (a restart during an outage still serves
- * its certificates); a store that has neither throws `AcmeStoreUnavailableError`. After a Redis
+ * its certificates); a store that has neither throws an `AcmeError` of kind "store_unavailable". After a Redis
  * restart that lost its data, the local copies are written back (only where Redis has none).
  *
  * @module
@@ -27,13 +27,8 @@
 
 import { createHash } from "node:crypto";
 import type { AcmeStorage } from "../acme/storage.ts";
-import {
-  type AcmeStore,
-  AcmeStoreUnavailableError,
-  type RenewalLease,
-  RenewalLockLostError,
-  type StoredCertificate,
-} from "../acme/store.ts";
+import { AcmeError } from "../acme/errors.ts";
+import type { AcmeStore, RenewalLease, StoredCertificate } from "../acme/store.ts";
 import { type RedisLink, RedisUnavailableError } from "./redis_link.ts";
 import { FENCED_SET, RedisLease, type RedisLocks } from "./renewal_lock.ts";
 
@@ -198,7 +193,8 @@ export class RedisAcmeStore implements AcmeStore {
       [lease.token, value, this.#channel.name, id],
     );
     if (written !== 1) {
-      throw new RenewalLockLostError(
+      throw new AcmeError(
+        "lock_lost",
         `Cannot store certificate "${names.join(",")}" in ${this.label}: the renewal lock ` +
           "expired and another instance holds it",
       );
@@ -281,7 +277,7 @@ export class RedisAcmeStore implements AcmeStore {
 
 function unavailable(err: unknown): Error {
   if (err instanceof RedisUnavailableError) {
-    return new AcmeStoreUnavailableError(err.message, { cause: err });
+    return new AcmeError("store_unavailable", err.message, { cause: err });
   }
   return err as Error;
 }

@@ -16,6 +16,7 @@
 
 import { createHash } from "node:crypto";
 import { createClient } from "@redis/client";
+import { errorText } from "../log/error_text.ts";
 import { maskRedisUrl, parseRedisUrl } from "./redis_url.ts";
 
 /** A reply as RESP2 gives it: strings, integers, nil and arrays. */
@@ -113,10 +114,6 @@ function isErrorReply(err: unknown): boolean {
   return name === "ErrorReply" || name === "SimpleError" || name === "BlobError";
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message || err.constructor.name : String(err);
-}
-
 type Client = ReturnType<typeof createClient>;
 
 /**
@@ -165,7 +162,7 @@ class NodeRedisLink implements RedisLink {
     } as Parameters<typeof createClient>[0];
     const client = createClient(this.#options);
     this.#client = client;
-    client.on("error", (err: unknown) => this.#lost(describe(err)));
+    client.on("error", (err: unknown) => this.#lost(errorText(err)));
     client.on("end", () => this.#lost("connection closed"));
     client.on("ready", () => this.#set("up", ""));
     // Rejects only when the client is closed before it ever connected.
@@ -206,9 +203,9 @@ class NodeRedisLink implements RedisLink {
       return await this.#client.sendCommand(args, { timeout, rejectInFlight: true }) as RedisReply;
     } catch (err) {
       if (isErrorReply(err)) throw err;
-      if (isTimeout(err) && this.#state === "up") this.#set("slow", describe(err));
+      if (isTimeout(err) && this.#state === "up") this.#set("slow", errorText(err));
       throw new RedisUnavailableError(
-        `Cannot ${args[0]} on Redis ${this.label}: ${describe(err)}`,
+        `Cannot ${args[0]} on Redis ${this.label}: ${errorText(err)}`,
         { cause: err },
       );
     }

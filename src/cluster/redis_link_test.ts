@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "../../tests/helpers/redis.ts";
-import { waitFor } from "../../tests/helpers/pebble.ts";
+import { waitFor } from "../../tests/helpers/wait.ts";
 import { connectRedis, LuaScript, type RedisLink, RedisUnavailableError } from "./redis_link.ts";
 
 if (!hasRedis) console.warn(`Skipping Redis link tests: ${REDIS_SERVER} is not installed`);

@@ -9,6 +9,7 @@ import { findPosition, scanKeyPositions } from "../config/positions.ts";
 import type { Config, ConfigIssue } from "../config/types.ts";
 import { connectRedis } from "./redis_link.ts";
 import { parseRedisUrl } from "./redis_url.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** The problem reaching Redis at `url` within `timeoutMs` (PING), or null when it answers. */
 export async function probeRedis(url: string, timeoutMs = 2000): Promise<string | null> {
@@ -28,7 +29,7 @@ export async function probeRedis(url: string, timeoutMs = 2000): Promise<string 
     await link.command(["PING"]);
     return null;
   } catch (err) {
-    return `Cannot reach Redis at "${link.label}": ${(err as Error).message}`;
+    return `Cannot reach Redis at "${link.label}": ${errorText(err)}`;
   } finally {
     await link.close();
   }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { errorText } from "../log/error_text.ts";
+
 /** What a redis_url says. */
 export interface RedisTarget {
   readonly tls: boolean;
@@ -56,6 +58,6 @@ export function redisUrlProblem(url: string): string | undefined {
     parseRedisUrl(url);
     return undefined;
   } catch (err) {
-    return (err as Error).message;
+    return errorText(err);
   }
 }

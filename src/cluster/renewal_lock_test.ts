@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { hasRedis, REDIS_SERVER, startRedis, type TestRedis } from "../../tests/helpers/redis.ts";
-import { waitFor } from "../../tests/helpers/pebble.ts";
+import { waitFor } from "../../tests/helpers/wait.ts";
 import { connectRedis, type RedisLink } from "./redis_link.ts";
 import { FENCED_SET, RedisLocks } from "./renewal_lock.ts";
 

@@ -6,7 +6,7 @@ import type { CompressionAlgorithm } from "../config/types.ts";
 import type { BodySource } from "../http1/types.ts";
 import { compressBytes, compressSource } from "./compress_body.ts";
 import { compressSync } from "./levels.ts";
-import { firstDifference } from "./_test_bytes.ts";
+import { firstDifference } from "../../tests/helpers/bytes.ts";
 
 const ALGORITHMS: readonly CompressionAlgorithm[] = ["zstd", "br", "gzip"];
 const enc = new TextEncoder();
@@ -203,7 +203,7 @@ describe("compressBytes", () => {
 
 describe("memory", { skip: Deno.build.os !== "linux" }, () => {
   it("a 1 GiB body compresses with RSS growth well under 64 MiB (subprocess)", async () => {
-    const probe = fileURLToPath(new URL("./_memory_probe.ts", import.meta.url));
+    const probe = fileURLToPath(new URL("../../tests/helpers/memory_probe.ts", import.meta.url));
     for (const [algorithm, mib] of [["zstd", 1024], ["gzip", 256], ["br", 256]] as const) {
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "--v8-flags=--expose-gc", probe, algorithm, String(mib)],

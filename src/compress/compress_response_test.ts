@@ -4,7 +4,7 @@ import * as zlib from "node:zlib";
 import type { BodySource, HttpResponse } from "../http1/types.ts";
 import { compressResponse, type CompressResponseOptions } from "./compress_response.ts";
 import { CompressionPolicy } from "./policy.ts";
-import { firstDifference } from "./_test_bytes.ts";
+import { firstDifference } from "../../tests/helpers/bytes.ts";
 
 const policy = new CompressionPolicy({
   static: true,

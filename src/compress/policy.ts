@@ -1,5 +1,6 @@
 /**
- * Which responses get compressed, and the header edits a compressed response needs (SPEC 11).
+ * Which responses get compressed, and the header edits a compressed response needs
+ * (docs/behaviour.md "Compression").
  *
  * Never compressed: HEAD, 1xx/204/206/304, a response that already has Content-Encoding or a
  * Content-Range, `Cache-Control: no-transform`, `text/event-stream`, a type not in `types`, a

@@ -50,7 +50,7 @@ describe("CompressionPolicy", () => {
       .toBe(false);
   });
 
-  it("allows an ordinary text response and refuses each exclusion of the SPEC", () => {
+  it("allows an ordinary text response and refuses each documented exclusion", () => {
     expect(policy.eligible(facts())).toBe(true);
     expect(policy.eligible(facts({ length: null }))).toBe(true);
     expect(policy.eligible(facts({ status: 404 }))).toBe(true);

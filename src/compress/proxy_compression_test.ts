@@ -8,7 +8,7 @@ import { expect } from "expect";
 import { gunzipSync } from "node:zlib";
 import { configFromObject } from "../config/load.ts";
 import type { EdgeUpstreamEdit } from "../edge/types.ts";
-import { testRequest } from "../edge/test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import type { HttpResponse } from "../http1/types.ts";
 import { ProxyCompression } from "./proxy_compression.ts";
 

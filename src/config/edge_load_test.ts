@@ -81,7 +81,7 @@ url = "http://127.0.0.1:9091/api/verify?rd=https%3A%2F%2Flogin"
     });
   });
 
-  it("reads the SPEC's example tables at site level and per route", () => {
+  it("reads the README's example tables at site level and per route", () => {
     const c = load(`[server]
 trusted_proxies = ["10.0.0.0/8"]
 ${

@@ -1,14 +1,15 @@
 /**
- * The edge-protection tables of SPEC section 10, as schema fields: `access`, `rate_limit`,
- * `basic_auth` and `forward_auth`. Each stands under a site and under a route (the same
- * fields), and each is null in the built config unless written.
+ * The edge-protection tables (README "Protecting a site"), as schema fields: `access`,
+ * `rate_limit`, `basic_auth` and `forward_auth`. Each stands under a site and under a route (the
+ * same fields), and each is null in the built config unless written.
  *
  * @module
  */
 
 import { bcryptHashProblem, userNameProblem } from "../edge/bcrypt_hash.ts";
-import { validateCidr } from "../proxy/cidr.ts";
+import { validateCidr } from "../net/cidr.ts";
 import type { Check, Field, TableNode } from "./schema.ts";
+import { errorText } from "../log/error_text.ts";
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -20,7 +21,7 @@ const cidrCheck: Check<string> = (v) => {
     validateCidr(v);
     return undefined;
   } catch (e) {
-    return (e as Error).message;
+    return errorText(e);
   }
 };
 

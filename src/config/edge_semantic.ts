@@ -1,5 +1,5 @@
 /**
- * Cross-key checks of the edge-protection keys (SPEC 10): a basic_auth with users to check
+ * Cross-key checks of the edge-protection keys: a basic_auth with users to check
  * (its htpasswd file read and parsed here, so every load and reload re-reads it), and
  * `proxy_protocol` agreeing among the sites of one listener and having peers to trust.
  *

@@ -1,5 +1,6 @@
 /**
- * Environment variables in config values (SPEC section 11): every string value of the parsed
+ * Environment variables in config values (docs/behaviour.md "Environment variables in the
+ * config"): every string value of the parsed
  * file may use `${NAME}`, `${NAME:-default}` and `$$`. Done on the parsed document, before
  * validation, so a variable can never inject TOML and every value is checked after substitution.
  *
@@ -96,8 +97,8 @@ export function substituteString(s: string, env: EnvLookup): { value: string; us
       continue;
     }
     if (next !== "{") {
-      // A "$" that starts neither form is itself: bcrypt hashes ("$2y$10$…", SPEC 10's own
-      // example) are full of them.
+      // A "$" that starts neither form is itself: bcrypt hashes ("$2y$10$…", as htpasswd
+      // writes them) are full of them.
       out += "$";
       i = at + 1;
       continue;

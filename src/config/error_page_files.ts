@@ -9,6 +9,7 @@
 import { childPath } from "./key_path.ts";
 import type { ErrorPage } from "./types.ts";
 import type { RawIssue } from "./validate.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** Largest error page bws holds in memory (per file; one copy per site that names it). */
 export const MAX_ERROR_PAGE_BYTES = 1024 * 1024;
@@ -54,6 +55,6 @@ function readPage(file: string): Uint8Array | string {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return fail("no such file");
     if (e instanceof Deno.errors.PermissionDenied) return fail("permission denied");
-    return fail((e as Error).message);
+    return fail(errorText(e));
   }
 }

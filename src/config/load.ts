@@ -15,6 +15,7 @@ import { CONFIG_SCHEMA } from "./schema.ts";
 import { checkSemantics } from "./semantic.ts";
 import { type Config, ConfigError, type ConfigIssue } from "./types.ts";
 import { buildFromSchema, type RawIssue } from "./validate.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** A loaded config plus the warnings found (things that may be intended, like a missing dir). */
 export interface LoadResult {
@@ -70,7 +71,7 @@ export async function loadConfigFileWithWarnings(path: string): Promise<LoadResu
   try {
     text = await Deno.readTextFile(abs);
   } catch (e) {
-    const detail = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+    const detail = e instanceof Deno.errors.NotFound ? "no such file" : errorText(e);
     throw new ConfigError(abs, [{
       path: "",
       message: `Cannot read config file "${abs}": ${detail}`,

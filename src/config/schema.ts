@@ -7,7 +7,7 @@
  * @module
  */
 
-import { validateCidr } from "../proxy/cidr.ts";
+import { validateCidr } from "../net/cidr.ts";
 import { edgeTables } from "./edge_schema.ts";
 import { COMPRESSION_ALGORITHMS, LB_METHODS, REDIRECT_STATUSES } from "./types.ts";
 import { parseExpectStatus } from "./units.ts";

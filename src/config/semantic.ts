@@ -10,6 +10,7 @@ import { parseUpstreamUrl } from "../upstream/target.ts";
 import { checkEdgeProtection } from "./edge_semantic.ts";
 import type { Config, SiteConfig } from "./types.ts";
 import type { RawIssue } from "./validate.ts";
+import { errorText } from "../log/error_text.ts";
 
 /**
  * Cross-key checks. `schemaIssues` are the issues already found: checks whose inputs were
@@ -98,7 +99,7 @@ function checkSite(
     try {
       parseUpstreamUrl(u.url);
     } catch (e) {
-      err(`${p}.proxy.upstreams[${j}].url`, (e as Error).message);
+      err(`${p}.proxy.upstreams[${j}].url`, errorText(e));
     }
   });
   // Only a broken or missing group name makes "unknown upstream" unreliable; a bad weight or

@@ -59,7 +59,7 @@ export interface ServerConfig {
   readonly limits: ClientLimitsConfig;
 }
 
-/** Client-side timeouts in seconds (SPEC 9); 0 disables one. */
+/** Client-side timeouts in seconds (docs/behaviour.md "Client connections"); 0 disables one. */
 export interface ClientTimeoutConfig {
   /** To receive a complete request head (from accept, or from a request's first byte on a
    * kept-alive connection). @default 10 */
@@ -74,7 +74,7 @@ export interface ClientTimeoutConfig {
   readonly tlsHandshake: number;
 }
 
-/** Client connection limits (SPEC 9). */
+/** Client connection limits (docs/behaviour.md "Client connections"). */
 export interface ClientLimitsConfig {
   /** Client connections in all; past it bws stops accepting. @default 20000 */
   readonly maxConnections: number;
@@ -168,8 +168,8 @@ export interface ForwardAuthConfig {
 }
 
 /**
- * The edge-protection tables of a site or a route (SPEC 10), each null unless written. A
- * route's table replaces the site's for the requests it matches; a null one inherits it.
+ * The edge-protection tables of a site or a route (README "Protecting a site"), each null unless
+ * written. A route's table replaces the site's for the requests it matches; a null one inherits it.
  */
 export interface EdgeTables {
   readonly access: AccessConfig | null;
@@ -326,7 +326,7 @@ export interface CompressionConfig {
 
 /** One `[[sites.redirects]]`. */
 export interface RedirectConfig {
-  /** Matched like a route path (SPEC section 3). */
+  /** Matched like a route path (`proxy/route_table.ts`). */
   readonly path: string;
   /** An absolute http(s) URL, or a path starting with "/". */
   readonly to: string;

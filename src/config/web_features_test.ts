@@ -1,6 +1,6 @@
 /**
- * The keys of SPEC section 11: `[sites.compression]`, `[[sites.redirects]]`, `spa_fallback` and
- * `[sites.error_pages]` (read from real files).
+ * The web-server keys (docs/behaviour.md "Web-server features"): `[sites.compression]`,
+ * `[[sites.redirects]]`, `spa_fallback` and `[sites.error_pages]` (read from real files).
  */
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
@@ -39,7 +39,7 @@ function issuesOf(text: string): readonly ConfigIssue[] {
 const messages = (text: string) => issuesOf(text).map((i) => `${i.line}: ${i.path}: ${i.message}`);
 
 describe("[sites.compression]", () => {
-  it("defaults to static on, proxy off, zstd/br/gzip, 1024 bytes and the SPEC's types", () => {
+  it("defaults to static on, proxy off, zstd/br/gzip, 1024 bytes and the documented types", () => {
     expect(load(SITE).sites[0].compression).toEqual({
       static: true,
       proxy: false,

@@ -8,7 +8,7 @@
 
 import type { AccessConfig } from "../config/types.ts";
 import type { HttpRequest } from "../http1/types.ts";
-import { CidrSet } from "../proxy/cidr.ts";
+import { CidrSet } from "../net/cidr.ts";
 import { refusalResponse } from "./responses.ts";
 import type { EdgeCheck, EdgeRefusal } from "./types.ts";
 

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { AccessList } from "./access.ts";
-import { testRequest } from "./test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import type { EdgeRefusal } from "./types.ts";
 
 describe("AccessList", () => {

@@ -11,7 +11,7 @@ import {
   WorkerBcryptVerifier,
 } from "./bcrypt_verifier.ts";
 import { CredentialCache } from "./credential_cache.ts";
-import { testRequest } from "./test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import type { EdgeRefusal, EdgeVerdict } from "./types.ts";
 
 const HTPASSWD = "/usr/bin/htpasswd";

@@ -9,6 +9,7 @@
  */
 
 import bcrypt from "bcryptjs";
+import { errorText } from "../log/error_text.ts";
 
 interface Job {
   readonly id: number;
@@ -26,6 +27,6 @@ scope.onmessage = (e) => {
   try {
     scope.postMessage({ id, ok: bcrypt.compareSync(password, hash) });
   } catch (err) {
-    scope.postMessage({ id, error: (err as Error).message ?? String(err) });
+    scope.postMessage({ id, error: errorText(err) });
   }
 };

@@ -1,7 +1,7 @@
 /**
- * The edge protection of one site or route as one object: runs access, rate limit, basic auth
- * and forward auth in that order (SPEC 10) and answers with the first refusal, or lets the
- * request through with the upstream-request changes of every rule merged.
+ * The edge protection of one site or route as one object: runs access, rate limit, basic auth and
+ * forward auth in that order (README "Protecting a site") and answers with the first refusal, or
+ * lets the request through with the upstream-request changes of every rule merged.
  *
  * `compileSiteEdge` builds the policies of a site and of each of its routes once per config: a
  * route's table replaces the site's, a table the route does not write is the site's (the same
@@ -25,7 +25,7 @@ import type { EdgeCheck, EdgeUpstreamEdit, EdgeVerdict } from "./types.ts";
 export class EdgePolicy {
   readonly checks: readonly EdgeCheck[];
 
-  /** `checks` must be in SPEC order (compileSiteEdge builds them so). */
+  /** `checks` must be in that order (compileSiteEdge builds them so). */
   constructor(checks: readonly EdgeCheck[]) {
     this.checks = checks;
   }

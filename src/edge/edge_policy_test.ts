@@ -6,7 +6,7 @@ import type { SiteConfig } from "../config/types.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { type BcryptVerifier, InlineBcryptVerifier } from "./bcrypt_verifier.ts";
 import { compileSiteEdge } from "./edge_policy.ts";
-import { testRequest } from "./test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import { applyUpstreamEdit, type EdgeRefusal, type EdgeVerdict } from "./types.ts";
 
 const HASH = bcrypt.hashSync("secret", 4);

@@ -1,6 +1,6 @@
 /**
  * `[sites.forward_auth]`: asks an auth service (Authelia, authentik, oauth2-proxy) about every
- * request before any upstream is contacted (SPEC 10).
+ * request before any upstream is contacted (docs/behaviour.md "Edge protection").
  *
  * The service gets a GET to `url` with the client's headers (no body; hop-by-hop fields, Host
  * and the client's own X-Forwarded-* of the names below dropped) plus `X-Forwarded-Method`,

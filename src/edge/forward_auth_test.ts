@@ -4,7 +4,7 @@ import type { ForwardAuthConfig } from "../config/types.ts";
 import type { BodySource, HttpResponse } from "../http1/types.ts";
 import { UpstreamClient } from "../upstream/client.ts";
 import { ForwardAuth } from "./forward_auth.ts";
-import { testRequest } from "./test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import type { EdgeRefusal } from "./types.ts";
 
 interface Seen {

@@ -7,6 +7,7 @@
  */
 
 import { bcryptHashProblem, userNameProblem } from "./bcrypt_hash.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** The users of one file, or every problem found in it (none are partly used). */
 export type HtpasswdResult =
@@ -55,7 +56,7 @@ export function readHtpasswdFileSync(path: string): HtpasswdResult {
       ? "permission denied"
       : e instanceof Deno.errors.IsADirectory
       ? "is a directory"
-      : (e as Error).message;
+      : errorText(e);
     return { ok: false, problems: [`Cannot read htpasswd file "${path}": ${detail}`] };
   }
   return parseHtpasswd(text, path);

@@ -3,7 +3,7 @@ import { expect } from "expect";
 import type { RateLimitConfig } from "../config/types.ts";
 import type { BucketStore, TakeResult } from "./bucket_store.ts";
 import { RateLimit } from "./rate_limit.ts";
-import { testRequest } from "./test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import type { EdgeRefusal } from "./types.ts";
 
 const T0 = 1_700_000_000_000;

@@ -1,5 +1,5 @@
 /**
- * What an edge-protection check answers for one request (SPEC 10): let it through unchanged
+ * What an edge-protection check answers for one request: let it through unchanged
  * (`null`), let it through with changes to the request that goes upstream, or refuse it with a
  * response and the name of the rule that refused (for the access log and
  * `bws_refused_total{site,rule}`).

@@ -11,6 +11,7 @@
 
 import type { HealthCheckConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
+import { errorText } from "../log/error_text.ts";
 import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import type { UpstreamTarget } from "../upstream/target.ts";
 import { parseExpectStatus } from "./expect_status.ts";
@@ -115,7 +116,7 @@ export class ActiveHealthChecker {
       if (isDescriptorShortage(err)) return;
       error = err instanceof DOMException && err.name === "TimeoutError"
         ? `health check timed out after ${config.timeout}s`
-        : `health check failed: ${describe(err)}`;
+        : `health check failed: ${errorText(err, { cause: true })}`;
     }
     if (stopped.aborted) return;
     const changed = m.state.recordCheck(this, ok, config.retries, config.rise, error);
@@ -125,11 +126,4 @@ export class ActiveHealthChecker {
       logger?.info("upstream up", { site, group, upstream: t.url });
     }
   }
-}
-
-/** fetch says only "fetch failed"; the reason (refused, reset, certificate) is in the cause. */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error ? err.cause.message : "";
-  return cause ? `${err.message}: ${cause}` : err.message;
 }

@@ -2,14 +2,14 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import { HostCells, HostTable } from "./host_cells.ts";
 import { HostState } from "./host_state.ts";
-import { type TableJob, waitStarted } from "../workers/_test_table_worker.ts";
+import { type TableJob, waitStarted } from "../../tests/helpers/table_worker.ts";
 
 const PASSIVE = { enabled: true, maxFails: 100_000, failTimeout: 60 };
 
 /** Runs `job` on another thread and `mine` on this one at the same time. */
 async function together(job: TableJob, mine: () => void): Promise<void> {
   const started = new Int32Array(new SharedArrayBuffer(4));
-  const w = new Worker(new URL("../workers/_test_table_worker.ts", import.meta.url), {
+  const w = new Worker(new URL("../../tests/helpers/table_worker.ts", import.meta.url), {
     type: "module",
   });
   const done = new Promise<void>((resolve, reject) => {

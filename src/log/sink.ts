@@ -8,6 +8,7 @@
  */
 
 import { dirname } from "node:path";
+import { errorText } from "./error_text.ts";
 
 /** Where formatted lines go. Every `write` gets exactly one complete line. */
 export interface LogSink {
@@ -179,7 +180,7 @@ export class BufferedSink implements LogSink {
         // Report once per failing stretch, on stderr: the log itself cannot carry it.
         if (!this.#failing) {
           this.#failing = true;
-          console.error(`Cannot write log output: ${(err as Error).message}`);
+          console.error(`Cannot write log output: ${errorText(err)}`);
         }
       }
       if (buf.length <= KEEP_BATCH) this.#spare = buf;
@@ -217,7 +218,7 @@ function describeOpenError(path: string, err: unknown): string {
   if (err instanceof Deno.errors.NotFound) {
     return `directory "${dirname(path)}" does not exist`;
   }
-  return (err as Error).message;
+  return errorText(err);
 }
 
 /**

@@ -32,7 +32,7 @@ export interface AccessEntry {
   readonly route: string;
   /** Detail for errors (never shown to clients). */
   readonly error?: string;
-  /** The edge rule that refused the request (SPEC 10): access, rate_limit, basic_auth … */
+  /** The edge rule that refused the request: access, rate_limit, basic_auth … */
   readonly refused?: string;
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { deadlines, type Timed } from "../http1/deadlines.ts";
+import { deadlines, type Timed } from "./deadlines.ts";
 import type { ByteStream } from "../http1/types.ts";
 
 const BUFFER = 32 * 1024;

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { parseIp } from "../proxy/cidr.ts";
+import { parseIp } from "./cidr.ts";
 
 /** An address and port named by a header. */
 export interface ProxyAddress {

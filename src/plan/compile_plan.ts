@@ -18,7 +18,7 @@ import { createStaticHandler } from "../static/handler.ts";
 import { staticOptionsFor } from "../static/site_options.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
 import { RouteTable } from "../proxy/route_table.ts";
-import { CidrSet } from "../proxy/cidr.ts";
+import { CidrSet } from "../net/cidr.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 import type {
@@ -30,6 +30,7 @@ import type {
   RoutePlan,
   SitePlan,
 } from "./plan_types.ts";
+import { errorText } from "../log/error_text.ts";
 
 export interface CompileDeps {
   readonly registry: HostRegistry;
@@ -116,7 +117,7 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
       deps.logger.warn("forward auth service unavailable", {
         site: site.name,
         url,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorText(err),
       }),
   });
   if (p.enabled) {

@@ -13,12 +13,12 @@ import type { ProxyCompression } from "../compress/proxy_compression.ts";
 import type { ErrorPages } from "../error_pages/error_pages.ts";
 import type { RedirectTable } from "../redirect/redirect_table.ts";
 import type { EdgePolicy } from "../edge/edge_policy.ts";
-import type { FrontTimeouts } from "../http1/connection.ts";
+import type { FrontTimeouts } from "../http1/front_options.ts";
 import type { HeadLimits } from "../http1/request_head.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { HeaderPlan } from "../proxy/header_plan.ts";
 import type { RouteTable } from "../proxy/route_table.ts";
-import type { CidrSet } from "../proxy/cidr.ts";
+import type { CidrSet } from "../net/cidr.ts";
 import type { UpstreamTimeouts } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 

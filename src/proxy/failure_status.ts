@@ -8,7 +8,7 @@
 
 import { HttpError } from "../http1/errors.ts";
 import { UpstreamError } from "../upstream/errors.ts";
-import { HandshakeError } from "../websocket/handshake.ts";
+import { HandshakeError } from "../websocket/errors.ts";
 
 /**
  * 502 by default; 504 when the upstream was too slow; 413 for a body past the limit; 499 when

@@ -1,6 +1,6 @@
 /**
- * Header rewriting for proxied requests and responses (SPEC section 4), compiled once per site
- * from `[sites.proxy.headers]` and `[sites.headers]`.
+ * Header rewriting for proxied requests and responses, compiled once per site from
+ * `[sites.proxy.headers]` and `[sites.headers]`.
  *
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Path routing for one site (SPEC section 3), compiled once per config.
+ * Path routing for one site (docs/behaviour.md "Routing and sites"), compiled once per config.
  *
  * A route path P matches request path R when R == P, or P ends with "/" and R starts with P, or
  * R starts with P + "/". `/ws` matches `/ws` and `/ws/x` but not `/wsx`; `/api/` also matches

@@ -1,6 +1,6 @@
 /**
  * `[[sites.redirects]]` compiled once per config: the longest matching `path` (matched like a
- * route, SPEC section 3) answers with its status and a Location, before routes and static
+ * route path) answers with its status and a Location, before routes and static
  * files.
  *
  * With `keep_path`, the rest of the path after `path` (nothing for the bare path itself) is

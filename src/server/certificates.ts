@@ -44,21 +44,6 @@ function acmeKey(site: SiteConfig): string {
   return JSON.stringify([site.name, siteNames(site), a.directoryUrl, a.storageDir, a.email]);
 }
 
-/**
- * Seconds between certificate checks, from `BWS_ACME_CHECK_INTERVAL` (undocumented, for tests
- * that force renewals); unset or invalid: the manager's default (12 h).
- */
-function checkIntervalFromEnv(): number | undefined {
-  let raw: string | undefined;
-  try {
-    raw = Deno.env.get("BWS_ACME_CHECK_INTERVAL");
-  } catch {
-    return undefined;
-  }
-  const n = Number(raw);
-  return raw && Number.isFinite(n) && n > 0 ? n : undefined;
-}
-
 /** ACME can only validate concrete names over HTTP-01. */
 function acmeNames(site: SiteConfig): string[] {
   return siteNames(site).filter((n) => !n.startsWith("*."));
@@ -71,11 +56,21 @@ export class CertificateSet {
   readonly #listeners = new Map<string, TlsListener>();
   readonly #managed = new Map<string, Managed>();
   readonly #shared: SharedAcme | null;
+  readonly #checkIntervalMs: number | undefined;
 
-  /** @param shared the fleet's ACME state (`[cluster]`); null keeps it in storage_dir alone */
-  constructor(logger: () => Logger, shared: SharedAcme | null = null) {
+  /**
+   * @param shared the fleet's ACME state (`[cluster]`); null keeps it in storage_dir alone
+   * @param checkIntervalMs between checks of each ACME certificate (`StartOptions`); default:
+   *   the manager's (12 h)
+   */
+  constructor(
+    logger: () => Logger,
+    shared: SharedAcme | null = null,
+    checkIntervalMs?: number,
+  ) {
     this.#logger = logger;
     this.#shared = shared;
+    this.#checkIntervalMs = checkIntervalMs;
   }
 
   /**
@@ -161,7 +156,7 @@ export class CertificateSet {
           storageDir: a.storageDir,
           ...(this.#shared ? { store: this.#shared.store(a) } : {}),
           renewBeforeDays: a.renewBeforeDays,
-          checkInterval: checkIntervalFromEnv(),
+          ...(this.#checkIntervalMs ? { checkInterval: this.#checkIntervalMs / 1000 } : {}),
           logger: this.#logger(),
         }),
         names: acmeNames(site),

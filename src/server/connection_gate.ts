@@ -1,6 +1,6 @@
 /**
- * The client-connection budget of the whole process (SPEC 9): `max_connections` in all (past it
- * the accept loops wait, and new connections queue in the kernel backlog) and
+ * The client-connection budget of the whole process (`[server.limits]`): `max_connections` in all
+ * (past it the accept loops wait, and new connections queue in the kernel backlog) and
  * `max_connections_per_ip` (past it a new connection from that address is closed at once).
  *
  * @module

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { ClientConnection, type FrontOptions } from "../http1/connection.ts";
+import { ClientConnection } from "../http1/connection.ts";
+import type { FrontOptions } from "../http1/front_options.ts";
 import type { ByteStream, HttpRequest, HttpResponse, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type ProxyPreface, readProxyPreface } from "../net/proxy_preface.ts";
@@ -19,6 +20,7 @@ import type { ConnectionGate } from "./connection_gate.ts";
 import type { Http2Bridge } from "./h2_bridge.ts";
 import { handleRequest, type Services } from "./handle_request.ts";
 import { refusalDone } from "./request_record.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** What every listener of one server shares. */
 export interface ListenerContext {
@@ -267,7 +269,7 @@ export class FrontListener {
       closeQuietly(conn);
       release();
       if (this.#prefacing.has(conn)) {
-        this.#prefaceRefused(peer.hostname, err instanceof Error ? err.message : String(err));
+        this.#prefaceRefused(peer.hostname, errorText(err));
       }
       return;
     } finally {
@@ -339,7 +341,7 @@ export class FrontListener {
       onHandlerError: (err) =>
         ctx.logger().error("request handler failed", {
           listener: this.lp.key,
-          error: err instanceof Error ? err.message : String(err),
+          error: errorText(err),
         }),
     };
   }

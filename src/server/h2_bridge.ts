@@ -13,6 +13,7 @@ import { requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
 import type { ByteStream, HttpHandler, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { pipeStreams } from "../net/pipe.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** Who is behind one bridged connection. */
 export interface BridgedConnection {
@@ -55,7 +56,7 @@ export class Http2Bridge {
       inner = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
     } catch (err) {
       this.#logger().warn("HTTP/2 connection refused: the bridge is unavailable", {
-        error: (err as Error).message,
+        error: errorText(err),
       });
       try {
         stream.close();
@@ -92,7 +93,7 @@ export class Http2Bridge {
         port: 0,
         onListen() {},
         onError: (err) => {
-          this.#logger().error("request failed", { error: (err as Error)?.message ?? err });
+          this.#logger().error("request failed", { error: errorText(err) });
           return new Response("500 Internal Server Error\n", { status: 500 });
         },
       }, (req, info) => {
@@ -116,7 +117,7 @@ export class Http2Bridge {
         if (this.#server === server) this.#server = null;
         if (this.#stopped) return;
         this.#logger().error("HTTP/2 bridge stopped; starting it again", {
-          error: (err as Error)?.message ?? String(err),
+          error: errorText(err),
         });
         setTimeout(() => void this.#ensure().catch(() => {}), RESTART_MS);
       });

@@ -11,7 +11,7 @@ import type { EdgeUpstreamEdit, EdgeVerdict } from "../edge/types.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import { lookupHost } from "../plan/compile_plan.ts";
 import type { ListenerPlan, Plan } from "../plan/plan_types.ts";
-import type { CidrSet } from "../proxy/cidr.ts";
+import type { CidrSet } from "../net/cidr.ts";
 import { errorResponse } from "../proxy/error_response.ts";
 import { describeFailure } from "../proxy/failure_status.ts";
 import { forward } from "../proxy/forward.ts";

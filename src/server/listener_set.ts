@@ -13,16 +13,13 @@ import {
   type ListenerCertificates,
   type ListenerContext,
 } from "./front_listener.ts";
+import { errorText } from "../log/error_text.ts";
 
 /**
  * How long a listener keeps retrying to bind an address that a listener it replaces has just
  * let go of.
  */
 const REBIND_MS = 2000;
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function isAddrInUse(err: unknown): boolean {
   return err instanceof Deno.errors.AddrInUse ||
@@ -35,7 +32,7 @@ export function listenError(bind: string, port: number, err: unknown): Error {
     ? "address in use"
     : err instanceof Deno.errors.PermissionDenied
     ? "permission denied"
-    : errorMessage(err);
+    : errorText(err);
   return new Error(`Cannot listen on ${bind}:${port}: ${why}`, { cause: err });
 }
 
@@ -115,7 +112,7 @@ export class ListenerSet {
         if (old.tls) this.#certificates.detach(old.lp.key);
         this.#ctx.logger().error("Cannot reopen a listener after a failed reload", {
           listener: old.lp.key,
-          error: errorMessage(err),
+          error: errorText(err),
         });
       }
     }

@@ -9,6 +9,7 @@
 import { dirname } from "node:path";
 import { findPosition, scanKeyPositions } from "../config/positions.ts";
 import type { Config, ConfigIssue } from "../config/types.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** One problem found before starting: the key path it comes from and a startup-style message. */
 export interface PreflightIssue {
@@ -53,7 +54,7 @@ async function checkCertificates(config: Config): Promise<PreflightIssue[]> {
     try {
       assertNotExpired(parseCertificatePair(cert, key, ssl.certFile), ssl.certFile);
     } catch (e) {
-      const message = (e as Error).message;
+      const message = errorText(e);
       // "key is not …" / "key does not match …" are about key_file; the rest about cert_file.
       const aboutKey = /": key /.test(message);
       issues.push({ path: `${p}.${aboutKey ? "key_file" : "cert_file"}`, message });
@@ -92,7 +93,7 @@ function checkLogFile(config: Config): PreflightIssue[] {
     Deno.openSync(filePath, { append: true }).close();
   } catch (err) {
     return fail(
-      err instanceof Deno.errors.PermissionDenied ? "permission denied" : (err as Error).message,
+      err instanceof Deno.errors.PermissionDenied ? "permission denied" : errorText(err),
     );
   }
   return [];

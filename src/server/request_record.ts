@@ -6,7 +6,7 @@
  */
 
 import type { Metrics } from "../admin/metrics.ts";
-import type { RefusedRequest } from "../http1/connection.ts";
+import type { RefusedRequest } from "../http1/front_options.ts";
 import type { HttpRequest } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 

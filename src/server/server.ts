@@ -26,17 +26,20 @@ import { ConnectionGate } from "./connection_gate.ts";
 import { Http2Bridge } from "./h2_bridge.ts";
 import { listenError, ListenerSet } from "./listener_set.ts";
 import type { ListeningAddress, ReloadResult, ServerHandle } from "./types.ts";
-import type { Cluster } from "../cluster/cluster.ts";
+import type { Cluster, ClusterTuning } from "../cluster/cluster.ts";
+import { errorText } from "../log/error_text.ts";
 
 export interface StartOptions {
   /** Overrides `[logging] level` (e.g. `-v`). */
   logLevel?: LogLevel;
   /** Use this logger instead of one built from `[logging]`. */
   logger?: Logger;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  /** Milliseconds between checks of each ACME certificate (tests that force renewals shorten
+   *  it). @default 43_200_000 (12 h) */
+  acmeCheckIntervalMs?: number;
+  /** The fleet's timings for `[cluster]` (tests that kill a lock holder or wait for heartbeats
+   *  shorten them). @default the production values, see {@link ClusterTuning} */
+  clusterTuning?: Partial<ClusterTuning>;
 }
 
 /** Starts bws. Rejects (after closing whatever it opened) when a listener cannot start. */
@@ -59,13 +62,17 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const metrics = new Metrics();
   const client = new UpstreamClient();
   const webSockets = new WebSocketRegistry();
-  // [cluster] (SPEC 12): loaded only when configured; never waits for Redis more than a second.
+  // [cluster]: loaded only when configured; never waits for Redis more than a second.
   let cluster: Cluster | null = null;
   if (config.cluster) {
     const { Cluster } = await import("../cluster/cluster.ts");
-    cluster = await Cluster.start(config.cluster, () => logger);
+    cluster = await Cluster.start(config.cluster, () => logger, opts.clusterTuning);
   }
-  const certificates = new CertificateSet(() => logger, cluster?.acme ?? null);
+  const certificates = new CertificateSet(
+    () => logger,
+    cluster?.acme ?? null,
+    opts.acmeCheckIntervalMs,
+  );
   const services: Services = {
     client,
     metrics,
@@ -210,7 +217,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         setTimeout(
           () =>
             void startAdmin(next).catch((err) =>
-              logger.error("management API failed to restart", { error: errorMessage(err) })
+              logger.error("management API failed to restart", { error: errorText(err) })
             ),
           50,
         );
@@ -225,7 +232,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (nextLogger !== logger) void nextLogger.close();
       const errors = err instanceof ConfigError
         ? err.issues
-        : [{ path: "", message: errorMessage(err) }];
+        : [{ path: "", message: errorText(err) }];
       metrics.reloadFailed(errors);
       logger.error("reload failed; keeping the running config", {
         errors: errors.map((e) => `${e.path ? e.path + ": " : ""}${e.message}`).join("; "),
@@ -279,7 +286,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       } catch (err) {
         const errors = err instanceof ConfigError
           ? err.issues
-          : [{ path: "", message: errorMessage(err) }];
+          : [{ path: "", message: errorText(err) }];
         metrics.reloadFailed(errors);
         logger.error("reload failed; keeping the running config", {
           file: source,

@@ -11,6 +11,7 @@
  */
 
 import type { BodySource } from "../http1/types.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** Size of a body's buffer: the largest chunk a file body hands out. */
 export const FILE_CHUNK = 64 * 1024;
@@ -94,7 +95,7 @@ export class FileRangeSource implements BodySource {
       n = await file.read(want === buf.length ? buf : buf.subarray(0, want));
     } catch (e) {
       this.#reading = false;
-      this.#fail(new Error(`Cannot read "${this.#path}": ${(e as Error)?.message ?? e}`));
+      this.#fail(new Error(`Cannot read "${this.#path}": ${errorText(e)}`));
       throw this.#failure;
     }
     this.#reading = false;

@@ -1,5 +1,5 @@
 /**
- * The static handler with `[sites.compression]` (SPEC 11): the form chosen per request
+ * The static handler with `[sites.compression]`: the form chosen per request
  * (identity, precompressed sibling, compressed from the cache, compressed as it streams), its
  * headers and ETag, conditional requests against that ETag, and bodies that decompress to the
  * file's exact bytes.
@@ -9,13 +9,13 @@ import { expect } from "expect";
 import * as zlib from "node:zlib";
 import { configFromObject } from "../config/load.ts";
 import type { CompressionAlgorithm } from "../config/types.ts";
-import { firstDifference } from "../compress/_test_bytes.ts";
+import { firstDifference } from "../../tests/helpers/bytes.ts";
 import { codedEtag } from "../compress/policy.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
-import { testRequest } from "../edge/test_request.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import { createStaticHandler, type StaticHandler } from "./handler.ts";
 import { staticOptionsFor } from "./site_options.ts";
-import { call, type ReadResponse } from "./test_response.ts";
+import { call, type ReadResponse } from "../../tests/helpers/test_response.ts";
 import { validatorsFor } from "./validators.ts";
 
 const encoder = new TextEncoder();

@@ -1,5 +1,5 @@
 /**
- * The static handler with `spa_fallback` (SPEC 11): app routes get the fallback file with 200,
+ * The static handler with `spa_fallback`: app routes get the fallback file with 200,
  * missing assets still get 404, and the fallback is served like any static file.
  */
 import { after, before, describe, it } from "node:test";
@@ -9,7 +9,7 @@ import { configFromObject } from "../config/load.ts";
 import { CompressedFileCache } from "../compress/static_cache.ts";
 import { createStaticHandler, type StaticHandler } from "./handler.ts";
 import { staticOptionsFor } from "./site_options.ts";
-import { call, type ReadResponse } from "./test_response.ts";
+import { call, type ReadResponse } from "../../tests/helpers/test_response.ts";
 
 const APP_PAGE = "<!DOCTYPE html><title>app</title>" + "<div></div>".repeat(200);
 let root = "";

@@ -1,11 +1,11 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
-import { firstDifference } from "../compress/_test_bytes.ts";
-import { testRequest } from "../edge/test_request.ts";
+import { firstDifference } from "../../tests/helpers/bytes.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 import type { BodySource } from "../http1/types.ts";
 import { fileBuffers } from "./file_stream.ts";
 import { createStaticHandler, notFoundResponse, type StaticHandler } from "./handler.ts";
-import { call, type ReadResponse } from "./test_response.ts";
+import { call, type ReadResponse } from "../../tests/helpers/test_response.ts";
 
 let base = "";
 let root = "";

@@ -1,8 +1,8 @@
 /**
- * The single-page-app fallback of a static site (`spa_fallback`, SPEC 11): a GET or HEAD for a
- * path that is not a file and does not look like one gets the fallback file with 200, so the
- * app's client-side router can show `/app/settings`, while a missing asset (`/app/missing.js`)
- * still gets 404.
+ * The single-page-app fallback of a static site (`spa_fallback`, docs/behaviour.md "SPA fallback"):
+ * a GET or HEAD for a path that is not a file and does not look like one gets the fallback file
+ * with 200, so the app's client-side router can show `/app/settings`, while a missing asset
+ * (`/app/missing.js`) still gets 404.
  *
  * "Looks like a file" means the last segment has an extension: a dot with something before and
  * after it (`main.js`, `a.min.css`; not `.env`, not `v1.`). A route whose last segment contains

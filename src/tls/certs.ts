@@ -5,6 +5,7 @@
  */
 
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import { errorText } from "../log/error_text.ts";
 
 /** A certificate chain with its private key, plus the facts bws needs from the leaf. */
 export interface CertificatePair {
@@ -40,14 +41,14 @@ export function parseCertificatePair(
   try {
     cert = new X509Certificate(certPem);
   } catch (err) {
-    throw fail(`not a PEM certificate (${(err as Error).message})`);
+    throw fail(`not a PEM certificate (${errorText(err)})`);
   }
   if (!KEY_MARK.test(keyPem)) throw fail("key is not a PEM private key");
   let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
-    throw fail(`key is not a usable PEM private key (${(err as Error).message})`);
+    throw fail(`key is not a usable PEM private key (${errorText(err)})`);
   }
   if (!cert.checkPrivateKey(key)) throw fail("key does not match certificate");
   return { certPem, keyPem, notAfter: new Date(cert.validTo), names: namesOf(cert) };
@@ -99,7 +100,7 @@ export async function readPemFile(file: string, what: string): Promise<string> {
       ? "permission denied"
       : err instanceof Deno.errors.IsADirectory
       ? "is a directory"
-      : (err as Error).message;
+      : errorText(err);
     throw new Error(`Cannot load ${what} "${file}": ${detail}`);
   }
 }

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import { ChunkedDecoder } from "./chunked_decoder.ts";
 import { UpstreamError } from "./errors.ts";
-import { fromLatin1, latin1 } from "./test_upstream.ts";
+import { fromLatin1, latin1 } from "../../tests/helpers/bytes.ts";
 
 /** Feeds `wire` in pieces of `step` bytes, keeping unconsumed bytes like the client does. */
 function decodeIn(wire: string, step: number): { out: string; done: boolean; rest: string } {

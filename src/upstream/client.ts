@@ -27,6 +27,7 @@ import type {
   UpstreamResponse,
   UpstreamUpgrade,
 } from "./types.ts";
+import { errorText } from "../log/error_text.ts";
 
 export type { AbortSource } from "../net/abort_source.ts";
 export type {
@@ -204,7 +205,7 @@ function isReadableStream(b: object): b is ReadableStream<Uint8Array> {
 function exchangeError(err: unknown, conn: Connection, reused: boolean): UpstreamError {
   const e = err instanceof UpstreamError ? err : new UpstreamError(
     "reset",
-    `Cannot talk to upstream: ${err instanceof Error ? err.message : String(err)}`,
+    `Cannot talk to upstream: ${errorText(err)}`,
     { cause: err },
   );
   e.requestSent = conn.ex.requestSent;

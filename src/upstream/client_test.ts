@@ -2,14 +2,8 @@ import { after, describe, it } from "node:test";
 import { expect } from "expect";
 import { UpstreamClient, type UpstreamRequest } from "./client.ts";
 import { UpstreamError } from "./errors.ts";
-import {
-  concat,
-  fromLatin1,
-  listenRaw,
-  type RawUpstream,
-  readAll,
-  serveRaw,
-} from "./test_upstream.ts";
+import { concat, fromLatin1, readAll } from "../../tests/helpers/bytes.ts";
+import { listenRaw, type RawUpstream, serveRaw } from "../../tests/helpers/scripted_upstream.ts";
 
 const TIMEOUTS = { connectMs: 2000, readMs: 2000, writeMs: 2000 };
 const dec = new TextDecoder();

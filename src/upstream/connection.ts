@@ -6,9 +6,10 @@
  */
 
 import { socketErrorKind, UpstreamError } from "./errors.ts";
-import { coarseNow, TICK_MS } from "../http1/deadlines.ts";
+import { coarseNow, TICK_MS } from "../net/deadlines.ts";
 import type { AbortSource } from "../net/abort_source.ts";
 import { abortedByClient, ExchangeState } from "./exchange_state.ts";
+import { errorText } from "../log/error_text.ts";
 
 const INITIAL_READ = 16 * 1024;
 const BODY_READ = 64 * 1024;
@@ -155,7 +156,7 @@ export class Connection {
     } catch (err) {
       throw ex.failure ?? new UpstreamError(
         socketErrorKind(err),
-        `Cannot read from upstream "${this.origin}": ${(err as Error).message}`,
+        `Cannot read from upstream "${this.origin}": ${errorText(err)}`,
         { cause: err },
       );
     } finally {
@@ -201,7 +202,7 @@ export class Connection {
         const kind = socketErrorKind(err);
         throw ex.failure ?? new UpstreamError(
           kind === "read_timeout" ? "write_timeout" : kind,
-          `Cannot write to upstream "${this.origin}": ${(err as Error).message}`,
+          `Cannot write to upstream "${this.origin}": ${errorText(err)}`,
           { cause: err, requestSent: true },
         );
       } finally {

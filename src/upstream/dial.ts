@@ -10,6 +10,7 @@ import { Connection } from "./connection.ts";
 import { connectErrorKind, UpstreamError } from "./errors.ts";
 import type { UpstreamTarget } from "./target.ts";
 import type { UpstreamRequest } from "./types.ts";
+import { errorText } from "../log/error_text.ts";
 
 /**
  * Opens a connection to `target` (TCP, or TLS with its handshake) within the connect timeout;
@@ -63,7 +64,7 @@ export async function dial(
       : connectErrorKind(err, target.tls);
     const detail = timedOut
       ? `no connection after ${req.timeouts.connectMs / 1000} s`
-      : errText(err);
+      : errorText(err);
     throw new UpstreamError(kind, `Cannot connect to upstream "${target.origin}": ${detail}`, {
       dial: true,
       cause: err,
@@ -73,10 +74,6 @@ export async function dial(
     abort?.onAbort(null);
   }
   return new Connection(target.origin, sock);
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Resolves like `p` unless `signal` aborts first; a late result is closed if it is a socket. */

@@ -6,6 +6,7 @@
  */
 
 import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** What went wrong talking to an upstream. */
 export type UpstreamErrorKind =
@@ -78,7 +79,7 @@ export function connectErrorKind(err: unknown, tls: boolean): UpstreamErrorKind 
   if (isDescriptorShortage(err)) return "no_descriptors";
   if (err instanceof Deno.errors.ConnectionRefused) return "connect_refused";
   if (err instanceof Deno.errors.TimedOut) return "connect_timeout";
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorText(err);
   if (
     err instanceof Deno.errors.NotFound ||
     /lookup address|dns error|name or service|resolve/i.test(msg)

@@ -11,6 +11,7 @@ import type { BodySource } from "../http1/types.ts";
 import type { Connection } from "./connection.ts";
 import { UpstreamError } from "./errors.ts";
 import type { UpstreamRequest } from "./types.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** Bodies up to this size go out in the same write as the head. */
 const INLINE_BODY = 64 * 1024;
@@ -77,7 +78,7 @@ async function write(
     }
     const e = err instanceof UpstreamError
       ? err
-      : new UpstreamError("reset", `Cannot talk to upstream: ${errText(err)}`, { cause: err });
+      : new UpstreamError("reset", `Cannot talk to upstream: ${errorText(err)}`, { cause: err });
     // A socket error ends the read side by itself (and the upstream may still have answered);
     // anything else (timeout, abort, bad body) must interrupt the reader.
     if (e.kind === "reset" && ex.failure === null) {
@@ -102,7 +103,7 @@ async function pump(conn: Connection, body: BodySource, length: number | null) {
       } catch (err) {
         throw new UpstreamError(
           "client_body",
-          `Cannot read the request body for upstream "${conn.origin}": ${errText(err)}`,
+          `Cannot read the request body for upstream "${conn.origin}": ${errorText(err)}`,
           { cause: err, requestSent: true },
         );
       }
@@ -156,10 +157,6 @@ function encodeHead(conn: Connection, head: string, body: Uint8Array | null): Ui
   if (body === null) return buf.subarray(0, head.length);
   buf.set(body, head.length);
   return buf.subarray(0, need);
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function bodyTooLarge(conn: Connection): UpstreamError {

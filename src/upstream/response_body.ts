@@ -12,6 +12,7 @@ import type { CountingSource } from "../http1/body_adapters.ts";
 import { ChunkedDecoder } from "./chunked_decoder.ts";
 import type { Connection } from "./connection.ts";
 import { UpstreamError } from "./errors.ts";
+import { errorText } from "../log/error_text.ts";
 
 /** Ends the exchange: `reusable` when the connection may serve another request. */
 export type FinishExchange = (conn: Connection, reusable: boolean) => void;
@@ -21,7 +22,7 @@ export type ResponseBodySource = CountingSource;
 
 function asUpstreamError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
-  return new UpstreamError("reset", `Cannot talk to upstream: ${(err as Error)?.message ?? err}`, {
+  return new UpstreamError("reset", `Cannot talk to upstream: ${errorText(err)}`, {
     cause: err,
   });
 }

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { findHeadEnd, parseResponseHead } from "./response_head.ts";
-import { fromLatin1 } from "./test_upstream.ts";
+import { fromLatin1 } from "../../tests/helpers/bytes.ts";
 
 function parse(text: string) {
   const b = fromLatin1(text);

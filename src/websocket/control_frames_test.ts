@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { closeFrame, pingFrame, sendableCloseCode } from "./control_frames.ts";
-import { FrameReader } from "./tunnel_testing.ts";
+import { FrameReader } from "../../tests/helpers/ws_frames.ts";
 
 /** Decodes one frame through the test reader (which unmasks). */
 function decode(bytes: Uint8Array) {

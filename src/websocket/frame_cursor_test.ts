@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { FrameCursor, FrameError } from "./frame_cursor.ts";
-import { closePayload, encodeFrame, type FrameSpec } from "./tunnel_testing.ts";
+import { closePayload, encodeFrame, type FrameSpec } from "../../tests/helpers/ws_frames.ts";
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -7,25 +7,7 @@
 
 import { createHash } from "node:crypto";
 import type { Fields } from "../http1/types.ts";
-
-/** Why a WebSocket handshake was refused; the status comes from `proxy/failure_status.ts`. */
-export type HandshakeFailureKind =
-  /** The client's request is not a valid upgrade (method, Upgrade, key, a body). */
-  | "bad_upgrade"
-  /** The client asked for a protocol version other than 13. */
-  | "version"
-  /** The upstream's 101 is not a valid answer to the request bws sent. */
-  | "upstream_handshake";
-
-/** A refused WebSocket handshake. */
-export class HandshakeError extends Error {
-  override name = "HandshakeError";
-  readonly kind: HandshakeFailureKind;
-  constructor(kind: HandshakeFailureKind, message: string) {
-    super(message);
-    this.kind = kind;
-  }
-}
+import { HandshakeError } from "./errors.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /** A Sec-WebSocket-Key is the base64 of 16 bytes (RFC 6455 4.1): 22 characters and "==". */

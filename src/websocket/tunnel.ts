@@ -11,6 +11,8 @@
 import type { ByteStream } from "../http1/types.ts";
 import { closeFrame, pingFrame } from "./control_frames.ts";
 import { FrameError } from "./frame_cursor.ts";
+import { TunnelError } from "./errors.ts";
+import { errorText } from "../log/error_text.ts";
 import { Pump, type PumpOwner } from "./tunnel_pump.ts";
 import { type TickMember, tunnelTicker } from "./tunnel_ticker.ts";
 import type { RelayedPair, WebSocketRegistry } from "./websocket_registry.ts";
@@ -29,7 +31,7 @@ export interface TunnelCloseInfo {
   bytesOut: number;
   durationMs: number;
   /** Why the tunnel failed, when a socket failed or a side broke the protocol. */
-  error?: string;
+  error?: TunnelError;
 }
 
 /** How a tunnel runs. */
@@ -98,7 +100,7 @@ class ByteTunnel implements Tunnel, PumpOwner, TickMember {
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #code = 0;
   #reason = "";
-  #error: string | undefined;
+  #error: TunnelError | undefined;
   /** Idle and ping bookkeeping, updated by the ticker. */
   #seenData = 0;
   #dataAt = 0;
@@ -202,7 +204,11 @@ class ByteTunnel implements Tunnel, PumpOwner, TickMember {
       const tooBig = cursor.error === FrameError.TooBig;
       const why = tooBig ? "client message too big" : "client protocol error";
       this.#record(tooBig ? 1009 : 1002, why);
-      this.#error ??= `Cannot relay from the client: ${cursor.errorDetail}`;
+      this.#error ??= new TunnelError(
+        tooBig ? "message_too_big" : "protocol",
+        "client",
+        `Cannot relay from the client: ${cursor.errorDetail}`,
+      );
       const code = tooBig ? 1009 : 1002;
       this.#out.inject(
         closeFrame(code, tooBig ? "message too big" : "protocol error", false),
@@ -211,7 +217,11 @@ class ByteTunnel implements Tunnel, PumpOwner, TickMember {
       return closeFrame(1000, why, true);
     }
     this.#record(1002, "upstream protocol error");
-    this.#error ??= `Cannot relay from the upstream: ${cursor.errorDetail}`;
+    this.#error ??= new TunnelError(
+      "protocol",
+      "upstream",
+      `Cannot relay from the upstream: ${cursor.errorDetail}`,
+    );
     this.#in.inject(closeFrame(1002, "protocol error", true), true);
     return closeFrame(1001, "upstream protocol error", false);
   }
@@ -220,9 +230,17 @@ class ByteTunnel implements Tunnel, PumpOwner, TickMember {
     if (this.#ended) return;
     const fromClient = (pump === this.#in) === (failed === "source");
     const side = fromClient ? "client" : "upstream";
-    if (error !== null) {
+    if (error !== null && this.#error === undefined) {
+      const kind = failed === "source" ? "read" : "write";
       const action = failed === "source" ? "read from" : "write to";
-      this.#error ??= `Cannot ${action} the ${side}: ${(error as Error)?.message ?? error}`;
+      this.#error = new TunnelError(
+        kind,
+        side,
+        `Cannot ${action} the ${side}: ${errorText(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
     const gone = fromClient ? this.#in : this.#out;
     if (!gone.sourceSentClose) {

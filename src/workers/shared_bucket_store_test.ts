@@ -3,7 +3,7 @@ import { expect } from "expect";
 import { LocalBucketStore } from "../edge/bucket_store.ts";
 import { SharedBucketStore } from "./shared_bucket_store.ts";
 import { SharedKeyTable } from "./shared_key_table.ts";
-import { type TableJob, waitStarted } from "./_test_table_worker.ts";
+import { type TableJob, waitStarted } from "../../tests/helpers/table_worker.ts";
 
 describe("SharedBucketStore", () => {
   it("answers every take as the per-process store does", () => {
@@ -36,7 +36,9 @@ describe("SharedBucketStore", () => {
     const table = SharedKeyTable.create(1024);
     const burst = 2000;
     const started = new Int32Array(new SharedArrayBuffer(4));
-    const w = new Worker(new URL("./_test_table_worker.ts", import.meta.url), { type: "module" });
+    const w = new Worker(new URL("../../tests/helpers/table_worker.ts", import.meta.url), {
+      type: "module",
+    });
     const theirs = new Promise<number>((resolve, reject) => {
       w.onmessage = (e) => resolve(e.data.allowed);
       w.onerror = (e) => {

@@ -1,11 +1,13 @@
 /**
- * Real backends for end-to-end tests: an echo server that reports what it received, and a raw
- * TCP server that answers with exact bytes.
+ * Real backends for tests: one that reports what it received and can be stopped, restarted,
+ * held and made unhealthy, a raw TCP server that answers with exact bytes, and an address that
+ * refuses connections.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
+import { concat, latin1 } from "./bytes.ts";
 
 export interface Seen {
   id: string;
@@ -17,21 +19,57 @@ export interface Seen {
   bodySha256: string;
 }
 
+/**
+ * A loopback backend (see {@link startBackend}): records what it is sent and answers with its
+ * id, for the end-to-end tests and for the balancing and health tests that drive an upstream
+ * group directly.
+ */
 export interface Backend {
   readonly id: string;
   readonly port: number;
+  /** `http://127.0.0.1:<port>` */
   readonly url: string;
   /** Every request seen, in order. */
   readonly seen: Seen[];
+  /** Status answered on paths ending in `/health`. @default 200 */
+  healthStatus: number;
+  /** Requests seen on paths ending in `/health`. */
+  healthHits: number;
+  /** Lets every request held by `holdPath` finish. */
+  release(): void;
+  /** Stops listening (the port then refuses connections). */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  restart(): void;
+  readonly running: boolean;
+  /** The same as {@link stop}. */
   close(): Promise<void>;
 }
 
+/** Answers a request instead of the default; undefined falls through to the default answer. */
 export type Custom = (req: Request, seen: Seen) => Response | Promise<Response> | undefined;
 
-/** An echo backend: replies JSON `Seen` unless `custom` returns a response. */
-export function startEchoBackend(id: string, custom?: Custom, port = 0): Backend {
+/** Options of {@link startBackend}. */
+export interface BackendOptions {
+  /** Asked first for every request. */
+  custom?: Custom;
+  /** @default 0 (an ephemeral port) */
+  port?: number;
+  /** Requests on paths that start with it wait until `release()`. @default none */
+  holdPath?: string;
+}
+
+/**
+ * Starts a backend on 127.0.0.1. Every request is recorded in `seen` (its body read and hashed)
+ * and offered to `custom`; otherwise a path under `holdPath` waits until `release()`, a path
+ * ending in `/health` counts in `healthHits` and answers `healthStatus`, and the answer is the
+ * `Seen` record as JSON. Every default answer carries `x-backend: <id>`.
+ */
+export function startBackend(id: string, options: BackendOptions = {}): Backend {
   const seen: Seen[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (req) => {
+  let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let waiters: (() => void)[] = [];
+  const handler = async (req: Request): Promise<Response> => {
     const url = req.url;
     const start = url.indexOf("/", url.indexOf("//") + 2);
     const hash = createHash("sha256");
@@ -51,17 +89,57 @@ export function startEchoBackend(id: string, custom?: Custom, port = 0): Backend
       bodySha256: hash.digest("hex"),
     };
     seen.push(s);
-    const res = await custom?.(req, s);
-    return res ?? Response.json(s, { headers: { "x-backend": id } });
-  });
-  const p = (server.addr as Deno.NetAddr).port;
-  return {
-    id,
-    port: p,
-    url: `http://127.0.0.1:${p}`,
-    seen,
-    close: () => server.shutdown(),
+    const res = await options.custom?.(req, s);
+    if (res) return res;
+    // Not new URL(url): a Host such as "localhost:99999" makes req.url one it cannot parse.
+    const query = s.path.indexOf("?");
+    const path = query === -1 ? s.path : s.path.slice(0, query);
+    const hold = options.holdPath;
+    if (hold !== undefined && path.startsWith(hold)) {
+      await new Promise<void>((r) => waiters.push(r));
+    }
+    let status = 200;
+    if (path.endsWith("/health")) {
+      b.healthHits++;
+      status = b.healthStatus;
+    }
+    return Response.json(s, { status, headers: { "x-backend": id } });
   };
+  const b = {
+    id,
+    port: options.port ?? 0,
+    url: "",
+    seen,
+    healthStatus: 200,
+    healthHits: 0,
+    release() {
+      for (const w of waiters) w();
+      waiters = [];
+    },
+    async stop() {
+      b.release();
+      const s = server;
+      server = null;
+      if (s) await s.shutdown();
+    },
+    restart() {
+      if (server) return;
+      server = Deno.serve({ hostname: "127.0.0.1", port: b.port, onListen() {} }, handler);
+      b.port = server.addr.port;
+      b.url = `http://127.0.0.1:${b.port}`;
+    },
+    get running() {
+      return server !== null;
+    },
+    close: () => b.stop(),
+  };
+  b.restart();
+  return b;
+}
+
+/** {@link startBackend} with `custom` and `port` as arguments. */
+export function startEchoBackend(id: string, custom?: Custom, port = 0): Backend {
+  return startBackend(id, { custom, port });
 }
 
 export interface RawServer {
@@ -148,28 +226,5 @@ export async function rawRequest(
   try {
     conn.close();
   } catch { /* closed */ }
-  return bytesToBinary(concat(parts));
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
-
-export function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-/** Bytes to a string with one char per byte (ISO-8859-1; TextDecoder's "latin1" is cp1252). */
-export function bytesToBinary(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return s;
+  return latin1(concat(parts));
 }

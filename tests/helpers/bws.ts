@@ -5,31 +5,9 @@
  */
 
 import { parseConfigText } from "../../src/config/load.ts";
-import { startServer } from "../../src/server/server.ts";
+import { type StartOptions, startServer } from "../../src/server/server.ts";
 import type { ServerHandle } from "../../src/server/types.ts";
-import type { AccessEntry, Logger } from "../../src/log/types.ts";
-
-/** A logger that keeps access entries and messages in memory. */
-export function memoryLogger(): Logger & { entries: AccessEntry[]; lines: string[] } {
-  const entries: AccessEntry[] = [];
-  const lines: string[] = [];
-  const log = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    lines.push(`${level} ${msg} ${fields ? JSON.stringify(fields) : ""}`);
-  };
-  return {
-    entries,
-    lines,
-    enabled: () => true,
-    trace: log("trace"),
-    debug: log("debug"),
-    info: log("info"),
-    warn: log("warn"),
-    error: log("error"),
-    access: (e) => void entries.push(e),
-    reopen: () => Promise.resolve(),
-    close: () => Promise.resolve(),
-  };
-}
+import { memoryLogger } from "./memory_logger.ts";
 
 export interface TestBws {
   readonly handle: ServerHandle;
@@ -40,11 +18,18 @@ export interface TestBws {
   close(): Promise<void>;
 }
 
-/** Starts bws from TOML text; relative paths resolve against `baseDir` (default cwd). */
-export async function startBws(toml: string, baseDir = Deno.cwd()): Promise<TestBws> {
+/**
+ * Starts bws from TOML text; relative paths resolve against `baseDir` (default cwd). `options`
+ * are the module API's start options (the logger is always a {@link memoryLogger}).
+ */
+export async function startBws(
+  toml: string,
+  baseDir = Deno.cwd(),
+  options: Omit<StartOptions, "logger"> = {},
+): Promise<TestBws> {
   const config = parseConfigText(toml, { baseDir });
   const logger = memoryLogger();
-  const handle = await startServer(config, { logger });
+  const handle = await startServer(config, { ...options, logger });
   const port = handle.addresses[0].port;
   const base = `http://127.0.0.1:${port}`;
   return {

@@ -7,6 +7,8 @@
 
 import { createSocket, type Socket } from "node:dgram";
 import { join } from "node:path";
+import { makeCa, NEW_P256_KEY, openssl } from "./test_pki.ts";
+import { waitFor } from "./wait.ts";
 
 /** Where Debian's `pebble` package installs the binary. */
 export const PEBBLE = "/usr/bin/pebble";
@@ -77,38 +79,24 @@ export function freePort(): number {
   return port;
 }
 
-async function run(cmd: string, args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, cwd, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(
-      `Cannot run "${cmd} ${args.join(" ")}": ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-}
-
 /** A CA and a 127.0.0.1 server certificate for Pebble's own HTTPS listener; returns the CA PEM. */
 export async function makeListenerCert(dir: string): Promise<string> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await run("openssl", [
+  await makeCa(dir, "ca.key", "ca.pem", 2, "bws test ca");
+  await openssl(dir, [
     "req",
-    "-x509",
-    ...ec,
+    ...NEW_P256_KEY,
     "-keyout",
-    "ca.key",
+    "key.pem",
     "-out",
-    "ca.pem",
-    "-days",
-    "2",
+    "leaf.csr",
     "-subj",
-    "/CN=bws test ca",
-  ], dir); // deno-fmt-ignore
-  await run("openssl", ["req", ...ec, "-keyout", "key.pem", "-out", "leaf.csr", "-subj",
-    "/CN=localhost"], dir); // deno-fmt-ignore
+    "/CN=localhost",
+  ]); // deno-fmt-ignore
   await Deno.writeTextFile(
     join(dir, "ext.cnf"),
     "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
   );
-  await run("openssl", [
+  await openssl(dir, [
     "x509",
     "-req",
     "-in",
@@ -124,22 +112,8 @@ export async function makeListenerCert(dir: string): Promise<string> {
     "2",
     "-extfile",
     "ext.cnf",
-  ], dir); // deno-fmt-ignore
+  ]); // deno-fmt-ignore
   return await Deno.readTextFile(join(dir, "ca.pem"));
-}
-
-/** Polls `ok` every 50 ms until it is true; throws after `ms`. */
-export async function waitFor(
-  what: string,
-  ms: number,
-  ok: () => boolean | Promise<boolean>,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** A running Pebble. */
@@ -225,7 +199,7 @@ export async function startPebble(httpPort: number): Promise<Pebble> {
       } catch {
         return false;
       }
-    });
+    }, 50);
   } catch (err) {
     await close();
     throw err;

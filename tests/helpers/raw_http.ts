@@ -6,7 +6,7 @@
  */
 
 import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from "node:zlib";
-import { concat } from "./backends.ts";
+import { concat } from "./bytes.ts";
 
 /** A response as it came over the socket. */
 export interface RawResponse {

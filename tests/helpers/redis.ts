@@ -5,7 +5,8 @@
  * @module
  */
 
-import { freePort, waitFor } from "./pebble.ts";
+import { freePort } from "./pebble.ts";
+import { waitFor } from "./wait.ts";
 
 /** Where Debian's `redis-server` package installs the server. */
 export const REDIS_SERVER = "/usr/bin/redis-server";
@@ -87,7 +88,7 @@ export async function startRedis(): Promise<TestRedis> {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    await waitFor(`redis-server on port ${port}`, 10_000, () => ping(port));
+    await waitFor(`redis-server on port ${port}`, 10_000, () => ping(port), 50);
   };
   const kill = async () => {
     const c = child;

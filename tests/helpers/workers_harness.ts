@@ -18,7 +18,7 @@ import { parseConfigText } from "../../src/config/load.ts";
 import { startServer } from "../../src/server/server.ts";
 import type { ServerHandle } from "../../src/server/types.ts";
 import type { WorkerControl } from "../../src/workers/supervisor.ts";
-import { memoryLogger } from "./bws.ts";
+import { memoryLogger } from "./memory_logger.ts";
 
 const path = Deno.args[0];
 const load = (file: string) =>

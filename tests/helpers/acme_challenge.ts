@@ -1,5 +1,7 @@
 /**
- * HTTP-01 challenge answering for the plain HTTP port of a site.
+ * Test helper: answers HTTP-01 challenge requests from an `AcmeManager` (or a stand-in), for the
+ * ACME tests that run a `Deno.serve` of their own as the CA's validation target. bws itself
+ * answers challenges in `src/server/handle_request.ts`.
  *
  * @module
  */

@@ -4,14 +4,14 @@
  * Reports requests/s and client CPU per request (process.cpuUsage: robust when the machine is
  * shared), in interleaved rounds.
  *
- *   deno run -A src/upstream/client_bench.ts [requests per round = 4000] [rounds = 3]
+ *   deno run -A scripts/bench/client_bench.ts [requests per round = 4000] [rounds = 3]
  *
  * @module
  */
 
 import process from "node:process";
-import { UpstreamClient } from "./client.ts";
-import { parseUpstreamUrl } from "./target.ts";
+import { UpstreamClient } from "../../src/upstream/client.ts";
+import { parseUpstreamUrl } from "../../src/upstream/target.ts";
 
 const UPSTREAM = `
 const small = "x".repeat(2048);

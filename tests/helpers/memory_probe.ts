@@ -1,19 +1,19 @@
 /**
- * Test fixture, run as its own process by compress_body_test.ts: compresses `MiB` mebibytes of
- * generated text with `compressSource` (a reused 64 KiB input buffer, as bws's readers hand
- * out), decompresses the output as it comes to count it, and prints the peak RSS growth.
+ * Test fixture, run as its own process by src/compress/compress_body_test.ts: compresses `MiB`
+ * mebibytes of generated text with `compressSource` (a reused 64 KiB input buffer, as bws's readers
+ * hand out), decompresses the output as it comes to count it, and prints the peak RSS growth.
  * Without the decompression the growth is the same or smaller (zstd, 1 GiB: 14 MiB).
  *
- * Usage: deno run --v8-flags=--expose-gc _memory_probe.ts <zstd|br|gzip> <MiB>
+ * Usage: deno run --v8-flags=--expose-gc tests/helpers/memory_probe.ts <zstd|br|gzip> <MiB>
  *
  * @module
  */
 
 import * as zlib from "node:zlib";
-import type { CompressionAlgorithm } from "../config/types.ts";
-import type { BodySource } from "../http1/types.ts";
-import { noteStreamedBytes } from "../http1/gc_pacer.ts";
-import { compressSource } from "./compress_body.ts";
+import type { CompressionAlgorithm } from "../../src/config/types.ts";
+import type { BodySource } from "../../src/http1/types.ts";
+import { noteStreamedBytes } from "../../src/http1/gc_pacer.ts";
+import { compressSource } from "../../src/compress/compress_body.ts";
 
 const [algorithm, mib] = [Deno.args[0] as CompressionAlgorithm, Number(Deno.args[1])];
 const total = mib * 1024 * 1024;

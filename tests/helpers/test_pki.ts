@@ -28,23 +28,7 @@ export class TestPki {
   /** Makes the CA in a new temp directory. */
   static async create(): Promise<TestPki> {
     const dir = await Deno.makeTempDir({ prefix: "bws_tls_" });
-    await openssl(dir, [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "30",
-      "-subj",
-      "/CN=bws test CA",
-    ]); // deno-fmt-ignore
+    await makeCa(dir, "ca.key", "ca.crt", 30, "bws test CA");
     await Deno.mkdir(`${dir}/db`);
     await Deno.writeTextFile(`${dir}/db/index.txt`, "");
     await Deno.writeTextFile(`${dir}/db/serial`, "1000\n");
@@ -70,11 +54,7 @@ export class TestPki {
     await openssl(this.dir, [
       "req",
       "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
+      ...NEW_P256_KEY,
       "-keyout",
       `${base}.key`,
       "-out",
@@ -119,7 +99,40 @@ export class TestPki {
   }
 }
 
-async function openssl(cwd: string, args: string[]): Promise<void> {
+/** Arguments of `openssl req` that make a new P-256 key, unencrypted. */
+export const NEW_P256_KEY: readonly string[] = [
+  "-newkey",
+  "ec",
+  "-pkeyopt",
+  "ec_paramgen_curve:P-256",
+  "-nodes",
+];
+
+/** Makes a self-signed P-256 CA in `dir`: `key` and `cert` files, valid for `days`. */
+export async function makeCa(
+  dir: string,
+  key: string,
+  cert: string,
+  days: number,
+  cn: string,
+): Promise<void> {
+  await openssl(dir, [
+    "req",
+    "-x509",
+    ...NEW_P256_KEY,
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    String(days),
+    "-subj",
+    `/CN=${cn}`,
+  ]); // deno-fmt-ignore
+}
+
+/** Runs `openssl` in `cwd`; returns its output, or throws with its error output. */
+export async function openssl(cwd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
     .output();
   if (!out.success) {
@@ -127,4 +140,5 @@ async function openssl(cwd: string, args: string[]): Promise<void> {
       `Cannot run "openssl ${args[0]}": ${new TextDecoder().decode(out.stderr).trim()}`,
     );
   }
+  return new TextDecoder().decode(out.stdout);
 }

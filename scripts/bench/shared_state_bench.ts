@@ -5,17 +5,17 @@
  * from the same table at the same time), against one message round trip to another thread,
  * which is what asking a single owner of that state would cost per request.
  *
- *   deno run -A src/workers/shared_state_bench.ts [operations = 1000000]
+ *   deno run -A scripts/bench/shared_state_bench.ts [operations = 1000000]
  *
  * @module
  */
 
-import { LocalBucketStore } from "../edge/bucket_store.ts";
-import { HostCells, HostTable } from "../health/host_cells.ts";
-import { HostState } from "../health/host_state.ts";
-import { SharedBucketStore } from "./shared_bucket_store.ts";
-import { SharedKeyTable } from "./shared_key_table.ts";
-import { type TableJob, waitStarted } from "./_test_table_worker.ts";
+import { LocalBucketStore } from "../../src/edge/bucket_store.ts";
+import { HostCells, HostTable } from "../../src/health/host_cells.ts";
+import { HostState } from "../../src/health/host_state.ts";
+import { SharedBucketStore } from "../../src/workers/shared_bucket_store.ts";
+import { SharedKeyTable } from "../../src/workers/shared_key_table.ts";
+import { type TableJob, waitStarted } from "../../tests/helpers/table_worker.ts";
 
 const N = Number(Deno.args[0] ?? 1_000_000);
 const PASSIVE = { enabled: true, maxFails: 3, failTimeout: 10 };
@@ -43,7 +43,9 @@ time("rate limit take, shared table", N, () => {
 });
 
 // The same, while another thread takes from the same table (same keys: same locks).
-const worker = new Worker(new URL("./_test_table_worker.ts", import.meta.url), { type: "module" });
+const worker = new Worker(new URL("../../tests/helpers/table_worker.ts", import.meta.url), {
+  type: "module",
+});
 const busy = new Promise<void>((resolve) => (worker.onmessage = () => resolve()));
 const started = new Int32Array(new SharedArrayBuffer(4));
 const job: TableJob = {

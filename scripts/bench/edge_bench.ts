@@ -4,15 +4,15 @@
  * the cost of a flood of distinct addresses (a new bucket per request). Also prints the heap
  * and RSS growth of the flood.
  *
- *   deno run -A --v8-flags=--expose-gc src/edge/edge_bench.ts [requests = 1000000]
+ *   deno run -A --v8-flags=--expose-gc scripts/bench/edge_bench.ts [requests = 1000000]
  *
  * @module
  */
 
-import { configFromObject } from "../config/load.ts";
-import { UpstreamClient } from "../upstream/client.ts";
-import { compileSiteEdge } from "./edge_policy.ts";
-import { testRequest } from "./test_request.ts";
+import { configFromObject } from "../../src/config/load.ts";
+import { UpstreamClient } from "../../src/upstream/client.ts";
+import { compileSiteEdge } from "../../src/edge/edge_policy.ts";
+import { testRequest } from "../../tests/helpers/test_request.ts";
 
 const N = Number(Deno.args[0] ?? 1_000_000);
 const site = configFromObject({

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { Fields, type HttpRequest } from "../http1/types.ts";
-import { SignalAbortSource } from "../net/abort_source.ts";
+import { Fields, type HttpRequest } from "../../src/http1/types.ts";
+import { SignalAbortSource } from "../../src/net/abort_source.ts";
 
 /** Options of {@link testRequest}. */
 export interface TestRequestInit {

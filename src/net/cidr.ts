@@ -1,6 +1,6 @@
 /**
- * CIDR parsing and matching for `server.trusted_proxies`. Addresses are compared as 128-bit
- * values (IPv4 mapped into ::ffff:0:0/96) so one matcher serves both families.
+ * CIDR parsing and matching, for `server.trusted_proxies` and the `access` rules. Addresses are
+ * compared as 128-bit values (IPv4 mapped into ::ffff:0:0/96) so one matcher serves both families.
  *
  * @module
  */

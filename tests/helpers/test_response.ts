@@ -7,8 +7,9 @@
  * @module
  */
 
-import { testRequest, type TestRequestInit } from "../edge/test_request.ts";
-import type { BodySource, HttpHandler, HttpResponse } from "../http1/types.ts";
+import { concat } from "./bytes.ts";
+import { testRequest, type TestRequestInit } from "./test_request.ts";
+import type { BodySource, HttpHandler, HttpResponse } from "../../src/http1/types.ts";
 
 const FRAMING = new Set(["content-length", "transfer-encoding", "connection"]);
 
@@ -30,18 +31,10 @@ export async function readBody(body: Uint8Array | BodySource | null): Promise<Ui
   if (body === null) return new Uint8Array(0);
   if (body instanceof Uint8Array) return body;
   const parts: Uint8Array[] = [];
-  let total = 0;
   for (let chunk = await body.read(); chunk !== null; chunk = await body.read()) {
     parts.push(chunk.slice());
-    total += chunk.length;
   }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
+  return concat(parts);
 }
 
 /** The first header field `name` (any case) of `res`, or null. */

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { HostCells, HostTable, type HostTableShape } from "../health/host_cells.ts";
-import { HostState } from "../health/host_state.ts";
-import { SharedBucketStore } from "./shared_bucket_store.ts";
-import { SharedKeyTable } from "./shared_key_table.ts";
+import { HostCells, HostTable, type HostTableShape } from "../../src/health/host_cells.ts";
+import { HostState } from "../../src/health/host_state.ts";
+import { SharedBucketStore } from "../../src/workers/shared_bucket_store.ts";
+import { SharedKeyTable } from "../../src/workers/shared_key_table.ts";
 
 /** What the test asks the thread to do; it sets `started[0]` to 1 as it begins. */
 export type TableJob =

@@ -1,9 +1,15 @@
 /**
- * Real servers and clients for the WebSocket tests and benchmark: an echo upstream, a raw-TCP
- * upstream that drops after the handshake, and a raw-TCP client that never reads. Loopback only.
+ * Test helpers: WebSocket peers for the tests and benchmark. An echo upstream and a client on
+ * Deno's WebSocket; a raw-TCP client and upstream that do the handshake by hand and then write
+ * exact frames (see `ws_frames.ts`). Loopback only.
  *
  * @module
  */
+
+import { acceptKey, closeQuietly, FrameReader, readHead, writeAll } from "./ws_frames.ts";
+import { withTimeout } from "./wait.ts";
+
+const encoder = new TextEncoder();
 
 /** A close event as a test wants to compare it. */
 export interface Closed {
@@ -135,104 +141,88 @@ export async function closeClient(client: TestClient): Promise<void> {
   await withTimeout(client.closed, 3000, "client close").catch(() => {});
 }
 
-/** Rejects when `promise` does not settle within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Cannot wait for ${what}: over ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** A raw-TCP WebSocket client after its handshake: the conn and bytes read past the 101. */
+export interface RawClient {
+  readonly conn: Deno.Conn;
+  /** Bytes read past the 101 head (`frames` starts with them; for readers of `conn`). */
+  readonly rest: Uint8Array;
+  readonly frames: FrameReader;
+  /** Writes bytes (whole frames or parts of them). */
+  send(bytes: Uint8Array): Promise<void>;
+  close(): void;
 }
 
-/** Polls `check` every 10 ms until true or `ms` pass (then rejects). */
-export async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`Cannot wait for ${what}: over ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
+/** Opens a WebSocket by hand; `extra` is sent right behind the request head. */
+export async function openRawClient(
+  port: number,
+  path = "/",
+  extra: Uint8Array = new Uint8Array(0),
+): Promise<RawClient> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const head = encoder.encode(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  const request = new Uint8Array(head.length + extra.length);
+  request.set(head);
+  request.set(extra, head.length);
+  await writeAll(conn, request);
+  const answer = await readHead(conn);
+  if (answer === null || !answer.head.startsWith("HTTP/1.1 101")) {
+    closeQuietly(conn);
+    throw new Error(`Cannot open raw WebSocket "${path}": ${answer?.head.split("\r\n")[0]}`);
   }
-}
-
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-async function acceptKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
-}
-
-async function readHead(conn: Deno.Conn): Promise<string> {
-  const buf = new Uint8Array(16 * 1024);
-  let text = "";
-  while (!text.includes("\r\n\r\n")) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    text += new TextDecoder().decode(buf.subarray(0, n));
-  }
-  return text;
-}
-
-/**
- * An upstream that completes the handshake by hand, then closes the TCP connection after
- * `dropAfterMs`, or with `null` keeps it open and never reads from it. With `mute`, it accepts
- * connections but never answers the handshake.
- */
-export function startRawUpstream(
-  dropAfterMs: number | null = 50,
-  mute = false,
-): { port: number; close(): void } {
-  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
-  const conns: Deno.Conn[] = [];
-  (async () => {
-    for await (const conn of listener) {
-      conns.push(conn);
-      (async () => {
-        if (mute) return;
-        const head = await readHead(conn);
-        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? "";
-        await conn.write(new TextEncoder().encode(
-          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
-        ));
-        if (dropAfterMs === null) return;
-        await new Promise((r) => setTimeout(r, dropAfterMs));
-        conn.close();
-      })().catch(() => {});
-    }
-  })().catch(() => {});
   return {
-    port: (listener.addr as Deno.NetAddr).port,
-    close() {
-      try {
-        listener.close();
-      } catch { /* already closed */ }
-      for (const conn of conns.splice(0)) {
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      }
-    },
+    conn,
+    rest: answer.rest,
+    frames: new FrameReader(conn, answer.rest),
+    send: (bytes) => writeAll(conn, bytes),
+    close: () => closeQuietly(conn),
   };
 }
 
-/** Opens a WebSocket by hand over raw TCP and returns the connection without ever reading. */
-export async function rawClientThatNeverReads(port: number, path = "/"): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ port, hostname: "127.0.0.1" });
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-  await conn.write(new TextEncoder().encode(
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
-      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  ));
-  const head = await readHead(conn);
-  if (!head.startsWith("HTTP/1.1 101")) {
-    conn.close();
-    throw new Error(`Cannot open raw WebSocket "${path}": ${head.split("\r\n")[0]}`);
-  }
-  return conn;
+/** A raw-TCP upstream: answers each handshake by hand, then hands the conn to `onOpen`. */
+export interface RawUpstream {
+  readonly port: number;
+  readonly conns: Deno.Conn[];
+  close(): void;
 }
 
-/** Sends a masked close frame with `code` (any code, unlike WebSocket.close) over a raw conn. */
-export async function sendRawClose(conn: Deno.Conn, code: number): Promise<void> {
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const payload = [code >> 8, code & 0xff].map((b, i) => b ^ mask[i]);
-  await conn.write(new Uint8Array([0x88, 0x80 | 2, ...mask, ...payload]));
+/**
+ * Starts a raw-TCP upstream. With `handshake` (the default) it answers each upgrade with a 101
+ * and hands the connection to `onOpen`; without, it accepts connections and never answers.
+ */
+export function startRawUpstream(
+  onOpen: (conn: Deno.Conn, frames: FrameReader) => void | Promise<void>,
+  { handshake = true }: { handshake?: boolean } = {},
+): RawUpstream {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    conns.push(conn);
+    if (!handshake) return;
+    const request = await readHead(conn);
+    if (request === null) return closeQuietly(conn);
+    const key = /sec-websocket-key:\s*(\S+)/i.exec(request.head)?.[1] ?? "";
+    await writeAll(
+      conn,
+      encoder.encode(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
+      ),
+    );
+    await onOpen(conn, new FrameReader(conn, request.rest));
+  };
+  (async () => {
+    for await (const conn of listener) void serve(conn).catch(() => closeQuietly(conn));
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    conns,
+    close() {
+      closeQuietly(listener);
+      for (const conn of conns.splice(0)) closeQuietly(conn);
+    },
+  };
 }

@@ -1,11 +1,12 @@
 /**
- * Test utility: a raw TCP upstream on 127.0.0.1 that writes exact bytes, so tests control every
- * byte of the HTTP/1.1 response. Not used by the product.
+ * Test helper: a raw TCP upstream on 127.0.0.1 that writes exact bytes, so tests control every
+ * byte of the HTTP/1.1 response.
  *
  * @module
  */
 
-import { parseUpstreamUrl, type UpstreamTarget } from "./target.ts";
+import { parseUpstreamUrl, type UpstreamTarget } from "../../src/upstream/target.ts";
+import { concat, fromLatin1, latin1 } from "./bytes.ts";
 
 /** One accepted connection, seen from the upstream's side. */
 export class Peer {
@@ -184,38 +185,4 @@ export function serveRaw(
     }
     peer.close();
   });
-}
-
-export function latin1(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 8192) {
-    s += String.fromCharCode(...b.subarray(i, Math.min(b.length, i + 8192)));
-  }
-  return s;
-}
-
-export function fromLatin1(s: string): Uint8Array {
-  const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
-  return b;
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** Reads a whole body stream (null → empty). */
-export async function readAll(body: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
-  if (body === null) return new Uint8Array(0);
-  const parts: Uint8Array[] = [];
-  for await (const c of body) parts.push(c);
-  return concat(parts);
 }
