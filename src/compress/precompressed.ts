@@ -32,30 +32,31 @@ export interface Precompressed {
  * The best sibling of `path` (a real path below `root`, last modified `info.mtime`) for the
  * negotiated codings, tried in their order; null when none is usable.
  */
-export async function findPrecompressed(
+export function findPrecompressed(
   root: string,
   path: string,
   info: Deno.FileInfo,
   order: Negotiated,
-): Promise<Precompressed | null> {
+): Precompressed | null {
   for (const algorithm of order) {
-    const found = await usableSibling(root, path + SIBLING_SUFFIX[algorithm], info);
+    const found = usableSibling(root, path + SIBLING_SUFFIX[algorithm], info);
     if (found !== null) return { algorithm, ...found };
   }
   return null;
 }
 
-async function usableSibling(
+/** Synchronous lookups, as the static handler's (see src/static/handler.ts). */
+function usableSibling(
   root: string,
   candidate: string,
   original: Deno.FileInfo,
-): Promise<{ path: string; info: Deno.FileInfo } | null> {
+): { path: string; info: Deno.FileInfo } | null {
   let real: string;
   let info: Deno.FileInfo;
   try {
-    real = await Deno.realPath(candidate);
+    real = Deno.realPathSync(candidate);
     if (!real.startsWith(root.endsWith(SEPARATOR) ? root : root + SEPARATOR)) return null;
-    info = await Deno.stat(real);
+    info = Deno.statSync(real);
   } catch {
     return null; // none (the usual case), or unreadable
   }

@@ -69,17 +69,17 @@ export interface StaticCompression {
 }
 
 /** Chooses the form of a static file to send (see the module comment). */
-export async function chooseStaticVariant(
+export function chooseStaticVariant(
   req: StaticFileRequest,
   site: StaticCompression,
-): Promise<StaticVariant> {
+): StaticVariant {
   const { policy } = site;
   if (!policy.static || policy.algorithms.length === 0) return AS_IS;
   if (!policy.compressibleType(req.contentType)) return AS_IS;
   if (req.method !== "GET" || req.range) return AS_IS_VARY;
   const order = site.negotiator.negotiate(req.acceptEncoding);
   if (order.length === 0) return AS_IS_VARY;
-  const sibling = await findPrecompressed(req.root, req.path, req.info, order);
+  const sibling = findPrecompressed(req.root, req.path, req.info, order);
   if (sibling !== null) {
     const own = validatorsFor(sibling.info.size, sibling.info.mtime).etag;
     return {

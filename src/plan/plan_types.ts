@@ -23,7 +23,7 @@ import type { UpstreamTimeouts } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 
 /** Serves one request from a site's static_dir. */
-export type StaticHandler = (req: HttpRequest) => Promise<HttpResponse>;
+export type StaticHandler = (req: HttpRequest) => HttpResponse | Promise<HttpResponse>;
 
 export interface RoutePlan {
   readonly path: string;

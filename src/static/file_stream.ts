@@ -62,8 +62,6 @@ export class FileRangeSource implements BodySource {
   #file: Deno.FsFile | null;
   #buf: Uint8Array | null = null;
   #remaining: number;
-  /** A file read into `#buf` is pending: the buffer cannot go back to the pool yet. */
-  #reading = false;
   /** Why reads now fail (cancelled, failed); null while readable or after a clean end. */
   #failure: Error | null = null;
 
@@ -79,29 +77,33 @@ export class FileRangeSource implements BodySource {
     return this.#remaining;
   }
 
-  async read(): Promise<Uint8Array | null> {
+  read(): Promise<Uint8Array | null> {
+    try {
+      return Promise.resolve(this.#readChunk());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The next chunk, read synchronously: from a local disk (or the page cache) a 64 KiB read
+   * takes microseconds, and an asynchronous read costs a round trip through Deno's blocking
+   * thread pool on top (nginx reads files the same blocking way unless told to use aio).
+   */
+  #readChunk(): Uint8Array | null {
     if (this.#failure !== null) throw this.#failure;
     const file = this.#file;
     if (file === null || this.#remaining <= 0) {
       this.#release();
       return null;
     }
-    if (this.#reading) throw new Error(`Cannot read "${this.#path}": a read is already pending`);
     const buf = this.#buf ??= fileBuffers.take();
     const want = this.#remaining < buf.length ? this.#remaining : buf.length;
-    this.#reading = true;
     let n: number | null;
     try {
-      n = await file.read(want === buf.length ? buf : buf.subarray(0, want));
+      n = file.readSync(want === buf.length ? buf : buf.subarray(0, want));
     } catch (e) {
-      this.#reading = false;
       this.#fail(new Error(`Cannot read "${this.#path}": ${errorText(e)}`));
-      throw this.#failure;
-    }
-    this.#reading = false;
-    if (this.#failure !== null) {
-      // Cancelled while the read was pending: the buffer is free to go now.
-      this.#release();
       throw this.#failure;
     }
     if (n === null || n === 0) {
@@ -122,7 +124,7 @@ export class FileRangeSource implements BodySource {
       ? reason
       : new Error(`Cannot read "${this.#path}": the body was cancelled`);
     this.#closeFile();
-    if (!this.#reading) this.#release();
+    this.#release();
   }
 
   #fail(err: Error): void {
@@ -152,19 +154,39 @@ export class FileRangeSource implements BodySource {
 
 /**
  * Opens `path` and positions it at `start`: the body of bytes `start` … `start + length - 1`.
- * Rejects (with nothing left open) when the file cannot be opened or positioned.
+ * Throws (with nothing left open) when the file cannot be opened or positioned.
  */
-export async function openFileRange(
-  path: string,
-  start: number,
-  length: number,
-): Promise<FileRangeSource> {
-  const file = await Deno.open(path, { read: true });
+export function openFileRange(path: string, start: number, length: number): FileRangeSource {
+  const file = Deno.openSync(path, { read: true });
   try {
-    if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+    if (start > 0) file.seekSync(start, Deno.SeekMode.Start);
   } catch (e) {
     file.close();
     throw e;
   }
   return new FileRangeSource(file, path, length);
+}
+
+/** Ranges up to this size are read whole ({@link readSmallRange}) and go out with the head. */
+export const SMALL_RANGE = 16 * 1024;
+
+/**
+ * Bytes `start` … `start + length - 1` of `path`, read at once into a buffer of their own; null
+ * when the file ended before (it shrank since it was found). Throws when it cannot be opened.
+ */
+export function readSmallRange(path: string, start: number, length: number): Uint8Array | null {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    if (start > 0) file.seekSync(start, Deno.SeekMode.Start);
+    const bytes = new Uint8Array(length);
+    let off = 0;
+    while (off < length) {
+      const n = file.readSync(bytes.subarray(off));
+      if (n === null || n === 0) return null;
+      off += n;
+    }
+    return bytes;
+  } finally {
+    file.close();
+  }
 }

@@ -22,7 +22,7 @@ import {
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import { parseByteRange } from "./byte_range.ts";
-import { openFileRange } from "./file_stream.ts";
+import { openFileRange, readSmallRange, SMALL_RANGE } from "./file_stream.ts";
 import { contentTypeFor } from "./mime.ts";
 import { decodeRequestPath } from "./request_path.ts";
 import { spaFallbackApplies } from "./spa_fallback.ts";
@@ -47,7 +47,7 @@ export interface StaticOptions {
 }
 
 /** Serves one request from the static root. Never rejects. */
-export type StaticHandler = (req: HttpRequest) => Promise<HttpResponse>;
+export type StaticHandler = (req: HttpRequest) => HttpResponse | Promise<HttpResponse>;
 
 type Field = readonly [string, string];
 
@@ -92,18 +92,24 @@ function methodNotAllowed(): HttpResponse {
   return textResponse(405, "405 Method Not Allowed\n", [["allow", "GET, HEAD"]]);
 }
 
+/*
+ * Path lookups and opens are synchronous calls: on a local disk each takes a few microseconds,
+ * while the asynchronous ones each cost a round trip through Deno's blocking thread pool
+ * (measured: see docs/behaviour.md, "Static files"). nginx blocks on them the same way.
+ */
+
 /** Real path of `path` if it exists, else null; never throws for missing/invalid paths. */
-async function realPathOrNull(path: string): Promise<string | null> {
+function realPathOrNull(path: string): string | null {
   try {
-    return await Deno.realPath(path);
+    return Deno.realPathSync(path);
   } catch {
     return null;
   }
 }
 
-async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+function statOrNull(path: string): Deno.FileInfo | null {
   try {
-    return await Deno.stat(path);
+    return Deno.statSync(path);
   } catch {
     return null;
   }
@@ -149,34 +155,27 @@ export function createStaticHandler(opts: StaticOptions): StaticHandler {
     // Not there yet: retried per request until it exists.
   }
 
-  async function resolveRoot(): Promise<string | null> {
-    if (realRoot === null) realRoot = await realPathOrNull(opts.root);
+  function resolveRoot(): string | null {
+    if (realRoot === null) realRoot = realPathOrNull(opts.root);
     return realRoot;
   }
 
   /** Real path of a regular file or directory below the root, with its info; null otherwise. */
-  async function locate(
-    root: string,
-    path: string,
-  ): Promise<{ real: string; info: Deno.FileInfo } | null> {
-    const real = await realPathOrNull(path);
+  function locate(root: string, path: string): { real: string; info: Deno.FileInfo } | null {
+    const real = realPathOrNull(path);
     if (real === null || !isInside(real, root)) return null;
-    const info = await statOrNull(real);
+    const info = statOrNull(real);
     if (info === null || !(info.isFile || info.isDirectory)) return null;
     return { real, info };
   }
 
   /** The file that safe, decoded `segments` name (a directory's index file with a slash). */
-  async function lookup(
-    root: string,
-    segments: readonly string[],
-    trailingSlash: boolean,
-  ): Promise<Lookup> {
-    let found = await locate(root, [root, ...segments].join(SEPARATOR));
+  function lookup(root: string, segments: readonly string[], trailingSlash: boolean): Lookup {
+    let found = locate(root, [root, ...segments].join(SEPARATOR));
     if (found === null) return MISSING;
     if (found.info.isDirectory) {
       if (!trailingSlash) return DIRECTORY;
-      found = await locate(root, found.real + SEPARATOR + indexFile);
+      found = locate(root, found.real + SEPARATOR + indexFile);
       if (found === null || !found.info.isFile) return MISSING;
     } else if (trailingSlash) {
       return MISSING;
@@ -184,24 +183,24 @@ export function createStaticHandler(opts: StaticOptions): StaticHandler {
     return { kind: "file", real: found.real, info: found.info };
   }
 
-  return async function serveStatic(req: HttpRequest): Promise<HttpResponse> {
+  return function serveStatic(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") return methodNotAllowed();
 
     const decoded = decodeRequestPath(req.path);
     if (decoded.kind === "bad_request") return textResponse(400, "400 Bad Request\n");
 
-    const root = await resolveRoot();
+    const root = resolveRoot();
     if (root === null) return notFoundResponse();
 
     const found = decoded.kind === "ok"
-      ? await lookup(root, decoded.segments, decoded.trailingSlash)
+      ? lookup(root, decoded.segments, decoded.trailingSlash)
       : MISSING;
     if (found.kind === "directory") return directoryRedirect(req.path, req.query);
     if (found.kind === "file") return serveFile(req, root, found.real, found.info, compression);
 
     if (fallback !== null && spaFallbackApplies(method, req.path)) {
-      const app = await lookup(root, fallback, false);
+      const app = lookup(root, fallback, false);
       if (app.kind === "file") return serveFile(req, root, app.real, app.info, compression);
     }
     return notFoundResponse();
@@ -240,17 +239,17 @@ function notModified(f: Form): HttpResponse {
   return { status: 304, headers: h, body: null };
 }
 
-async function serveFile(
+function serveFile(
   req: HttpRequest,
   root: string,
   path: string,
   info: Deno.FileInfo,
   compression: StaticCompression | null,
-): Promise<HttpResponse> {
+): HttpResponse | Promise<HttpResponse> {
   const v = validatorsFor(info.size, info.mtime);
   const contentType = contentTypeFor(path);
   if (compression === null) return serveAsIs(req, path, info.size, contentType, v, false);
-  const variant = await chooseStaticVariant({
+  const variant = chooseStaticVariant({
     method: req.method,
     acceptEncoding: req.headers.get("accept-encoding"),
     range: req.headers.has("range"),
@@ -271,14 +270,14 @@ async function serveFile(
 }
 
 /** The file as it is: conditional requests, a single range, HEAD. */
-async function serveAsIs(
+function serveAsIs(
   req: HttpRequest,
   path: string,
   size: number,
   contentType: string,
   v: Validators,
   vary: boolean,
-): Promise<HttpResponse> {
+): HttpResponse {
   const form: Form = {
     contentType,
     etag: v.etag,
@@ -312,18 +311,24 @@ async function serveAsIs(
   if (req.method === "HEAD") return { status, headers, body: null, length };
   if (length === 0) return { status, headers, body: EMPTY };
   try {
-    return { status, headers, body: await openFileRange(path, start, length), length };
+    if (length <= SMALL_RANGE) {
+      // Whole, in the head's write. A file that shrank since its stat takes the streamed path,
+      // which fails the body the way a file shrinking while it streams does.
+      const bytes = readSmallRange(path, start, length);
+      if (bytes !== null) return { status, headers, body: bytes };
+    }
+    return { status, headers, body: openFileRange(path, start, length), length };
   } catch (err) {
     return cannotOpen(err); // gone or unreadable since it was found
   }
 }
 
 /** A precompressed sibling, whole, with the original's type and the sibling's validators. */
-async function servePrecompressed(
+function servePrecompressed(
   req: HttpRequest,
   contentType: string,
   variant: Extract<StaticVariant, { kind: "precompressed" }>,
-): Promise<HttpResponse> {
+): HttpResponse {
   const own = validatorsFor(variant.info.size, variant.info.mtime);
   const form: Form = {
     contentType,
@@ -338,7 +343,7 @@ async function servePrecompressed(
   const headers = formHeaders(form);
   if (size === 0) return { status: 200, headers, body: EMPTY };
   try {
-    return { status: 200, headers, body: await openFileRange(variant.path, 0, size), length: size };
+    return { status: 200, headers, body: openFileRange(variant.path, 0, size), length: size };
   } catch (err) {
     return cannotOpen(err);
   }
@@ -372,7 +377,7 @@ async function serveCompressed(
       const body = await cache.get(file, variant.algorithm, () => Deno.readFile(path));
       return { status: 200, headers, body };
     }
-    const source = await openFileRange(path, 0, size);
+    const source = openFileRange(path, 0, size);
     const body = compressSource(source, variant.algorithm, { sizeHint: size });
     return { status: 200, headers, body, length: null };
   } catch (err) {
