@@ -6,14 +6,9 @@
  * @module
  */
 
-import type {
-  HealthCheckConfig,
-  LbMethod,
-  PassiveHealthConfig,
-  UpstreamConfig,
-} from "../config/types.ts";
-import { ActiveHealthChecker } from "../health/active.ts";
-import { monotonicNow } from "../health/host_state.ts";
+import type { LbMethod, UpstreamConfig } from "../config/types.ts";
+import { type ActiveHealth, ActiveHealthChecker } from "../health/active.ts";
+import { monotonicNow, type PassiveHealth } from "../health/host_state.ts";
 import type { HostRegistry } from "../health/registry.ts";
 import type { Logger } from "../log/types.ts";
 import { parseUpstreamUrl } from "../upstream/target.ts";
@@ -31,8 +26,8 @@ export interface UpstreamGroupOptions {
   /** The group's entries in file order (at least one). */
   readonly upstreams: readonly UpstreamConfig[];
   readonly method: LbMethod;
-  readonly healthCheck: HealthCheckConfig;
-  readonly passiveHealth: PassiveHealthConfig;
+  readonly healthCheck: ActiveHealth;
+  readonly passiveHealth: PassiveHealth;
   readonly registry: HostRegistry;
   /** Receives health state changes. @default no logging */
   readonly logger?: Logger;

@@ -7,15 +7,19 @@
  * @module
  */
 
-import type { Metrics } from "../admin/metrics.ts";
+import { Metrics } from "../admin/metrics.ts";
 import type { AdminRuntime } from "../admin/types.ts";
 import type { Cluster, ClusterTuning } from "../cluster/cluster.ts";
-import type { Config } from "../config/types.ts";
+import { CompressedFileCache } from "../compress/static_cache.ts";
+import type { Config, LogLevel } from "../config/types.ts";
+import type { BucketStoreFactory } from "../edge/rate_limit.ts";
+import type { HostRegistry } from "../health/registry.ts";
 import { errorText } from "../log/error_text.ts";
+import type { Logger } from "../log/types.ts";
 import { type CompileDeps, compilePlan } from "../plan/compile_plan.ts";
 import type { Plan } from "../plan/plan_types.ts";
-import type { UpstreamClient } from "../upstream/client.ts";
-import type { CertificateSet } from "./certificates.ts";
+import { UpstreamClient } from "../upstream/client.ts";
+import { CertificateSet } from "./certificates.ts";
 import type { LogOutput } from "./log_output.ts";
 import { ManagementApi } from "./management_api.ts";
 import {
@@ -62,16 +66,57 @@ export interface ServerParts {
   readonly compile: Omit<CompileDeps, "logger">;
 }
 
-/** Joins the fleet when `[cluster]` is configured (loaded only then); never waits for Redis
- * more than a second. */
-export async function startCluster(
+export interface StartOptions {
+  /** Overrides `[logging] level` (e.g. `-v`). */
+  logLevel?: LogLevel;
+  /** Use this logger instead of one built from `[logging]`. */
+  logger?: Logger;
+  /** Milliseconds between checks of each ACME certificate (tests that force renewals shorten
+   *  it). @default 43_200_000 (12 h) */
+  acmeCheckIntervalMs?: number;
+  /** The fleet's timings for `[cluster]` (tests that kill a lock holder or wait for heartbeats
+   *  shorten them). @default the production values, see {@link ClusterTuning} */
+  clusterTuning?: Partial<ClusterTuning>;
+}
+
+/**
+ * Builds what both ways of serving share: the metrics, the upstream client, the fleet when
+ * `[cluster]` is configured (loaded only then; never waits for Redis more than a second) and
+ * the certificates. `localStores` keep the rate-limit buckets when there is no fleet.
+ */
+export async function openServerParts(
   config: Config,
+  opts: StartOptions,
   log: LogOutput,
-  tuning?: Partial<ClusterTuning>,
-): Promise<Cluster | null> {
-  if (!config.cluster) return null;
-  const { Cluster } = await import("../cluster/cluster.ts");
-  return await Cluster.start(config.cluster, () => log.current, tuning);
+  registry: HostRegistry,
+  localStores?: BucketStoreFactory,
+): Promise<ServerParts> {
+  const startedAt = Date.now();
+  const client = new UpstreamClient();
+  let cluster: Cluster | null = null;
+  if (config.cluster) {
+    const { Cluster } = await import("../cluster/cluster.ts");
+    cluster = await Cluster.start(config.cluster, () => log.current, opts.clusterTuning);
+  }
+  return {
+    config,
+    startedAt,
+    log,
+    metrics: new Metrics(),
+    client,
+    cluster,
+    certificates: new CertificateSet(
+      () => log.current,
+      cluster?.acme ?? null,
+      opts.acmeCheckIntervalMs,
+    ),
+    compile: {
+      registry,
+      client,
+      fileCache: new CompressedFileCache(),
+      stores: cluster?.bucketStores ?? localStores,
+    },
+  };
 }
 
 /** Starts `serving` with the plan of `parts.config`. Rejects (after closing what it opened) when a

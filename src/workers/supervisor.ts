@@ -12,26 +12,22 @@
  */
 
 import type { AdminRuntime } from "../admin/types.ts";
-import { Metrics } from "../admin/metrics.ts";
 import { RequestSeries, SERIES_SECONDS, sharedSeriesBuffer } from "../admin/request_series.ts";
-import { CompressedFileCache } from "../compress/static_cache.ts";
 import type { Config } from "../config/types.ts";
 import { HostTable } from "../health/host_cells.ts";
 import { HostRegistry } from "../health/registry.ts";
 import type { Plan } from "../plan/plan_types.ts";
-import { CertificateSet } from "../server/certificates.ts";
 import { LogOutput } from "../server/log_output.ts";
 import {
+  openServerParts,
   runServer,
   type ServerParts,
   type Serving,
-  startCluster,
+  type StartOptions,
 } from "../server/running_server.ts";
-import type { StartOptions } from "../server/server.ts";
 import { buildStatus, upstreamMetricRows } from "../server/status.ts";
 import type { ListeningAddress, ServerHandle } from "../server/types.ts";
 import type { TlsListener } from "../tls/listener.ts";
-import { UpstreamClient } from "../upstream/client.ts";
 import { mergeExpositions } from "./metrics_merge.ts";
 import { supervisorFamily, workerFamilies, writeRecords } from "./worker_metrics.ts";
 import type { ListenerCertificatesData, LogRecord, SupervisorMethods } from "./protocol.ts";
@@ -54,7 +50,6 @@ export async function startSupervisor(
   count: number,
   opts: StartOptions = {},
 ): Promise<ServerHandle & WorkerControl> {
-  const startedAt = Date.now();
   const log = new LogOutput(config, opts);
   const hostTable = HostTable.create(count + 1, HOST_TABLE_BYTES);
   const registry = new HostRegistry(hostTable, () =>
@@ -62,29 +57,9 @@ export async function startSupervisor(
       "shared memory for upstream state is full: new upstreams are counted per worker thread",
     ));
   const buckets = SharedKeyTable.create(BUCKET_ENTRIES);
-  const client = new UpstreamClient();
   // [cluster]: the supervisor is this instance in the fleet (ACME store, heartbeats); each
   // worker opens its own link for the rate-limit buckets.
-  const cluster = await startCluster(config, log, opts.clusterTuning);
-  const parts: ServerParts = {
-    config,
-    startedAt,
-    log,
-    metrics: new Metrics(),
-    client,
-    cluster,
-    certificates: new CertificateSet(
-      () => log.current,
-      cluster?.acme ?? null,
-      opts.acmeCheckIntervalMs,
-    ),
-    compile: {
-      registry,
-      client,
-      fileCache: new CompressedFileCache(),
-      stores: cluster?.bucketStores ?? sharedBucketStores(buckets),
-    },
-  };
+  const parts = await openServerParts(config, opts, log, registry, sharedBucketStores(buckets));
   const threads = new WorkerThreads(parts, count, opts, hostTable, buckets);
   const server = await runServer(parts, threads);
   const control: WorkerControl = {
