@@ -33,28 +33,35 @@ export interface UpstreamGroupOptions {
   readonly logger?: Logger;
 }
 
-/** One member's line in {@linkcode UpstreamGroup.snapshot}. */
+/**
+ * The live state of one member, as {@linkcode UpstreamGroup.snapshot} reports it: the one shape
+ * behind `ServerHandle.upstreams()`, `/api/status` `upstreams` and the `/metrics` member rows.
+ */
 export interface MemberSnapshot {
-  url: string;
-  weight: number;
+  readonly url: string;
+  readonly weight: number;
   /** Would be picked now (active up and not passively ejected). */
-  live: boolean;
-  activeUp: boolean;
+  readonly live: boolean;
+  readonly activeUp: boolean;
   /** Passively ejected now (before the half-open point). */
-  ejected: boolean;
-  inFlight: number;
-  webSockets: number;
+  readonly ejected: boolean;
+  /** Requests being proxied to it now. */
+  readonly inFlight: number;
+  /** WebSocket sessions relayed to it now. */
+  readonly webSockets: number;
   /** Passive failures inside the current `fail_timeout` window. */
-  fails: number;
-  lastError: string;
-  requests: number;
+  readonly fails: number;
+  /** Last failure reason reported (passive or active), "" when none yet. */
+  readonly lastError: string;
+  /** Requests sent to it since start (survives reloads when the member is unchanged). */
+  readonly requests: number;
 }
 
-/** Status of a group for the admin API. */
+/** The live state of one group: its name, policy and members. */
 export interface GroupSnapshot {
-  name: string;
-  method: LbMethod;
-  members: MemberSnapshot[];
+  readonly name: string;
+  readonly method: LbMethod;
+  readonly members: readonly MemberSnapshot[];
 }
 
 /** The state key of a member: `${site}/${group}/${url}`. */
