@@ -7,23 +7,13 @@
  */
 
 import { bcryptHashProblem, userNameProblem } from "../edge/bcrypt_hash.ts";
-import { validateCidr } from "../net/cidr.ts";
-import type { Check, Field, TableNode } from "./schema.ts";
-import { errorText } from "../log/error_text.ts";
+import { cidrCheck } from "./schema_checks.ts";
+import { type Check, optionalTable } from "./schema_nodes.ts";
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Largest `rate` (requests per second) and `burst`. */
 export const RATE_LIMIT_MAX = 1_000_000;
-
-const cidrCheck: Check<string> = (v) => {
-  try {
-    validateCidr(v);
-    return undefined;
-  } catch (e) {
-    return errorText(e);
-  }
-};
 
 const headerNameCheck: Check<string> = (v) =>
   HEADER_NAME.test(v) ? undefined : `Cannot use header name "${v}": not a valid HTTP header name`;
@@ -63,20 +53,18 @@ const realmCheck: Check<string> = (v) =>
     ? `Cannot use realm ${JSON.stringify(v)}: control character`
     : undefined;
 
-const optionalTable = (fields: Record<string, Field>): TableNode => ({
-  type: "table",
-  fields,
-  optional: true,
-});
-
 /** The four tables, for spreading into a site's and a route's fields. */
-export function edgeTables(): Record<string, Field> {
+export function edgeTables() {
   return {
+    /** `[sites.access]`: CIDRs or single addresses, IPv4 or IPv6; deny wins over allow. */
     access: optionalTable({
+      /** When non-empty, only these may enter. */
       allow: { type: "string[]", default: [], each: cidrCheck },
       deny: { type: "string[]", default: [], each: cidrCheck },
     }),
+    /** `[sites.rate_limit]`: a token bucket per key. */
     rate_limit: optionalTable({
+      /** Requests per second, refilled continuously (> 0, may be fractional). */
       rate: {
         type: "number",
         required: true,
@@ -84,16 +72,20 @@ export function edgeTables(): Record<string, Field> {
         max: RATE_LIMIT_MAX,
         check: (v) => v > 0 ? undefined : `Cannot use rate ${v}: must be > 0 requests per second`,
       },
+      /** Bucket size (integer ≥ 1); defaults to ceil(rate). */
       burst: {
         type: "int",
         min: 1,
         max: RATE_LIMIT_MAX,
         default: (self) => Math.min(RATE_LIMIT_MAX, Math.max(1, Math.ceil(self.rate as number))),
       },
+      /** "ip" or "header:NAME". */
       key: { type: "string", default: "ip", check: rateLimitKeyCheck },
     }),
+    /** `[sites.basic_auth]`. */
     basic_auth: optionalTable({
       realm: { type: "string", default: "restricted", check: realmCheck },
+      /** User name → bcrypt hash. */
       users: {
         type: "string-map",
         default: {},
@@ -104,11 +96,16 @@ export function edgeTables(): Record<string, Field> {
           return h ? `Cannot use the hash of user "${user}": it ${h}` : undefined;
         },
       },
+      /** Absolute path of a file of `user:bcrypt-hash` lines, or "". Re-read on every load. */
       htpasswd_file: { type: "string", default: "", path: true },
+      /** The client's Authorization goes upstream only when true. */
       forward_authorization: { type: "bool", default: false },
     }),
+    /** `[sites.forward_auth]`. */
     forward_auth: optionalTable({
+      /** http(s) URL of the auth service's check endpoint (a query is kept). */
       url: { type: "string", required: true, check: forwardAuthUrlCheck },
+      /** Header names copied from a 2xx answer onto the upstream request. */
       copy_headers: { type: "string[]", default: [], each: headerNameCheck },
     }),
   };
