@@ -24,13 +24,13 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 /** What a managed certificate uses of its manager. */
 export interface RenewalContext {
-  /** In seconds, as `AcmeManagerOptions` has them (defaults applied). */
+  /** As `AcmeManagerOptions` has them, defaults applied. */
   readonly opts: {
     readonly renewBeforeDays: number;
-    readonly checkInterval: number;
-    readonly retryMin: number;
-    readonly retryMax: number;
-    readonly lockRetry: number;
+    readonly checkIntervalMs: number;
+    readonly retryMinMs: number;
+    readonly retryMaxMs: number;
+    readonly lockRetryMs: number;
   };
   readonly log?: Logger;
   readonly store: AcmeStore;
@@ -65,7 +65,7 @@ export class ManagedCertificate {
   readonly onCertificate: (pair: CertificatePair) => void;
   current: CertificatePair | null = null;
   /** When `current` was obtained or taken from another instance (epoch ms); 0 when it was
-   *  loaded at start. A certificate is not renewed within checkInterval of this. */
+   *  loaded at start. A certificate is not renewed within checkIntervalMs of this. */
   since = 0;
   failures = 0;
   /** The store could not be reached at the last check (logged once per outage). */
@@ -128,11 +128,11 @@ export class ManagedCertificate {
           if (!this.waiting) {
             this.#ctx.log?.info(`Waiting for the instance that is obtaining "${label}"`, {
               store: this.#ctx.store.label,
-              retryInSeconds: this.#ctx.opts.lockRetry,
+              retryInSeconds: this.#ctx.opts.lockRetryMs / 1000,
             });
           }
           this.waiting = true;
-          this.schedule(this.#ctx.opts.lockRetry * 1000);
+          this.schedule(this.#ctx.opts.lockRetryMs);
           return;
         }
         this.waiting = false;
@@ -149,7 +149,7 @@ export class ManagedCertificate {
       // asked in a tight loop.
       const now = Date.now();
       const untilRenew = this.#dueAt() - now;
-      const interval = this.#ctx.opts.checkInterval * 1000;
+      const interval = this.#ctx.opts.checkIntervalMs;
       let delay = untilRenew > 0 ? Math.min(interval, untilRenew) : interval;
       if (this.ari?.certPem === this.current!.certPem) {
         delay = Math.min(delay, Math.max(0, this.ari.nextPollAt - now));
@@ -159,24 +159,27 @@ export class ManagedCertificate {
       if (this.#ctx.stopped()) return;
       if (isAcmeError(err, "store_unavailable")) {
         // Not the CA's fault: no backoff; the certificate in use keeps being served.
-        const fields = { store: this.#ctx.store.label, retryInSeconds: this.#ctx.opts.lockRetry };
+        const fields = {
+          store: this.#ctx.store.label,
+          retryInSeconds: this.#ctx.opts.lockRetryMs / 1000,
+        };
         if (!this.storeDown) {
           this.#ctx.log?.warn(`Cannot check certificate for "${label}": ${errorText(err)}`, fields);
         }
         this.storeDown = true;
-        this.schedule(this.#ctx.opts.lockRetry * 1000);
+        this.schedule(this.#ctx.opts.lockRetryMs);
         return;
       }
       this.failures++;
-      const delay = Math.min(
-        this.#ctx.opts.retryMin * 2 ** (this.failures - 1),
-        this.#ctx.opts.retryMax,
+      const delayMs = Math.min(
+        this.#ctx.opts.retryMinMs * 2 ** (this.failures - 1),
+        this.#ctx.opts.retryMaxMs,
       );
       this.#ctx.log?.warn(`Cannot obtain certificate for "${label}": ${errorText(err)}`, {
         attempt: this.failures,
-        retryInSeconds: delay,
+        retryInSeconds: delayMs / 1000,
       });
-      this.schedule(delay * 1000);
+      this.schedule(delayMs);
     }
   }
 
@@ -232,7 +235,7 @@ export class ManagedCertificate {
   /** When the current certificate is due: its renewal time, but never within checkInterval of
    *  obtaining it (or taking it from another instance). */
   #dueAt(): number {
-    return Math.max(this.#renewAt(), this.since + this.#ctx.opts.checkInterval * 1000);
+    return Math.max(this.#renewAt(), this.since + this.#ctx.opts.checkIntervalMs);
   }
 
   /** When to renew the current certificate: the expiry rule or the CA's suggestion, if sooner. */

@@ -38,22 +38,23 @@ export interface AcmeManagerOptions {
    *  file named by `DENO_CERT` when set (see `transport.ts`). */
   caCerts?: string[];
   logger?: Logger;
-  /** Seconds between checks of a managed certificate. @default 43200 (12 h) */
-  checkInterval?: number;
-  /** Seconds to wait after the first failure; doubles on each further failure. @default 60 */
-  retryMin?: number;
-  /** Longest wait between failed attempts, in seconds. @default 86400 (1 day) */
-  retryMax?: number;
-  /** Timeout of one HTTP request to the CA, in seconds. @default 30 */
-  requestTimeout?: number;
+  /** Milliseconds between checks of a managed certificate. @default 43_200_000 (12 h) */
+  checkIntervalMs?: number;
+  /** Milliseconds to wait after the first failure; doubles on each further failure.
+   *  @default 60_000 */
+  retryMinMs?: number;
+  /** Longest wait between failed attempts, in milliseconds. @default 86_400_000 (1 day) */
+  retryMaxMs?: number;
+  /** Timeout of one HTTP request to the CA, in milliseconds. @default 30_000 */
+  requestTimeoutMs?: number;
   /** Also write each key authorization to `<challengeDir>/<token>` (for a server that serves
    *  `/.well-known/acme-challenge/` from disk); "" answers from memory only. @default "" */
   challengeDir?: string;
   /** First delay when polling an order or authorization, in milliseconds. @default 1000 */
   pollMinMs?: number;
-  /** Seconds between tries while another instance holds the renewal lock, or while the store
-   *  cannot be reached. @default the smaller of 10 and checkInterval */
-  lockRetry?: number;
+  /** Milliseconds between tries while another instance holds the renewal lock, or while the
+   *  store cannot be reached. @default the smaller of 10_000 and checkIntervalMs */
+  lockRetryMs?: number;
 }
 
 /** Keeps certificates for sets of names issued, stored and renewed. */
@@ -76,20 +77,20 @@ export class AcmeManager {
       email: opts.email,
       storageDir: opts.storageDir,
       renewBeforeDays: opts.renewBeforeDays,
-      checkInterval: opts.checkInterval ?? 43_200,
-      retryMin: opts.retryMin ?? 60,
-      retryMax: opts.retryMax ?? 86_400,
-      requestTimeout: opts.requestTimeout ?? 30,
+      checkIntervalMs: opts.checkIntervalMs ?? 43_200_000,
+      retryMinMs: opts.retryMinMs ?? 60_000,
+      retryMaxMs: opts.retryMaxMs ?? 86_400_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
       pollMinMs: opts.pollMinMs ?? 1000,
       challengeDir: opts.challengeDir ?? "",
-      lockRetry: opts.lockRetry ?? Math.min(10, opts.checkInterval ?? 43_200),
+      lockRetryMs: opts.lockRetryMs ?? Math.min(10_000, opts.checkIntervalMs ?? 43_200_000),
     };
     this.#log = opts.logger;
     this.#store = opts.store ?? new AcmeStorage(opts.storageDir);
     this.#transport = createTransport(
       opts.caCerts,
       this.#abort.signal,
-      this.#opts.requestTimeout * 1000,
+      this.#opts.requestTimeoutMs,
     );
     this.#ca = new CaOrders({
       directoryUrl: opts.directoryUrl,
@@ -104,7 +105,7 @@ export class AcmeManager {
       directoryUrl: opts.directoryUrl,
       caCerts: opts.caCerts,
       signal: this.#abort.signal,
-      timeoutMs: this.#opts.requestTimeout * 1000,
+      timeoutMs: this.#opts.requestTimeoutMs,
     });
     this.#renewalInfo = renewalInfo;
     this.#renewal = {
@@ -207,8 +208,8 @@ export class AcmeManager {
 
   /** Keeps `names` certified: uses the stored cert or obtains one, calls onCertificate each time
    *  a (new) certificate is ready, renews `renewBeforeDays` before expiry or at a random instant
-   *  of the CA's suggested renewal window when that comes first (checked every `checkInterval`
-   *  seconds, at start, and when the CA's Retry-After says), and backs off exponentially after
+   *  of the CA's suggested renewal window when that comes first (checked every `checkIntervalMs`,
+   *  at start, and when the CA's Retry-After says), and backs off exponentially after
    *  failures. */
   manage(names: string[], onCertificate: (pair: CertificatePair) => void): void {
     if (this.#stopped) {

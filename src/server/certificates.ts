@@ -158,7 +158,7 @@ export class CertificateSet {
           storageDir: a.storageDir,
           ...(this.#shared ? { store: this.#shared.store(a) } : {}),
           renewBeforeDays: a.renewBeforeDays,
-          ...(this.#checkIntervalMs ? { checkInterval: this.#checkIntervalMs / 1000 } : {}),
+          ...(this.#checkIntervalMs ? { checkIntervalMs: this.#checkIntervalMs } : {}),
           logger: this.#logger(),
         }),
         names: acmeNames(site),
