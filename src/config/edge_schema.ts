@@ -56,15 +56,11 @@ const realmCheck: Check<string> = (v) =>
 /** The four tables, for spreading into a site's and a route's fields. */
 export function edgeTables() {
   return {
-    /** `[sites.access]`: CIDRs or single addresses, IPv4 or IPv6; deny wins over allow. */
     access: optionalTable({
-      /** When non-empty, only these may enter. */
       allow: { type: "string[]", default: [], each: cidrCheck },
       deny: { type: "string[]", default: [], each: cidrCheck },
     }),
-    /** `[sites.rate_limit]`: a token bucket per key. */
     rate_limit: optionalTable({
-      /** Requests per second, refilled continuously (> 0, may be fractional). */
       rate: {
         type: "number",
         required: true,
@@ -72,20 +68,16 @@ export function edgeTables() {
         max: RATE_LIMIT_MAX,
         check: (v) => v > 0 ? undefined : `Cannot use rate ${v}: must be > 0 requests per second`,
       },
-      /** Bucket size (integer ≥ 1); defaults to ceil(rate). */
       burst: {
         type: "int",
         min: 1,
         max: RATE_LIMIT_MAX,
         default: (self) => Math.min(RATE_LIMIT_MAX, Math.max(1, Math.ceil(self.rate as number))),
       },
-      /** "ip" or "header:NAME". */
       key: { type: "string", default: "ip", check: rateLimitKeyCheck },
     }),
-    /** `[sites.basic_auth]`. */
     basic_auth: optionalTable({
       realm: { type: "string", default: "restricted", check: realmCheck },
-      /** User name → bcrypt hash. */
       users: {
         type: "string-map",
         default: {},
@@ -96,16 +88,11 @@ export function edgeTables() {
           return h ? `Cannot use the hash of user "${user}": it ${h}` : undefined;
         },
       },
-      /** Absolute path of a file of `user:bcrypt-hash` lines, or "". Re-read on every load. */
       htpasswd_file: { type: "string", default: "", path: true },
-      /** The client's Authorization goes upstream only when true. */
       forward_authorization: { type: "bool", default: false },
     }),
-    /** `[sites.forward_auth]`. */
     forward_auth: optionalTable({
-      /** http(s) URL of the auth service's check endpoint (a query is kept). */
       url: { type: "string", required: true, check: forwardAuthUrlCheck },
-      /** Header names copied from a 2xx answer onto the upstream request. */
       copy_headers: { type: "string[]", default: [], each: headerNameCheck },
     }),
   };

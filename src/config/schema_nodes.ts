@@ -1,7 +1,8 @@
 /**
  * The kinds of node a config schema is made of (`schema.ts` holds the schema itself), and the
  * TypeScript type each kind builds: {@linkcode SchemaValue} turns a schema table into the type
- * of the config the validator builds from it, so a key is written once, in the schema.
+ * of the config the validator builds from it, which `schema_types_test.ts` holds against the
+ * documented interfaces of `types.ts`.
  *
  * @module
  */

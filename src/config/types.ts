@@ -2,18 +2,19 @@
  * The validated, defaults-applied, frozen configuration. Produced by `loadConfig*` in
  * `src/config/load.ts` from a TOML file or a raw object; consumed by `compilePlan`.
  *
- * The types are derived from the schema (`schema.ts`, `site_schema.ts`, `edge_schema.ts`),
- * where each key is defined and documented once: names are camelCase versions of the TOML keys
- * (`strip_prefix` → `stripPrefix`), durations are seconds (number), sizes are bytes (number),
- * paths are absolute (resolved against the config file's directory). The few places where a
- * check makes a value narrower than its schema kind says are narrowed here, by name.
+ * Names are camelCase versions of the TOML keys (`strip_prefix` → `stripPrefix`). Durations are
+ * seconds (number), sizes are bytes (number), paths are absolute (resolved against the config
+ * file's directory).
+ *
+ * The schema (`schema.ts`, `site_schema.ts`, `edge_schema.ts`) says which keys exist and how each
+ * is checked; these interfaces are the public, documented types of what it builds.
+ * `schema_types_test.ts` checks at compile time that the two list the same keys with the same
+ * types (`SchemaValue`), so a key added to one and not the other fails `deno check`. They are
+ * written out rather than derived because they are part of the module API (`mod.ts`), whose
+ * types must be explicit (the `no-slow-types` lint).
  *
  * @module
  */
-
-import type { CONFIG_SCHEMA } from "./schema.ts";
-import type { SchemaValue } from "./schema_nodes.ts";
-import type { CompressionAlgorithm, RedirectStatus } from "./choices.ts";
 
 export {
   COMPRESSION_ALGORITHMS,
@@ -25,33 +26,135 @@ export {
   REDIRECT_STATUSES,
   type RedirectStatus,
 } from "./choices.ts";
+import type { CompressionAlgorithm, LbMethod, LogLevel, RedirectStatus } from "./choices.ts";
 
-/** `T` with the properties of `O` replaced by `O`'s. */
-type Narrow<T, O> = { readonly [K in keyof T]: K extends keyof O ? O[K] : T[K] };
+export interface ServerConfig {
+  /** Shown in logs and status output. @default "BWS Proxy Server" */
+  readonly name: string;
+  /** Seconds to drain on shutdown and reload. @default 10 */
+  readonly gracePeriod: number;
+  /** CIDRs (or single addresses) whose X-Forwarded-For / Forwarded we extend. @default [] */
+  readonly trustedProxies: readonly string[];
+  /** Request bodies above this many bytes get 413. @default 100_000_000 */
+  readonly maxBodySize: number;
+  /**
+   * Worker threads serving requests, each accepting on every listener (SO_REUSEPORT);
+   * `"auto"` = one per CPU core. @default 1 (one thread, no workers)
+   */
+  readonly workers: number | "auto";
+  /** `[server.timeouts]`: how long a client may take (seconds). */
+  readonly timeouts: ClientTimeoutConfig;
+  /** `[server.limits]`: how much a client may hold. */
+  readonly limits: ClientLimitsConfig;
+}
 
-/** The whole built config as the schema defines it, before the narrowing below. */
-type Built = SchemaValue<typeof CONFIG_SCHEMA>;
-type BuiltSite = Built["sites"][number];
-type BuiltProxy = BuiltSite["proxy"];
+/** Client-side timeouts in seconds (docs/behaviour.md "Client connections"); 0 disables one. */
+export interface ClientTimeoutConfig {
+  /** To receive a complete request head (from accept, or from a request's first byte on a
+   * kept-alive connection). @default 10 */
+  readonly header: number;
+  /** A kept-alive connection with no byte of a next request is closed after this. @default 75 */
+  readonly keepAlive: number;
+  /** The longest gap between bytes of a request body. @default 30 */
+  readonly body: number;
+  /** The longest stall writing to a client that does not read. @default 60 */
+  readonly send: number;
+  /** To complete a TLS handshake. @default 10 */
+  readonly tlsHandshake: number;
+}
 
-export type ServerConfig = Built["server"];
-/** `[server.timeouts]`: client-side timeouts in seconds; 0 disables one. */
-export type ClientTimeoutConfig = ServerConfig["timeouts"];
-/** `[server.limits]`: client connection limits. */
-export type ClientLimitsConfig = ServerConfig["limits"];
-export type ManagementConfig = Built["management"];
-export type LoggingConfig = Built["logging"];
+/** Client connection limits (docs/behaviour.md "Client connections"). */
+export interface ClientLimitsConfig {
+  /** Client connections in all; past it bws stops accepting. @default 20000 */
+  readonly maxConnections: number;
+  /** Per client address; 0 = off. @default 0 */
+  readonly maxConnectionsPerIp: number;
+  /** Request line + headers in bytes; 431 past it. @default 32768 */
+  readonly maxHeaderSize: number;
+  /** Header lines; 431 past it. @default 100 */
+  readonly maxHeaders: number;
+}
+
+export interface ManagementConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** @default "127.0.0.1" */
+  readonly host: string;
+  /** @default 7654 */
+  readonly port: number;
+  /** When non-empty every request needs `X-API-Key` with this value. @default "" */
+  readonly apiKey: string;
+}
+
 /** `[cluster]`: several bws instances sharing ACME state and rate limits through Redis. */
-export type ClusterConfig = NonNullable<Built["cluster"]>;
+export interface ClusterConfig {
+  /** `redis://[user][:password]@host[:port][/db]`, or `rediss://` for TLS. */
+  readonly redisUrl: string;
+  /** Prepended to every Redis key bws uses. @default "bws:" */
+  readonly keyPrefix: string;
+  /** This instance in the fleet list (`/api/status` `instances`). @default the host name */
+  readonly instanceName: string;
+}
 
-/** `[sites.access]`. */
-export type AccessConfig = NonNullable<BuiltSite["access"]>;
-/** `[sites.rate_limit]`. */
-export type RateLimitConfig = NonNullable<BuiltSite["rateLimit"]>;
+export interface LoggingConfig {
+  /** @default "info" */
+  readonly level: LogLevel;
+  /** @default "text" */
+  readonly format: "text" | "json";
+  /** @default true */
+  readonly accessLog: boolean;
+  /** @default "stdout" */
+  readonly output: "stdout" | "stderr" | "file";
+  /** Absolute path; required (non-empty) when output = "file". @default "" */
+  readonly filePath: string;
+}
+
+export interface UpstreamConfig {
+  /** Group name: entries with the same name form one group. */
+  readonly name: string;
+  /** Original URL string as written (`http://host:port/prefix`). */
+  readonly url: string;
+  /** Integer ≥ 1. @default 1 */
+  readonly weight: number;
+}
+
+/** `[sites.access]`: CIDRs or single addresses, IPv4 or IPv6. */
+export interface AccessConfig {
+  /** When non-empty, only these may enter. @default [] */
+  readonly allow: readonly string[];
+  /** Always refused; deny wins over allow. @default [] */
+  readonly deny: readonly string[];
+}
+
+/** `[sites.rate_limit]`: a token bucket per key. */
+export interface RateLimitConfig {
+  /** Requests per second, refilled continuously (> 0, may be fractional). */
+  readonly rate: number;
+  /** Bucket size (integer ≥ 1). @default ceil(rate) */
+  readonly burst: number;
+  /** "ip" or "header:NAME". @default "ip" */
+  readonly key: string;
+}
+
 /** `[sites.basic_auth]`. */
-export type BasicAuthConfig = NonNullable<BuiltSite["basicAuth"]>;
+export interface BasicAuthConfig {
+  /** @default "restricted" */
+  readonly realm: string;
+  /** User name → bcrypt hash. @default {} */
+  readonly users: Readonly<Record<string, string>>;
+  /** Absolute path of a file of `user:bcrypt-hash` lines, or "". Re-read on every load. */
+  readonly htpasswdFile: string;
+  /** The client's Authorization goes upstream only when true. @default false */
+  readonly forwardAuthorization: boolean;
+}
+
 /** `[sites.forward_auth]`. */
-export type ForwardAuthConfig = NonNullable<BuiltSite["forwardAuth"]>;
+export interface ForwardAuthConfig {
+  /** http(s) URL of the auth service's check endpoint (a query is kept). */
+  readonly url: string;
+  /** Header names copied from a 2xx answer onto the upstream request. @default [] */
+  readonly copyHeaders: readonly string[];
+}
 
 /**
  * The edge-protection tables of a site or a route (README "Protecting a site"), each null unless
@@ -64,29 +167,163 @@ export interface EdgeTables {
   readonly forwardAuth: ForwardAuthConfig | null;
 }
 
-export type UpstreamConfig = BuiltProxy["upstreams"][number];
-export type RouteConfig = BuiltProxy["routes"][number];
-export type ProxyHeadersConfig = BuiltProxy["headers"];
-/** Headers added and removed in one direction. */
-export type HeaderRules = ProxyHeadersConfig["both"];
-/** `[sites.proxy.timeout]`, seconds. */
-export type TimeoutConfig = BuiltProxy["timeout"];
-export type HealthCheckConfig = BuiltProxy["healthCheck"];
-export type PassiveHealthConfig = BuiltProxy["passiveHealth"];
-export type RetryConfig = BuiltProxy["retry"];
-export type WebSocketConfig = BuiltProxy["websocket"];
-export type ProxyConfig = BuiltProxy;
-export type AcmeConfig = BuiltSite["ssl"]["acme"];
-export type SslConfig = BuiltSite["ssl"];
+export interface RouteConfig extends EdgeTables {
+  readonly path: string;
+  /** Name of an upstream group of the same site. */
+  readonly upstream: string;
+  /** @default false */
+  readonly stripPrefix: boolean;
+  /** @default false */
+  readonly websocket: boolean;
+}
 
-/** `[sites.compression]`; `algorithms` holds only known codings (`algorithmCheck`). */
-export type CompressionConfig = Narrow<
-  BuiltSite["compression"],
-  { algorithms: readonly CompressionAlgorithm[] }
->;
+export interface HeaderRules {
+  /** Header name → value. Value "auto" on X-Request-ID means keep-or-generate. */
+  readonly add: Readonly<Record<string, string>>;
+  /** Header names (original case) to remove. */
+  readonly remove: readonly string[];
+}
 
-/** One `[[sites.redirects]]`; `status` is one of the redirect statuses (`redirectStatusCheck`). */
-export type RedirectConfig = Narrow<BuiltSite["redirects"][number], { status: RedirectStatus }>;
+export interface ProxyHeadersConfig {
+  /** @default true */
+  readonly addXForwarded: boolean;
+  /** @default true */
+  readonly addForwarded: boolean;
+  /** @default true */
+  readonly preserveHost: boolean;
+  /** Both directions: `[sites.proxy.headers.add]` / `.remove`. */
+  readonly both: HeaderRules;
+  /** `[sites.proxy.headers.request.*]`: the upstream request only. */
+  readonly request: HeaderRules;
+  /** `[sites.proxy.headers.response.*]`: the client response only. */
+  readonly response: HeaderRules;
+}
+
+export interface TimeoutConfig {
+  /** @default 5 */
+  readonly connect: number;
+  /** @default 30 */
+  readonly read: number;
+  /** @default 30 */
+  readonly write: number;
+}
+
+export interface HealthCheckConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** @default "/health" */
+  readonly path: string;
+  /** Seconds. Alias key `interval_seconds`. @default 30 */
+  readonly interval: number;
+  /** Seconds. @default 5 */
+  readonly timeout: number;
+  /** Consecutive failures to mark down. @default 3 */
+  readonly retries: number;
+  /** Consecutive passes to mark up. @default 2 */
+  readonly rise: number;
+  /** "2xx", "200", "200-299", "2xx,3xx" … @default "2xx" */
+  readonly expectStatus: string;
+}
+
+export interface PassiveHealthConfig {
+  /** @default true */
+  readonly enabled: boolean;
+  /** @default 3 */
+  readonly maxFails: number;
+  /** Seconds. @default 10 */
+  readonly failTimeout: number;
+}
+
+export interface RetryConfig {
+  /** Further tries on other members after the first attempt fails; 0 disables. @default 2 */
+  readonly attempts: number;
+  /** Seconds to keep trying while every member is down. @default 0 */
+  readonly tryDuration: number;
+}
+
+export interface WebSocketConfig {
+  /** Bytes buffered towards one side before that side is closed (1009). @default 16 MiB */
+  readonly maxBuffered: number;
+  /** Seconds without a message in either direction before closing; 0 = never. @default 0 */
+  readonly idleTimeout: number;
+  /** Seconds between keep-alive pings to the client; 0 = off. @default 0 */
+  readonly pingInterval: number;
+}
+
+export interface ProxyConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly routes: readonly RouteConfig[];
+  readonly loadBalancing: { readonly method: LbMethod };
+  readonly headers: ProxyHeadersConfig;
+  readonly timeout: TimeoutConfig;
+  readonly healthCheck: HealthCheckConfig;
+  readonly passiveHealth: PassiveHealthConfig;
+  readonly retry: RetryConfig;
+  readonly websocket: WebSocketConfig;
+}
+
+export interface AcmeConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** @default "" */
+  readonly email: string;
+  /** @default false */
+  readonly staging: boolean;
+  /** Absolute path or "" (challenges are answered from memory). @default "" */
+  readonly challengeDir: string;
+  /** Default: Let's Encrypt production, or staging when `staging`. */
+  readonly directoryUrl: string;
+  /** Absolute path. @default "<configdir>/certs" */
+  readonly storageDir: string;
+  /** Days before expiry to renew. Key `renew_before_days`. @default 30 */
+  readonly renewBeforeDays: number;
+}
+
+export interface SslConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** Absolute path or "". */
+  readonly certFile: string;
+  /** Absolute path or "". */
+  readonly keyFile: string;
+  /** @default false */
+  readonly autoCert: boolean;
+  /** Extra names for the certificate. @default [] */
+  readonly domains: readonly string[];
+  /** Plain HTTP port for ACME HTTP-01 and redirects. @default 80 */
+  readonly httpPort: number;
+  /** 308 to https on `httpPort`. @default autoCert */
+  readonly redirectHttp: boolean;
+  readonly acme: AcmeConfig;
+}
+
+/** `[sites.compression]`. */
+export interface CompressionConfig {
+  /** Static files of compressible types, and precompressed siblings. @default true */
+  readonly static: boolean;
+  /** Proxied responses that arrive without Content-Encoding. @default false */
+  readonly proxy: boolean;
+  /** Server preference, distinct; breaks ties of the client's q-values. @default zstd, br, gzip */
+  readonly algorithms: readonly CompressionAlgorithm[];
+  /** Bytes; smaller bodies (or unknown-length ones that turn out smaller) go as they are. */
+  readonly minSize: number;
+  /** Lower-case media types (`application/json`) or ranges (`text/*`, `*\/*`), no parameters. */
+  readonly types: readonly string[];
+}
+
+/** One `[[sites.redirects]]`. */
+export interface RedirectConfig {
+  /** Matched like a route path (`proxy/route_table.ts`). */
+  readonly path: string;
+  /** An absolute http(s) URL, or a path starting with "/". */
+  readonly to: string;
+  /** @default 308 */
+  readonly status: RedirectStatus;
+  /** Append the rest of the path after `path`, and the query. @default true */
+  readonly keepPath: boolean;
+}
 
 /** One `[sites.error_pages]` entry, read when the config is loaded. */
 export interface ErrorPage {
@@ -96,18 +333,58 @@ export interface ErrorPage {
   readonly body: Uint8Array;
 }
 
-/** One `[[sites]]` entry. */
-export type SiteConfig = Narrow<BuiltSite, {
-  compression: CompressionConfig;
-  redirects: readonly RedirectConfig[];
-  /** The loader replaces each file path by the page it read (`error_page_files.ts`). */
-  errorPages: Readonly<Record<string, ErrorPage>>;
-}>;
+export interface SiteConfig extends EdgeTables {
+  readonly name: string;
+  /** Lower-cased. */
+  readonly hostname: string;
+  /** Lower-cased; may contain "*.example.org" wildcards. */
+  readonly hostnames: readonly string[];
+  readonly port: number;
+  /** @default "0.0.0.0" */
+  readonly bind: string;
+  /** Absolute path, or "" when the site has none. */
+  readonly staticDir: string;
+  /** @default "index.html" */
+  readonly indexFile: string;
+  /**
+   * A file below `staticDir`, "/"-separated and relative to it even with a leading "/"
+   * ("index.html", "app/index.html"), served with 200 for a GET/HEAD of a missing path that does
+   * not look like a file; "" = off. @default ""
+   */
+  readonly spaFallback: string;
+  /** @default false */
+  readonly default: boolean;
+  /** Bytes; defaults to server.maxBodySize. */
+  readonly maxBodySize: number;
+  /** `[sites.headers]`: added to every response of this site. */
+  readonly headers: Readonly<Record<string, string>>;
+  /**
+   * The port expects a PROXY protocol (v1 or v2) header from peers in trusted_proxies; every
+   * site on the port agrees. @default false
+   */
+  readonly proxyProtocol: boolean;
+  readonly compression: CompressionConfig;
+  /** Answered before routes and static files. @default [] */
+  readonly redirects: readonly RedirectConfig[];
+  /**
+   * `[sites.error_pages]`: key a status ("404", 400-599) or a class ("4xx", "5xx").
+   * @default {}
+   */
+  readonly errorPages: Readonly<Record<string, ErrorPage>>;
+  readonly proxy: ProxyConfig;
+  readonly ssl: SslConfig;
+}
 
-export type Config = Narrow<Built, { sites: readonly SiteConfig[] }> & {
+export interface Config {
   /** Absolute path of the file this came from, or "" for an object config. */
   readonly source: string;
-};
+  readonly server: ServerConfig;
+  readonly management: ManagementConfig;
+  readonly logging: LoggingConfig;
+  /** null without a `[cluster]` table: this instance keeps its state to itself. */
+  readonly cluster: ClusterConfig | null;
+  readonly sites: readonly SiteConfig[];
+}
 
 /** One problem found while loading a config. */
 export interface ConfigIssue {
