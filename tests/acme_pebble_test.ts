@@ -183,7 +183,7 @@ describe("AcmeManager against Pebble", { skip: !hasPebble }, () => {
     const challengeDir = join(tmp, "challenges");
     const manager = newManager(join(tmp, "store2"), {
       renewBeforeDays: 3650,
-      checkInterval: 1,
+      checkIntervalMs: 1000,
       challengeDir,
     });
     current = {
@@ -226,8 +226,8 @@ describe("AcmeManager failures", () => {
       email: "",
       storageDir,
       renewBeforeDays: 30,
-      retryMin: 0.1,
-      retryMax: 0.4,
+      retryMinMs: 100,
+      retryMaxMs: 400,
       logger: memoryLogger(lines),
     });
     try {
@@ -264,7 +264,7 @@ describe("AcmeManager stop", () => {
       email: "",
       storageDir,
       renewBeforeDays: 30,
-      retryMin: 0.05,
+      retryMinMs: 50,
       logger: memoryLogger(lines),
     });
     try {

@@ -289,7 +289,7 @@ describe("AcmeManager with renewal info (Pebble behind an ARI front)", { skip: !
     const end = start + 1000;
     answer = () => windowResponse(start, end);
     const lines: LogLine[] = [];
-    // Default checkInterval (12 h): only the renewal info can bring the renewal this soon.
+    // Default checkIntervalMs (12 h): only the renewal info can bring the renewal this soon.
     const m = newManager(await seededStore("soon"), lines);
     const seen: CertificatePair[] = [];
     m.manage(NAMES, (pair) => seen.push(pair));
@@ -306,7 +306,7 @@ describe("AcmeManager with renewal info (Pebble behind an ARI front)", { skip: !
     answer = () => windowResponse(notAfter - 10 * DAY_MS, notAfter - 5 * DAY_MS);
     const before = asked.length;
     const lines: LogLine[] = [];
-    const m = newManager(await seededStore("future"), lines, { checkInterval: 1 });
+    const m = newManager(await seededStore("future"), lines, { checkIntervalMs: 1000 });
     const seen: CertificatePair[] = [];
     m.manage(NAMES, (pair) => seen.push(pair));
     await waitFor("the renewal info request", 5_000, () => asked.length > before);
@@ -332,7 +332,7 @@ describe("AcmeManager with renewal info (Pebble behind an ARI front)", { skip: !
         setup();
         const lines: LogLine[] = [];
         const m = newManager(await seededStore(name.replace(/ /g, "_")), lines, {
-          checkInterval: 1,
+          checkIntervalMs: 1000,
         });
         const seen: CertificatePair[] = [];
         m.manage(NAMES, (pair) => seen.push(pair));

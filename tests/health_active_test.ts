@@ -1,6 +1,6 @@
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import type { HealthCheckConfig } from "../src/config/types.ts";
+import type { ActiveHealth } from "../src/health/active.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
 import { type Backend, startBackend } from "./helpers/backends.ts";
@@ -8,17 +8,17 @@ import { memoryLogger } from "./helpers/memory_logger.ts";
 import { entries, PASSIVE, send } from "./helpers/upstream_group.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-const CHECKS: HealthCheckConfig = {
+const CHECKS: ActiveHealth = {
   enabled: true,
   path: "/health",
-  interval: 0.1,
-  timeout: 0.5,
+  intervalMs: 100,
+  timeoutMs: 500,
   retries: 2,
   rise: 2,
   expectStatus: "2xx",
 };
 
-function group(urls: string[], healthCheck: HealthCheckConfig, logger = memoryLogger()) {
+function group(urls: string[], healthCheck: ActiveHealth, logger = memoryLogger()) {
   return new UpstreamGroup({
     site: "main",
     name: "app",
@@ -55,7 +55,7 @@ describe("active health checks", () => {
     await b.stop();
     const downMs = await waitFor("mb down", 2000, () => !mb.state.activeUp);
     // interval × retries = 200 ms, plus the time of one in-progress check round.
-    expect(downMs).toBeLessThan(CHECKS.interval * CHECKS.retries * 1000 + 500);
+    expect(downMs).toBeLessThan(CHECKS.intervalMs * CHECKS.retries + 500);
     expect(log.records).toContainEqual(expect.objectContaining({
       level: "warn",
       msg: "upstream down",
@@ -68,7 +68,7 @@ describe("active health checks", () => {
 
     b.restart();
     const upMs = await waitFor("mb up", 2000, () => mb.state.activeUp);
-    expect(upMs).toBeLessThan(CHECKS.interval * CHECKS.rise * 1000 + 500);
+    expect(upMs).toBeLessThan(CHECKS.intervalMs * CHECKS.rise + 500);
     expect(log.records).toContainEqual(
       expect.objectContaining({ level: "info", msg: "upstream up" }),
     );
@@ -82,7 +82,7 @@ describe("active health checks", () => {
     const b = startBackend("b");
     backends.push(a, b);
     b.healthStatus = 503;
-    const g = group([a.url, b.url], { ...CHECKS, interval: 30, retries: 1 });
+    const g = group([a.url, b.url], { ...CHECKS, intervalMs: 30_000, retries: 1 });
     groups.push(g);
     g.start();
     const ms = await waitFor(
@@ -121,7 +121,11 @@ describe("active health checks", () => {
       } catch { /* closed */ }
     })();
     try {
-      const g = group([`http://127.0.0.1:${l.addr.port}`], { ...CHECKS, timeout: 0.1, retries: 1 });
+      const g = group([`http://127.0.0.1:${l.addr.port}`], {
+        ...CHECKS,
+        timeoutMs: 100,
+        retries: 1,
+      });
       g.start();
       await waitFor("g.members[0] down", 1000, () => !g.members[0].state.activeUp);
       expect(g.members[0].state.lastError).toMatch(/timed out/);
@@ -136,7 +140,7 @@ describe("active health checks", () => {
   it("stop() ends the checks: no further requests reach the backend", async () => {
     const a = startBackend("a");
     backends.push(a);
-    const g = group([a.url], { ...CHECKS, interval: 0.05 });
+    const g = group([a.url], { ...CHECKS, intervalMs: 50 });
     g.start();
     await waitFor("3 checks of a", 1000, () => a.healthHits >= 3);
     await g.stop();

@@ -13,9 +13,9 @@ import { HostRegistry } from "${registryUrl}";
 const g = new UpstreamGroup({
   site: "s", name: "g", upstreams: [{ name: "g", url: Deno.args[0], weight: 1 }],
   method: "round_robin",
-  healthCheck: { enabled: true, path: "/health", interval: 0.05, timeout: 2, retries: 1, rise: 1,
+  healthCheck: { enabled: true, path: "/health", intervalMs: 50, timeoutMs: 2000, retries: 1, rise: 1,
     expectStatus: "2xx" },
-  passiveHealth: { enabled: true, maxFails: 3, failTimeout: 10 },
+  passiveHealth: { enabled: true, maxFails: 3, failTimeoutMs: 10_000 },
   registry: new HostRegistry(),
 });
 g.start();

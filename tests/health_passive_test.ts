@@ -1,6 +1,6 @@
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import type { PassiveHealthConfig } from "../src/config/types.ts";
+import type { PassiveHealth } from "../src/health/host_state.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
 import { type Backend, deadAddress, startBackend } from "./helpers/backends.ts";
@@ -8,7 +8,7 @@ import { entries, NO_CHECKS, send } from "./helpers/upstream_group.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function group(urls: string[], passive: PassiveHealthConfig) {
+function group(urls: string[], passive: PassiveHealth) {
   return new UpstreamGroup({
     site: "main",
     name: "app",
@@ -30,7 +30,7 @@ describe("passive health", () => {
     const good = startBackend("good");
     backends.push(good);
     const deadUrl = deadAddress();
-    const g = group([deadUrl, good.url], { enabled: true, maxFails: 2, failTimeout: 0.3 });
+    const g = group([deadUrl, good.url], { enabled: true, maxFails: 2, failTimeoutMs: 300 });
     const dead = g.members[0];
     // Round robin alternates; the dead member's requests fail until the second failure.
     expect((await send(g)).id).toBe("");
@@ -67,7 +67,7 @@ describe("passive health", () => {
   });
 
   it("counts failures in a sliding window of fail_timeout", async () => {
-    const g = group([deadAddress()], { enabled: true, maxFails: 2, failTimeout: 0.15 });
+    const g = group([deadAddress()], { enabled: true, maxFails: 2, failTimeoutMs: 150 });
     const m = g.members[0];
     expect((await send(g)).id).toBe("");
     await sleep(200); // the first failure leaves the window
@@ -80,7 +80,7 @@ describe("passive health", () => {
   });
 
   it("never ejects when passive_health is disabled", async () => {
-    const g = group([deadAddress()], { enabled: false, maxFails: 1, failTimeout: 10 });
+    const g = group([deadAddress()], { enabled: false, maxFails: 1, failTimeoutMs: 10_000 });
     for (let i = 0; i < 5; i++) expect((await send(g)).id).toBe("");
     expect(g.members[0].state.isLive()).toBe(true);
     expect(g.members[0].state.totalFailures).toBe(5);
@@ -88,7 +88,7 @@ describe("passive health", () => {
   });
 
   it("a probe that never reports does not keep the member out forever", async () => {
-    const g = group([deadAddress()], { enabled: true, maxFails: 1, failTimeout: 0.1 });
+    const g = group([deadAddress()], { enabled: true, maxFails: 1, failTimeoutMs: 100 });
     const m = g.members[0];
     await send(g);
     expect(m.state.isLive()).toBe(false);

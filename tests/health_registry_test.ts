@@ -1,6 +1,7 @@
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import type { HealthCheckConfig, LbMethod } from "../src/config/types.ts";
+import type { LbMethod } from "../src/config/types.ts";
+import type { ActiveHealth } from "../src/health/active.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
 import { type Backend, deadAddress, startBackend } from "./helpers/backends.ts";
@@ -10,7 +11,7 @@ import { waitFor } from "./helpers/wait.ts";
 function build(
   registry: HostRegistry,
   urls: string[],
-  opts: { method?: LbMethod; healthCheck?: HealthCheckConfig; site?: string } = {},
+  opts: { method?: LbMethod; healthCheck?: ActiveHealth; site?: string } = {},
 ) {
   return new UpstreamGroup({
     site: opts.site ?? "main",
@@ -80,11 +81,11 @@ describe("HostRegistry across reloads", () => {
     const a = startBackend("a");
     backends.push(a);
     a.healthStatus = 500;
-    const checks: HealthCheckConfig = {
+    const checks: ActiveHealth = {
       enabled: true,
       path: "/health",
-      interval: 0.1,
-      timeout: 0.5,
+      intervalMs: 100,
+      timeoutMs: 500,
       retries: 1,
       rise: 2,
       expectStatus: "2xx",
@@ -117,11 +118,11 @@ describe("HostRegistry across reloads", () => {
     const a = startBackend("a");
     backends.push(a);
     a.healthStatus = 500;
-    const checks: HealthCheckConfig = {
+    const checks: ActiveHealth = {
       enabled: true,
       path: "/health",
-      interval: 0.03,
-      timeout: 0.5,
+      intervalMs: 30,
+      timeoutMs: 500,
       retries: 1,
       rise: 1,
       expectStatus: "2xx",

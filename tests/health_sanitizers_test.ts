@@ -22,8 +22,8 @@ Deno.test({
         healthCheck: {
           enabled: true,
           path: "health",
-          interval: 0.05,
-          timeout: 5,
+          intervalMs: 50,
+          timeoutMs: 5000,
           retries: 2,
           rise: 2,
           expectStatus: "2xx",

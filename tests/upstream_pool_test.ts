@@ -78,9 +78,9 @@ describe("UpstreamClient pool", () => {
     expect(s.accepted()).toBe(5);
   });
 
-  it("closes idle sockets after idleTimeout and then dials anew", async () => {
+  it("closes idle sockets after idleTimeoutMs and then dials anew", async () => {
     const s = track(keepAliveServer());
-    const client = newClient({ idleTimeout: 0.2 });
+    const client = newClient({ idleTimeoutMs: 200 });
     await readAll((await client.request(s.target, req())).body);
     await sleep(450);
     expect(s.closedByClient()).toBe(1);

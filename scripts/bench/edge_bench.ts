@@ -25,7 +25,9 @@ const site = configFromObject({
   }],
 }).sites[0];
 const client = new UpstreamClient();
-const policy = compileSiteEdge(site, { client }).site!;
+/** The default proxy timeouts. */
+const timeouts = { connectMs: 5000, readMs: 30_000, writeMs: 30_000 };
+const policy = compileSiteEdge(site, { client, timeouts }).site!;
 const req = testRequest({ headers: [["host", "example.com"], ["accept", "*/*"]] });
 
 function perCheckNs(clients: readonly string[]): number {

@@ -18,7 +18,7 @@ import { SharedKeyTable } from "../../src/workers/shared_key_table.ts";
 import { type TableJob, waitStarted } from "../../tests/helpers/table_worker.ts";
 
 const N = Number(Deno.args[0] ?? 1_000_000);
-const PASSIVE = { enabled: true, maxFails: 3, failTimeout: 10 };
+const PASSIVE = { enabled: true, maxFails: 3, failTimeoutMs: 10_000 };
 
 function time(label: string, ops: number, fn: () => void): number {
   fn(); // warm up

@@ -49,14 +49,6 @@ import {
 } from "./request_series.ts";
 import { errorText } from "../log/error_text.ts";
 
-export type {
-  AdminRuntime,
-  CertificateInfo,
-  ReloadRecord,
-  StatsDocument,
-  UpstreamSnapshot,
-} from "./types.ts";
-
 /** Content type of `GET /metrics`. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 

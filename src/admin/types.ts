@@ -4,28 +4,20 @@
  * @module
  */
 
+import type { MemberSnapshot } from "../balancer/group.ts";
 import type { ConfigIssue } from "../config/types.ts";
 import type { ReloadResult } from "../server/types.ts";
 import type { StatsDocument } from "./request_series.ts";
 
 export type { StatsDocument } from "./request_series.ts";
 
-/** The live state of one upstream member, as the server reports it for `/metrics`. */
-export interface UpstreamSnapshot {
+/** One upstream member's row of `/metrics`: the fields of its {@linkcode MemberSnapshot} that
+ * are reported, and where it belongs. */
+export interface UpstreamSnapshot
+  extends Pick<MemberSnapshot, "url" | "live" | "inFlight" | "webSockets" | "requests" | "fails"> {
   readonly site: string;
   /** Upstream group name. */
   readonly group: string;
-  readonly url: string;
-  /** Currently considered healthy (active and passive checks). */
-  readonly live: boolean;
-  /** Requests currently being proxied to it. */
-  readonly inFlight: number;
-  /** WebSocket sessions currently relayed to it. */
-  readonly webSockets: number;
-  /** Requests sent to it since start (survives reloads when the member is unchanged). */
-  readonly requests: number;
-  /** Failed attempts since start. */
-  readonly fails: number;
 }
 
 /** The upstream client's keep-alive sockets to one origin, for `/metrics`. */

@@ -7,7 +7,7 @@ import { parseUpstreamUrl } from "../upstream/target.ts";
 import { createSelector } from "./create_selector.ts";
 import type { Member } from "./selector.ts";
 
-const PASSIVE = { enabled: true, maxFails: 3, failTimeout: 10 };
+const PASSIVE = { enabled: true, maxFails: 3, failTimeoutMs: 10_000 };
 
 function pool(n: number, weights: number[] = []): Member[] {
   return Array.from({ length: n }, (_, i) => {

@@ -6,14 +6,9 @@
  * @module
  */
 
-import type {
-  HealthCheckConfig,
-  LbMethod,
-  PassiveHealthConfig,
-  UpstreamConfig,
-} from "../config/types.ts";
-import { ActiveHealthChecker } from "../health/active.ts";
-import { monotonicNow } from "../health/host_state.ts";
+import type { LbMethod, UpstreamConfig } from "../config/types.ts";
+import { type ActiveHealth, ActiveHealthChecker } from "../health/active.ts";
+import { monotonicNow, type PassiveHealth } from "../health/host_state.ts";
 import type { HostRegistry } from "../health/registry.ts";
 import type { Logger } from "../log/types.ts";
 import { parseUpstreamUrl } from "../upstream/target.ts";
@@ -31,35 +26,42 @@ export interface UpstreamGroupOptions {
   /** The group's entries in file order (at least one). */
   readonly upstreams: readonly UpstreamConfig[];
   readonly method: LbMethod;
-  readonly healthCheck: HealthCheckConfig;
-  readonly passiveHealth: PassiveHealthConfig;
+  readonly healthCheck: ActiveHealth;
+  readonly passiveHealth: PassiveHealth;
   readonly registry: HostRegistry;
   /** Receives health state changes. @default no logging */
   readonly logger?: Logger;
 }
 
-/** One member's line in {@linkcode UpstreamGroup.snapshot}. */
+/**
+ * The live state of one member, as {@linkcode UpstreamGroup.snapshot} reports it: the one shape
+ * behind `ServerHandle.upstreams()`, `/api/status` `upstreams` and the `/metrics` member rows.
+ */
 export interface MemberSnapshot {
-  url: string;
-  weight: number;
+  readonly url: string;
+  readonly weight: number;
   /** Would be picked now (active up and not passively ejected). */
-  live: boolean;
-  activeUp: boolean;
+  readonly live: boolean;
+  readonly activeUp: boolean;
   /** Passively ejected now (before the half-open point). */
-  ejected: boolean;
-  inFlight: number;
-  webSockets: number;
+  readonly ejected: boolean;
+  /** Requests being proxied to it now. */
+  readonly inFlight: number;
+  /** WebSocket sessions relayed to it now. */
+  readonly webSockets: number;
   /** Passive failures inside the current `fail_timeout` window. */
-  fails: number;
-  lastError: string;
-  requests: number;
+  readonly fails: number;
+  /** Last failure reason reported (passive or active), "" when none yet. */
+  readonly lastError: string;
+  /** Requests sent to it since start (survives reloads when the member is unchanged). */
+  readonly requests: number;
 }
 
-/** Status of a group for the admin API. */
+/** The live state of one group: its name, policy and members. */
 export interface GroupSnapshot {
-  name: string;
-  method: LbMethod;
-  members: MemberSnapshot[];
+  readonly name: string;
+  readonly method: LbMethod;
+  readonly members: readonly MemberSnapshot[];
 }
 
 /** The state key of a member: `${site}/${group}/${url}`. */

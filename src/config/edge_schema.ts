@@ -7,23 +7,13 @@
  */
 
 import { bcryptHashProblem, userNameProblem } from "../edge/bcrypt_hash.ts";
-import { validateCidr } from "../net/cidr.ts";
-import type { Check, Field, TableNode } from "./schema.ts";
-import { errorText } from "../log/error_text.ts";
+import { cidrCheck } from "./schema_checks.ts";
+import { type Check, optionalTable } from "./schema_nodes.ts";
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Largest `rate` (requests per second) and `burst`. */
 export const RATE_LIMIT_MAX = 1_000_000;
-
-const cidrCheck: Check<string> = (v) => {
-  try {
-    validateCidr(v);
-    return undefined;
-  } catch (e) {
-    return errorText(e);
-  }
-};
 
 const headerNameCheck: Check<string> = (v) =>
   HEADER_NAME.test(v) ? undefined : `Cannot use header name "${v}": not a valid HTTP header name`;
@@ -63,14 +53,8 @@ const realmCheck: Check<string> = (v) =>
     ? `Cannot use realm ${JSON.stringify(v)}: control character`
     : undefined;
 
-const optionalTable = (fields: Record<string, Field>): TableNode => ({
-  type: "table",
-  fields,
-  optional: true,
-});
-
 /** The four tables, for spreading into a site's and a route's fields. */
-export function edgeTables(): Record<string, Field> {
+export function edgeTables() {
   return {
     access: optionalTable({
       allow: { type: "string[]", default: [], each: cidrCheck },

@@ -8,7 +8,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { childPath, indexPath } from "./key_path.ts";
-import type { BuildContext, Field, Node, TableNode } from "./schema.ts";
+import type { BuildContext, Field, Node, TableNode } from "./schema_nodes.ts";
 import { suggestKey } from "./suggest.ts";
 import { describe, parseDuration, parseSize } from "./units.ts";
 

@@ -13,7 +13,7 @@
 
 import type { EdgeTables, SiteConfig } from "../config/types.ts";
 import type { HttpRequest } from "../http1/types.ts";
-import type { UpstreamClient } from "../upstream/client.ts";
+import type { UpstreamClient, UpstreamTimeouts } from "../upstream/client.ts";
 import { AccessList } from "./access.ts";
 import { BasicAuth } from "./basic_auth.ts";
 import type { BcryptVerifier } from "./bcrypt_verifier.ts";
@@ -83,6 +83,8 @@ function merge(a: EdgeUpstreamEdit | null, b: EdgeUpstreamEdit): EdgeUpstreamEdi
 export interface EdgeCompileOptions {
   /** The upstream client forward auth asks with. */
   readonly client: UpstreamClient;
+  /** The site's proxy timeouts, which forward auth asks its service with. */
+  readonly timeouts: UpstreamTimeouts;
   /** Rate-limit bucket stores. @default per-process stores */
   readonly stores?: BucketStoreFactory;
   /** @default the process's shared worker-thread verifier */
@@ -128,11 +130,7 @@ export function compileSiteEdge(site: SiteConfig, opts: EdgeCompileOptions): Sit
         (fa
           ? new ForwardAuth(fa, {
             client: opts.client,
-            timeouts: {
-              connectMs: site.proxy.timeout.connect * 1000,
-              readMs: site.proxy.timeout.read * 1000,
-              writeMs: site.proxy.timeout.write * 1000,
-            },
+            timeouts: opts.timeouts,
             onError: opts.onForwardAuthError && ((e) => opts.onForwardAuthError!(e, fa.url)),
           })
           : null),

@@ -11,6 +11,8 @@ import { applyUpstreamEdit, type EdgeRefusal, type EdgeVerdict } from "./types.t
 
 const HASH = bcrypt.hashSync("secret", 4);
 const client = new UpstreamClient();
+/** The default proxy timeouts. */
+const timeouts = { connectMs: 5000, readMs: 30_000, writeMs: 30_000 };
 
 function site(extra: Record<string, unknown>, routes: Record<string, unknown>[] = []): SiteConfig {
   return configFromObject({
@@ -48,7 +50,7 @@ describe("compileSiteEdge / EdgePolicy", () => {
   after(() => client.close());
 
   it("a site without tables has no policy", () => {
-    const edge = compileSiteEdge(site({}, [{ path: "/api/" }]), { client });
+    const edge = compileSiteEdge(site({}, [{ path: "/api/" }]), { client, timeouts });
     expect(edge).toEqual({ site: null, routes: [null] });
   });
 
@@ -60,7 +62,7 @@ describe("compileSiteEdge / EdgePolicy", () => {
         rate_limit: { rate: 1, burst: 2 },
         basic_auth: { users: { alice: HASH } },
       }),
-      { client, verifier },
+      { client, timeouts, verifier },
     );
     const policy = edge.site!;
     const good = testRequest({ headers: [basic("alice", "secret")] });
@@ -88,6 +90,7 @@ describe("compileSiteEdge / EdgePolicy", () => {
       site({ access: { allow: ["10.0.0.0/8"] }, rate_limit: { rate: 100 } }),
       {
         client,
+        timeouts,
       },
     );
     expect(edge.site!.check(testRequest(), "10.1.2.3")).toBeNull();
@@ -104,7 +107,7 @@ describe("compileSiteEdge / EdgePolicy", () => {
           { path: "/own-limit/", rate_limit: { rate: 1, burst: 3 } },
         ],
       ),
-      { client },
+      { client, timeouts },
     );
     const [open, inherits, ownLimit] = edge.routes.map((p) => p!);
     const req = testRequest();
@@ -144,7 +147,7 @@ describe("compileSiteEdge / EdgePolicy", () => {
             copy_headers: ["Remote-User"],
           },
         }),
-        { client, verifier },
+        { client, timeouts, verifier },
       );
       const v = await edge.site!.check(testRequest({ headers: [basic("alice", "secret")] }), "::1");
       expect(v).toEqual({

@@ -20,6 +20,7 @@ import type { ForwardAuthConfig } from "../config/types.ts";
 import type { BodySource, HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { UpstreamClient, UpstreamResponse, UpstreamTimeouts } from "../upstream/client.ts";
 import { parseUpstreamUrl, type UpstreamTarget } from "../upstream/target.ts";
+import { CONNECTION_FIELDS } from "../proxy/header_plan.ts";
 import { refusalResponse } from "./responses.ts";
 import type { EdgeCheck, EdgeRefusal, EdgeUpstreamEdit, EdgeVerdict } from "./types.ts";
 
@@ -34,14 +35,8 @@ export interface ForwardAuthOptions {
 }
 
 /** Fields never sent to the auth service nor passed back from it. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  ...CONNECTION_FIELDS,
   "content-length",
   "expect",
   "host",

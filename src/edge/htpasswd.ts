@@ -7,7 +7,7 @@
  */
 
 import { bcryptHashProblem, userNameProblem } from "./bcrypt_hash.ts";
-import { errorText } from "../log/error_text.ts";
+import { fileErrorText } from "../log/error_text.ts";
 
 /** The users of one file, or every problem found in it (none are partly used). */
 export type HtpasswdResult =
@@ -50,14 +50,7 @@ export function readHtpasswdFileSync(path: string): HtpasswdResult {
   try {
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    const detail = e instanceof Deno.errors.NotFound
-      ? "no such file"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : e instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : errorText(e);
-    return { ok: false, problems: [`Cannot read htpasswd file "${path}": ${detail}`] };
+    return { ok: false, problems: [`Cannot read htpasswd file "${path}": ${fileErrorText(e)}`] };
   }
   return parseHtpasswd(text, path);
 }

@@ -9,13 +9,29 @@
  * @module
  */
 
-import type { HealthCheckConfig } from "../config/types.ts";
 import type { Logger } from "../log/types.ts";
 import { errorText } from "../log/error_text.ts";
 import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
 import type { UpstreamTarget } from "../upstream/target.ts";
 import { parseExpectStatus } from "./expect_status.ts";
 import type { HostState } from "./host_state.ts";
+
+/** `[sites.proxy.health_check]` as the checker runs it (the plan converts it once). */
+export interface ActiveHealth {
+  readonly enabled: boolean;
+  /** Appended to each member's base path. */
+  readonly path: string;
+  /** Between the end of one check of a member and the start of the next. */
+  readonly intervalMs: number;
+  /** For one check, connection included. */
+  readonly timeoutMs: number;
+  /** Consecutive failures that mark a member down. */
+  readonly retries: number;
+  /** Consecutive passes that mark it up again. */
+  readonly rise: number;
+  /** "2xx", "200", "200-299", "2xx,3xx" … */
+  readonly expectStatus: string;
+}
 
 /** One member as the checker sees it. */
 export interface CheckTarget {
@@ -30,7 +46,7 @@ export interface ActiveHealthOptions {
   /** Group name, for log fields. */
   readonly group: string;
   readonly members: readonly CheckTarget[];
-  readonly config: HealthCheckConfig;
+  readonly config: ActiveHealth;
   /** Receives "upstream down" (warn) and "upstream up" (info). @default no logging */
   readonly logger?: Logger;
 }
@@ -89,7 +105,7 @@ export class ActiveHealthChecker {
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
         this.#run(m);
-      }, this.#opts.config.interval * 1000);
+      }, this.#opts.config.intervalMs);
       this.#timers.add(timer);
     });
     this.#running.add(p);
@@ -105,7 +121,7 @@ export class ActiveHealthChecker {
       const res = await fetch(url, {
         client: this.#client ?? undefined,
         redirect: "manual",
-        signal: AbortSignal.any([stopped, AbortSignal.timeout(config.timeout * 1000)]),
+        signal: AbortSignal.any([stopped, AbortSignal.timeout(config.timeoutMs)]),
       });
       await res.body?.cancel();
       ok = this.#expect(res.status);
@@ -115,7 +131,7 @@ export class ActiveHealthChecker {
       // bws itself had no descriptor for the check: nothing was learnt about the upstream.
       if (isDescriptorShortage(err)) return;
       error = err instanceof DOMException && err.name === "TimeoutError"
-        ? `health check timed out after ${config.timeout}s`
+        ? `health check timed out after ${config.timeoutMs / 1000}s`
         : `health check failed: ${errorText(err, { cause: true })}`;
     }
     if (stopped.aborted) return;

@@ -4,7 +4,7 @@ import { HostCells, HostTable } from "./host_cells.ts";
 import { HostState } from "./host_state.ts";
 import { type TableJob, waitStarted } from "../../tests/helpers/table_worker.ts";
 
-const PASSIVE = { enabled: true, maxFails: 100_000, failTimeout: 60 };
+const PASSIVE = { enabled: true, maxFails: 100_000, failTimeoutMs: 60_000 };
 
 /** Runs `job` on another thread and `mine` on this one at the same time. */
 async function together(job: TableJob, mine: () => void): Promise<void> {
@@ -63,7 +63,7 @@ describe("HostTable", () => {
   it("shares an ejection and the active verdict with every thread's view", () => {
     const table = HostTable.create(2, 1 << 16);
     const slot = table.allocate(2)!;
-    const passive = { enabled: true, maxFails: 2, failTimeout: 10 };
+    const passive = { enabled: true, maxFails: 2, failTimeoutMs: 10_000 };
     const owner = new HostState("k", passive, HostCells.inTable(table, slot));
     const view = new HostState(
       "k",

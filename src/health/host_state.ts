@@ -12,7 +12,6 @@
  * @module
  */
 
-import type { PassiveHealthConfig } from "../config/types.ts";
 import { ERROR_BYTES, F64, HostCells, I32 } from "./host_cells.ts";
 
 /** Added to `performance.now()` so that every thread of the process reads the same clock. */
@@ -42,11 +41,20 @@ const decoder = new TextDecoder();
  * that started before an ejection may still report afterwards, which only adds a failure to the
  * window or, when half-open, decides the probe early (harmless either way).
  */
+/** `[sites.proxy.passive_health]` as the state runs it (the plan converts it once). */
+export interface PassiveHealth {
+  readonly enabled: boolean;
+  /** Failures inside the window that eject the member. */
+  readonly maxFails: number;
+  /** The failure window, and how long an ejection lasts. */
+  readonly failTimeoutMs: number;
+}
+
 export class HostState {
   /** `${site}/${group}/${url}`. */
   readonly key: string;
   readonly #c: HostCells;
-  #passive: PassiveHealthConfig;
+  #passive: PassiveHealth;
   /** The checker whose results count (the newest started group's); null when none. Only the
    * thread running active checks (the supervisor) uses it. */
   #activeOwner: object | null = null;
@@ -54,7 +62,7 @@ export class HostState {
   #activeFails = 0;
 
   /** @param cells where the numbers live @default a private block */
-  constructor(key: string, passive: PassiveHealthConfig, cells?: HostCells) {
+  constructor(key: string, passive: PassiveHealth, cells?: HostCells) {
     this.key = key;
     this.#passive = passive;
     this.#c = cells ?? HostCells.private(ringSize(passive));
@@ -94,7 +102,7 @@ export class HostState {
   }
 
   /** Replaces the passive health settings (after a reload); the failure window is kept. */
-  configure(passive: PassiveHealthConfig): void {
+  configure(passive: PassiveHealth): void {
     this.#passive = passive;
     const c = this.#c;
     c.lock();
@@ -157,7 +165,7 @@ export class HostState {
     if (until === 0) return true;
     if (now < until) return false;
     const probeAt = c.f64[c.f + F64.PROBE_AT];
-    return probeAt === 0 || now - probeAt >= this.#passive.failTimeout * 1000;
+    return probeAt === 0 || now - probeAt >= this.#passive.failTimeoutMs;
   }
 
   /** Called by the balancer for the member it picked: takes the half-open probe slot. */
@@ -305,7 +313,7 @@ export class HostState {
   /** Under the lock. */
   #eject(now: number): void {
     const c = this.#c;
-    c.f64[c.f + F64.EJECTED_UNTIL] = now + this.#passive.failTimeout * 1000;
+    c.f64[c.f + F64.EJECTED_UNTIL] = now + this.#passive.failTimeoutMs;
     c.f64[c.f + F64.PROBE_AT] = 0;
     c.i32[c.i + I32.PASSES] = 0;
     c.i32[c.i + I32.FAIL_COUNT] = 0;
@@ -325,7 +333,7 @@ export class HostState {
   #expire(now: number): void {
     const c = this.#c;
     const i32 = c.i32;
-    const horizon = now - this.#passive.failTimeout * 1000;
+    const horizon = now - this.#passive.failTimeoutMs;
     const cap = i32[c.i + I32.RING_CAP];
     const at = i32[c.i + I32.RING_AT];
     let count = i32[c.i + I32.FAIL_COUNT];
@@ -340,6 +348,6 @@ export class HostState {
 }
 
 /** Ring entries a passive config needs. */
-function ringSize(passive: PassiveHealthConfig): number {
+function ringSize(passive: PassiveHealth): number {
   return Math.max(1, passive.maxFails);
 }

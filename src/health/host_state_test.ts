@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import { HostState } from "./host_state.ts";
 
-const PASSIVE = { enabled: true, maxFails: 2, failTimeout: 10 };
+const PASSIVE = { enabled: true, maxFails: 2, failTimeoutMs: 10_000 };
 
 describe("HostState", () => {
   it("recordCheck() goes down after `retries` failures and up after `rise` passes", () => {

@@ -10,9 +10,8 @@
  * @module
  */
 
-import type { PassiveHealthConfig } from "../config/types.ts";
 import { HostCells, type HostTable } from "./host_cells.ts";
-import { HostState } from "./host_state.ts";
+import { HostState, type PassiveHealth } from "./host_state.ts";
 
 /** Owns every {@linkcode HostState}; one per server process, shared by successive plans. */
 export class HostRegistry {
@@ -39,7 +38,7 @@ export class HostRegistry {
    * @param key `${site}/${group}/${url}`
    * @param passive the passive health settings of the group being built
    */
-  get(key: string, passive: PassiveHealthConfig): HostState {
+  get(key: string, passive: PassiveHealth): HostState {
     let state = this.#states.get(key);
     if (state) state.configure(passive);
     else {
@@ -86,7 +85,7 @@ export class HostRegistry {
     }
   }
 
-  #cellsFor(key: string, passive: PassiveHealthConfig): HostCells | undefined {
+  #cellsFor(key: string, passive: PassiveHealth): HostCells | undefined {
     const table = this.#table;
     if (table === null) return undefined;
     let slot = this.#slots.get(key);

@@ -217,7 +217,28 @@ export class ClientConnection extends ConnectionIO {
     } catch {
       // the client is gone: nothing to answer
     }
-    const line = this.#requestLine();
+    this.#reportRefused(
+      opts,
+      status,
+      detail,
+      this.#requestLine(),
+      time,
+      started,
+      answer.bodyLength,
+    );
+    await this.#linger();
+  }
+
+  /** Tells `onRefused` about an answer given before a handler had the request. */
+  #reportRefused(
+    opts: FrontOptions,
+    status: number,
+    detail: string,
+    line: readonly string[],
+    time: number,
+    durationMs: number,
+    bytes: number,
+  ): void {
     opts.onRefused?.({
       status,
       detail,
@@ -225,10 +246,9 @@ export class ClientConnection extends ConnectionIO {
       method: line[0],
       target: line[1],
       time,
-      durationMs: performance.now() - started,
-      bytes: answer.bodyLength,
+      durationMs,
+      bytes,
     });
-    await this.#linger();
   }
 
   /** Method and target of the head in the buffer, as far as they look sane (for the log). */
@@ -348,16 +368,7 @@ export class ClientConnection extends ConnectionIO {
     });
     if (this.request === null) {
       // A request in progress is logged by its handler (its body read fails with 408).
-      opts.onRefused?.({
-        status,
-        detail,
-        peer: this.peer,
-        method: line[0],
-        target: line[1],
-        time,
-        durationMs: 0,
-        bytes: answer.bodyLength,
-      });
+      this.#reportRefused(opts, status, detail, line, time, 0, answer.bodyLength);
     }
   }
 }

@@ -17,3 +17,18 @@ export function errorText(err: unknown, options?: { readonly cause?: boolean }):
   const cause = err.cause.message;
   return cause && !text.includes(cause) ? `${text}: ${cause}` : text;
 }
+
+/**
+ * Why a file could not be read or opened, as bws's messages say it: `notFound` ("no such file"
+ * unless a message family words it otherwise), "permission denied", "is a directory", else the
+ * error's text.
+ */
+export function fileErrorText(err: unknown, notFound = "no such file"): string {
+  return err instanceof Deno.errors.NotFound
+    ? notFound
+    : err instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : err instanceof Deno.errors.IsADirectory
+    ? "is a directory"
+    : errorText(err);
+}

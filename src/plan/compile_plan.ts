@@ -5,7 +5,14 @@
  * @module
  */
 
-import type { Config, SiteConfig } from "../config/types.ts";
+import type {
+  Config,
+  HealthCheckConfig,
+  PassiveHealthConfig,
+  SiteConfig,
+} from "../config/types.ts";
+import type { ActiveHealth } from "../health/active.ts";
+import type { PassiveHealth } from "../health/host_state.ts";
 import { UpstreamGroup } from "../balancer/group.ts";
 import { compileSiteEdge } from "../edge/edge_policy.ts";
 import type { BucketStoreFactory } from "../edge/rate_limit.ts";
@@ -19,7 +26,7 @@ import { staticOptionsFor } from "../static/site_options.ts";
 import { compileHeaderPlan } from "../proxy/header_plan.ts";
 import { RouteTable } from "../proxy/route_table.ts";
 import { CidrSet } from "../net/cidr.ts";
-import type { UpstreamClient } from "../upstream/client.ts";
+import type { UpstreamClient, UpstreamTimeouts } from "../upstream/client.ts";
 import type { Logger } from "../log/types.ts";
 import type {
   ClientPlan,
@@ -44,6 +51,26 @@ export interface CompileDeps {
 }
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
+
+function passiveHealthOf(c: PassiveHealthConfig): PassiveHealth {
+  return Object.freeze({
+    enabled: c.enabled,
+    maxFails: c.maxFails,
+    failTimeoutMs: ms(c.failTimeout),
+  });
+}
+
+function activeHealthOf(c: HealthCheckConfig): ActiveHealth {
+  return Object.freeze({
+    enabled: c.enabled,
+    path: c.path,
+    intervalMs: ms(c.interval),
+    timeoutMs: ms(c.timeout),
+    retries: c.retries,
+    rise: c.rise,
+    expectStatus: c.expectStatus,
+  });
+}
 
 function compileClientPlan(config: Config): ClientPlan {
   const t = config.server.timeouts;
@@ -110,8 +137,14 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
   const groups: UpstreamGroup[] = [];
   let proxy: ProxyPlan | null = null;
   const p = site.proxy;
+  const upstreamTimeouts: UpstreamTimeouts = Object.freeze({
+    connectMs: ms(p.timeout.connect),
+    readMs: ms(p.timeout.read),
+    writeMs: ms(p.timeout.write),
+  });
   const edge = compileSiteEdge(site, {
     client: deps.client,
+    timeouts: upstreamTimeouts,
     stores: deps.stores,
     onForwardAuthError: (err, url) =>
       deps.logger.warn("forward auth service unavailable", {
@@ -123,14 +156,16 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
   if (p.enabled) {
     const byName = new Map<string, UpstreamGroup>();
     const names = [...new Set(p.upstreams.map((u) => u.name))];
+    const healthCheck = activeHealthOf(p.healthCheck);
+    const passiveHealth = passiveHealthOf(p.passiveHealth);
     for (const name of names) {
       const group = new UpstreamGroup({
         site: site.name,
         name,
         upstreams: p.upstreams.filter((u) => u.name === name),
         method: p.loadBalancing.method,
-        healthCheck: p.healthCheck,
-        passiveHealth: p.passiveHealth,
+        healthCheck,
+        passiveHealth,
         registry: deps.registry,
         logger: deps.logger,
       });
@@ -155,11 +190,7 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
     proxy = Object.freeze({
       routes: new RouteTable(routes),
       headers: compileHeaderPlan(p.headers),
-      timeouts: Object.freeze({
-        connectMs: ms(p.timeout.connect),
-        readMs: ms(p.timeout.read),
-        writeMs: ms(p.timeout.write),
-      }),
+      timeouts: upstreamTimeouts,
       retry: Object.freeze({
         attempts: p.retry.attempts,
         tryDurationMs: ms(p.retry.tryDuration),

@@ -9,8 +9,9 @@ import type { ProxyHeadersConfig } from "../config/types.ts";
 import type { EdgeUpstreamEdit } from "../edge/types.ts";
 import type { Fields } from "../http1/types.ts";
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones), never forwarded either way. */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+/** The connection-specific fields (RFC 9110 §7.6.1) and their legacy kin: they describe one
+ * hop, so no hop passes them on. */
+export const CONNECTION_FIELDS = [
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -18,6 +19,11 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
+] as const;
+
+/** Hop-by-hop headers (the connection fields and proxy credentials), never forwarded either way. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  ...CONNECTION_FIELDS,
   "proxy-authorization",
   "proxy-authenticate",
 ]);

@@ -39,6 +39,8 @@ function fileKey(site: SiteConfig): string {
   return `${site.ssl.certFile}\n${site.ssl.keyFile}`;
 }
 
+/** The identity of an ACME manager: a site keeps its manager across reloads while these stay
+ * the same (JSON of a string array: one unambiguous key string for the map). */
 function acmeKey(site: SiteConfig): string {
   const a = site.ssl.acme;
   return JSON.stringify([site.name, siteNames(site), a.directoryUrl, a.storageDir, a.email]);
@@ -156,7 +158,7 @@ export class CertificateSet {
           storageDir: a.storageDir,
           ...(this.#shared ? { store: this.#shared.store(a) } : {}),
           renewBeforeDays: a.renewBeforeDays,
-          ...(this.#checkIntervalMs ? { checkInterval: this.#checkIntervalMs / 1000 } : {}),
+          ...(this.#checkIntervalMs ? { checkIntervalMs: this.#checkIntervalMs } : {}),
           logger: this.#logger(),
         }),
         names: acmeNames(site),

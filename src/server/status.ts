@@ -1,9 +1,10 @@
 /**
- * The JSON document served by `GET /api/status`.
+ * The JSON document served by `GET /api/status`, and the upstream rows of `GET /metrics`.
  *
  * @module
  */
 
+import type { UpstreamSnapshot } from "../admin/types.ts";
 import type { Plan } from "../plan/plan_types.ts";
 
 export interface ListenerInfo {
@@ -55,4 +56,21 @@ export function buildStatus(
     /** Upstream connections per origin: busy ones carry an exchange, idle ones wait for reuse. */
     pool,
   };
+}
+
+/** Every upstream member of the plan, as `/metrics` reports it. */
+export function upstreamMetricRows(plan: Plan): UpstreamSnapshot[] {
+  return plan.groups.flatMap((g) => {
+    const snap = g.snapshot();
+    return snap.members.map((m) => ({
+      site: g.site,
+      group: snap.name,
+      url: m.url,
+      live: m.live,
+      inFlight: m.inFlight,
+      webSockets: m.webSockets,
+      requests: m.requests,
+      fails: m.fails,
+    }));
+  });
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { GroupSnapshot, MemberSnapshot } from "../balancer/group.ts";
 import type { Config, ConfigIssue } from "../config/types.ts";
 
 export interface ListeningAddress {
@@ -19,26 +20,11 @@ export type ReloadResult =
   | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
 
 /** Live state of one upstream member (see `ServerHandle.upstreams`). */
-export interface UpstreamMemberState {
-  readonly url: string;
-  readonly weight: number;
-  /** Selectable now: active check up and not passively ejected. */
-  readonly live: boolean;
-  readonly activeUp: boolean;
-  /** Passively ejected now (before the half-open point). */
-  readonly ejected: boolean;
-  readonly inFlight: number;
-  readonly webSockets: number;
-  readonly fails: number;
-  readonly lastError: string;
-  readonly requests: number;
-}
+export type UpstreamMemberState = MemberSnapshot;
 
-export interface UpstreamGroupState {
+/** Live state of one upstream group of a site (see `ServerHandle.upstreams`). */
+export interface UpstreamGroupState extends GroupSnapshot {
   readonly site: string;
-  readonly name: string;
-  readonly method: string;
-  readonly members: readonly UpstreamMemberState[];
 }
 
 export interface ServerHandle {

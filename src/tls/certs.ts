@@ -5,7 +5,7 @@
  */
 
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
-import { errorText } from "../log/error_text.ts";
+import { errorText, fileErrorText } from "../log/error_text.ts";
 
 /** A certificate chain with its private key, plus the facts bws needs from the leaf. */
 export interface CertificatePair {
@@ -94,14 +94,7 @@ export async function readPemFile(file: string, what: string): Promise<string> {
   try {
     return await Deno.readTextFile(file);
   } catch (err) {
-    const detail = err instanceof Deno.errors.NotFound
-      ? "file not found"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : err instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : errorText(err);
-    throw new Error(`Cannot load ${what} "${file}": ${detail}`);
+    throw new Error(`Cannot load ${what} "${file}": ${fileErrorText(err, "file not found")}`);
   }
 }
 

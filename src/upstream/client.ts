@@ -50,7 +50,7 @@ export class UpstreamClient {
     this.#caCerts = opts.caCerts;
     this.#pool = new ConnectionPool({
       maxIdlePerOrigin: opts.maxIdlePerOrigin ?? 32,
-      idleMs: (opts.idleTimeout ?? 4) * 1000,
+      idleMs: opts.idleTimeoutMs ?? 4000,
     });
   }
 

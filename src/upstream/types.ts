@@ -79,8 +79,9 @@ export type UpstreamUpgrade =
 export interface UpstreamClientOptions {
   /** Idle sockets kept per origin. @default 32 */
   maxIdlePerOrigin?: number;
-  /** Seconds an idle socket may wait in the pool (below typical upstream keep-alive 5 s). @default 4 */
-  idleTimeout?: number;
+  /** Milliseconds an idle socket may wait in the pool (below the usual upstream keep-alive of
+   *  5 s). @default 4000 */
+  idleTimeoutMs?: number;
   /** Largest response head (status line + headers) in bytes. @default 65536 */
   maxHeadSize?: number;
   /** Extra PEM CA certificates for https upstreams (DENO_CERT is honoured by Deno itself). */

@@ -85,7 +85,7 @@ export type LogRecord =
   | { readonly kind: "access"; readonly entry: AccessEntry }
   | {
     readonly kind: "line";
-    readonly level: "trace" | "debug" | "info" | "warn" | "error";
+    readonly level: LogLevel;
     readonly msg: string;
     readonly fields?: LogFields;
   };

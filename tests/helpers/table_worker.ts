@@ -49,7 +49,7 @@ scope.onmessage = (e: MessageEvent<TableJob>) => {
     const table = HostTable.attach(job.shape, job.thread);
     const state = new HostState(
       "s/g/u",
-      { enabled: true, maxFails: 100_000, failTimeout: 60 },
+      { enabled: true, maxFails: 100_000, failTimeoutMs: 60_000 },
       HostCells.inTable(table, job.slot),
     );
     for (let i = 0; i < job.rounds; i++) {

@@ -5,11 +5,9 @@
  * @module
  */
 
-import type {
-  HealthCheckConfig,
-  PassiveHealthConfig,
-  UpstreamConfig,
-} from "../../src/config/types.ts";
+import type { UpstreamConfig } from "../../src/config/types.ts";
+import type { ActiveHealth } from "../../src/health/active.ts";
+import type { PassiveHealth } from "../../src/health/host_state.ts";
 import type { Member, UpstreamGroup } from "../../src/balancer/group.ts";
 import { errorText } from "../../src/log/error_text.ts";
 
@@ -18,20 +16,20 @@ export function entries(name: string, urls: string[], weights: number[] = []): U
   return urls.map((url, i) => ({ name, url, weight: weights[i] ?? 1 }));
 }
 
-export const NO_CHECKS: HealthCheckConfig = Object.freeze({
+export const NO_CHECKS: ActiveHealth = Object.freeze({
   enabled: false,
   path: "/health",
-  interval: 30,
-  timeout: 5,
+  intervalMs: 30_000,
+  timeoutMs: 5000,
   retries: 3,
   rise: 2,
   expectStatus: "2xx",
 });
 
-export const PASSIVE: PassiveHealthConfig = Object.freeze({
+export const PASSIVE: PassiveHealth = Object.freeze({
   enabled: true,
   maxFails: 3,
-  failTimeout: 10,
+  failTimeoutMs: 10_000,
 });
 
 /** Result of {@linkcode send}. */
