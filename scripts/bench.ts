@@ -16,7 +16,7 @@
  * (see scripts/bench/measure.ts), so ratios are not at the mercy of when other work on a shared
  * machine happened to run.
  *
- * Then bws with and without edge protection on the bench route (`scripts/bench/edge_rows.ts`;
+ * Then bws with and without edge protection on a copy of the bench route (`scripts/bench/edge_rows.ts`;
  * `--only bws-edge` runs just that), the static compression rows (`bench/compress_rows.ts`),
  * and bws with one thread and with two worker threads, unpinned (`bench/workers_rows.ts`).
  *
