@@ -105,7 +105,10 @@ export class ClientConnection extends ConnectionIO {
     } catch {
       // A socket error or a timeout that closed the socket: the connection ends.
     } finally {
-      if (!this.handedOver) await this.#finish();
+      if (!this.handedOver) {
+        await this.#finish();
+        this.recycleBuffers();
+      }
     }
   }
 
@@ -176,6 +179,7 @@ export class ClientConnection extends ConnectionIO {
       body = new LengthBody(this, head.contentLength);
     }
     req.body = body;
+    if (body !== null) this.hadBody = true;
     if (body === null && head.upgrade === null) this.readAhead();
 
     let res: HttpResponse;
@@ -189,7 +193,11 @@ export class ClientConnection extends ConnectionIO {
     this.request = null;
     if (this.handedOver) return false;
     if (!keep) {
-      await this.#linger();
+      // The client asked to close and sent nothing more: close now, as nginx does (nothing to
+      // discard, so no reset can cut the response short). Otherwise linger.
+      const clientClosing = !head.keepAlive && (body === null || body.finished) &&
+        this.start === this.end;
+      if (!clientClosing) await this.#linger();
       return false;
     }
     return true;

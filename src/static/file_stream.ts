@@ -12,39 +12,13 @@
 
 import type { BodySource } from "../http1/types.ts";
 import { errorText } from "../log/error_text.ts";
+import { BufferPool } from "../net/buffer_pool.ts";
 
 /** Size of a body's buffer: the largest chunk a file body hands out. */
 export const FILE_CHUNK = 64 * 1024;
 
 /** Free buffers kept for later bodies (1 MiB); more bodies at once allocate their own. */
 const MAX_FREE = 16;
-
-/** A bounded free list of equally sized buffers. */
-export class BufferPool {
-  readonly size: number;
-  readonly maxFree: number;
-  readonly #free: Uint8Array[] = [];
-
-  constructor(size: number, maxFree: number) {
-    this.size = size;
-    this.maxFree = maxFree;
-  }
-
-  /** A free buffer, or a new one when none is free. */
-  take(): Uint8Array {
-    return this.#free.pop() ?? new Uint8Array(this.size);
-  }
-
-  /** Hands `buf` back; nothing may use it any more. */
-  give(buf: Uint8Array): void {
-    if (buf.length === this.size && this.#free.length < this.maxFree) this.#free.push(buf);
-  }
-
-  /** Buffers waiting in the pool. */
-  get free(): number {
-    return this.#free.length;
-  }
-}
 
 /** The pool file bodies take their buffer from. */
 export const fileBuffers: BufferPool = new BufferPool(FILE_CHUNK, MAX_FREE);
