@@ -9,6 +9,7 @@
 import { sourceToStream, streamToSource } from "./body_adapters.ts";
 import { noteStreamedBytes } from "./gc_pacer.ts";
 import { SignalAbortSource } from "../net/abort_source.ts";
+import { coarseNow, deadlines, TICK_MS, type Timed } from "../net/deadlines.ts";
 import {
   type BodySource,
   Fields,
@@ -82,12 +83,16 @@ export function requestFromFetch(
 /**
  * bws's response as a fetch Response for Deno.serve. `done` is called once the body has been
  * handed over completely (or failed, or was cancelled); for a response without a streamed
- * body, when `completed` settles.
+ * body, when `completed` settles. `stall`: a streamed body whose consumer takes no next chunk
+ * for `stall.ms` after the last one (the client does not read: its flow-control window or its
+ * TCP window stays shut) fails, and `stall.onStall` is called to close what carries it (the
+ * stream cannot be reset from here while Deno.serve waits to hand over the last chunk).
  */
 export function responseToFetch(
   res: HttpResponse,
   method: string,
   completed: Promise<void> | undefined,
+  stall?: StallLimit,
 ): Response {
   const headers = new Headers();
   for (const [name, value] of res.headers) headers.append(name, value);
@@ -109,7 +114,7 @@ export function responseToFetch(
     if (res.length !== undefined && res.length !== null) {
       headers.set("content-length", String(res.length));
     }
-    body = countingStream(src, done);
+    body = countingStream(src, done, stall);
   }
   return new Response(body, { status: res.status, headers });
 }
@@ -119,20 +124,61 @@ function settle(p: Promise<void> | undefined, fn: () => void): void {
   else p.then(fn, fn);
 }
 
+/** How long a streamed response body may wait for its consumer, and what to close then. */
+export interface StallLimit {
+  /** Milliseconds; 0 = no limit. */
+  readonly ms: number;
+  readonly onStall: () => void;
+}
+
+/**
+ * Fails a streamed body whose consumer took no next chunk within its limit (on the shared
+ * ticker); armed after each chunk handed over, disarmed when the next is asked for, so a source
+ * that is slow to produce (an upstream taking its time) is never cut.
+ */
+class StallWatch implements Timed {
+  deadline = 0;
+  readonly #fail: () => void;
+  constructor(fail: () => void) {
+    this.#fail = fail;
+  }
+  expire(): void {
+    this.#fail();
+  }
+}
+
 /** A ReadableStream over `src` that reports the bytes it passed on, once, at its end. */
 function countingStream(
   src: BodySource,
   done: HttpResponse["done"],
+  stall: StallLimit | undefined,
 ): ReadableStream<Uint8Array> {
+  const stallMs = stall?.ms ?? 0;
   let sent = 0;
   let reported = false;
+  let watch: StallWatch | null = null;
   const report = (error: unknown) => {
+    if (watch !== null) deadlines.delete(watch);
     if (reported) return;
     reported = true;
     done?.(sent, error);
   };
   return new ReadableStream<Uint8Array>({
+    start(c) {
+      if (stallMs <= 0) return;
+      watch = new StallWatch(() => {
+        const err = new Error(
+          `Cannot send response body: the client read nothing for ${stallMs} ms`,
+        );
+        src.cancel(err);
+        report(err);
+        c.error(err);
+        stall!.onStall();
+      });
+      deadlines.add(watch);
+    },
     async pull(c) {
+      if (watch !== null) watch.deadline = 0;
       let chunk: Uint8Array | null;
       try {
         chunk = await src.read();
@@ -149,6 +195,7 @@ function countingStream(
       // A stream's consumer may keep a chunk after asking for the next: copy it.
       c.enqueue(chunk.slice());
       noteStreamedBytes(chunk.length);
+      if (watch !== null) watch.deadline = coarseNow() + stallMs + TICK_MS;
     },
     cancel(reason) {
       src.cancel(reason);

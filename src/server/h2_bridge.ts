@@ -23,12 +23,17 @@ export interface BridgedConnection {
   /** Milliseconds a connection with no request in flight may stay silent (keep_alive); then it
    * is closed, as an idle HTTP/1.1 connection would be. 0 or absent = never. */
   readonly idleMs?: () => number;
+  /** Milliseconds a response body may wait for the client to take its next bytes (send); then
+   * the connection is closed, as an HTTP/1.1 one would be. 0 or absent = never. */
+  readonly sendMs?: () => number;
 }
 
 /** A bridged connection and its requests in flight. */
 interface Entry {
   readonly who: BridgedConnection;
   inFlight: number;
+  /** Closes the client's connection (and so the whole relay). */
+  readonly close: () => void;
 }
 
 const FORBIDDEN = () => new Response("Forbidden\n", { status: 403 });
@@ -67,7 +72,14 @@ export class Http2Bridge {
     }
     inner.setNoDelay(true);
     const port = (inner.localAddr as Deno.NetAddr).port;
-    const entry: Entry = { who, inFlight: 0 };
+    const close = () => {
+      try {
+        stream.close();
+      } catch {
+        // already closed
+      }
+    };
+    const entry: Entry = { who, inFlight: 0, close };
     this.#entries.set(port, entry);
     try {
       const idle = who.idleMs && { ms: who.idleMs, busy: () => entry.inFlight > 0 };
@@ -109,8 +121,9 @@ export class Http2Bridge {
           ? Object.defineProperty(req, "url", { value: "https" + url.slice(4) })
           : req;
         const r = requestFromFetch(fixed, who.peer, tls, "2");
+        const stall = who.sendMs && { ms: who.sendMs(), onStall: entry.close };
         return Promise.resolve(who.handler(r)).then((res) =>
-          responseToFetch(res, req.method, info.completed)
+          responseToFetch(res, req.method, info.completed, stall)
         );
       });
       server.finished.catch((err) => {
