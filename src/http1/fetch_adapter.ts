@@ -32,7 +32,18 @@ export function splitUrl(url: string): [string, string] {
   return q < 0 || q > end ? [url.slice(start, end), ""] : [url.slice(start, q), url.slice(q, end)];
 }
 
-/** A fetch Request (from Deno.serve) as bws's request. */
+/** The authority of an absolute URL (`host[:port]`). */
+export function authorityOf(url: string): string {
+  const start = url.indexOf("//") + 2;
+  const end = url.indexOf("/", start);
+  return url.slice(start, end < 0 ? undefined : end);
+}
+
+/**
+ * A fetch Request (from Deno.serve) as bws's request. Its host is the URL's authority (HTTP/2's
+ * `:authority`, else its host field), never a host field that says otherwise: the caller refuses
+ * those (see {@link hostDisagrees}).
+ */
 export function requestFromFetch(
   req: Request,
   peer: Peer,
@@ -44,10 +55,7 @@ export function requestFromFetch(
   const headers = new Fields(list);
   const url = req.url;
   const [path, query] = splitUrl(url);
-  const authorityStart = url.indexOf("//") + 2;
-  const authorityEnd = url.indexOf("/", authorityStart);
-  const host = headers.get("host") ??
-    url.slice(authorityStart, authorityEnd < 0 ? undefined : authorityEnd);
+  const host = authorityOf(url);
   const cl = headers.get("content-length");
   const body: RequestBodySource | null = req.body === null ? null : streamToSource(req.body);
   const abort = new SignalAbortSource(req.signal);
@@ -78,6 +86,16 @@ export function requestFromFetch(
       abort.onAbort(fn);
     },
   };
+}
+
+/**
+ * True when a request (from Deno.serve) has a host field that names another authority than its
+ * URL's (HTTP/2's `:authority`): malformed (RFC 9113 §8.3.1), and a request a front proxy that
+ * checks `:authority` would let through to another site than the one bws routes it to.
+ */
+export function hostDisagrees(req: Request): boolean {
+  const field = req.headers.get("host");
+  return field !== null && field.toLowerCase() !== authorityOf(req.url).toLowerCase();
 }
 
 /**

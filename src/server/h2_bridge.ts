@@ -9,7 +9,7 @@
  * @module
  */
 
-import { requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
+import { hostDisagrees, requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
 import type { ByteStream, HttpHandler, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { pipeStreams } from "../net/pipe.ts";
@@ -37,6 +37,7 @@ interface Entry {
 }
 
 const FORBIDDEN = () => new Response("Forbidden\n", { status: 403 });
+const BAD_REQUEST = () => new Response("400 Bad Request\n", { status: 400 });
 /** How long after a failure the bridge is started again. */
 const RESTART_MS = 100;
 
@@ -111,6 +112,8 @@ export class Http2Bridge {
       }, (req, info) => {
         const entry = this.#entries.get(info.remoteAddr.port);
         if (entry === undefined) return FORBIDDEN();
+        // Routed on :authority: a host field naming another site is refused, not obeyed.
+        if (hostDisagrees(req)) return BAD_REQUEST();
         const who = entry.who;
         entry.inFlight++;
         const done = () => void entry.inFlight--;

@@ -1,9 +1,15 @@
 /**
- * HTTP/2 clients that stop reading (SPEC 9's `send` timeout, which HTTP/1.1 connections already
- * have): a client that opens streams and then never lets a response through (a flow-control
- * window of 0, or a TCP window it never drains) must not hold bws's files, upstream connections
- * and buffers for ever. A connection with a response stalled for `send` is closed; a response
- * that is only slow to come (its upstream takes longer than `send`) is not cut.
+ * Hostile HTTP/2 clients end to end.
+ *
+ * Clients that stop reading (SPEC 9's `send` timeout, which HTTP/1.1 connections already have):
+ * a client that opens streams and then never lets a response through (a flow-control window of
+ * 0, or a TCP window it never drains) must not hold bws's files, upstream connections and buffers
+ * for ever. A connection with a response stalled for `send` is closed; a response that is only
+ * slow to come (its upstream takes longer than `send`) is not cut.
+ *
+ * Clients whose `host` field names another site than `:authority` (RFC 9113 §8.3.1: malformed):
+ * bws routes on `:authority`, so such a request would reach another site than the one a front
+ * proxy checking `:authority` let through. It gets 400.
  */
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
@@ -31,13 +37,19 @@ function literal(name: string, value: string): number[] {
   return [0, name.length, ...enc.encode(name), value.length, ...enc.encode(value)];
 }
 
-/** HEADERS with END_STREAM and END_HEADERS for a GET of `path`. */
-function get(stream: number, path: string): Uint8Array {
+/** HEADERS with END_STREAM and END_HEADERS for a GET of `path`, with more fields if given. */
+function get(
+  stream: number,
+  path: string,
+  authority: string | null = "localhost",
+  extra: [string, string][] = [],
+): Uint8Array {
   const block = [
     ...literal(":method", "GET"),
     ...literal(":scheme", "http"),
     ...literal(":path", path),
-    ...literal(":authority", "localhost"),
+    ...(authority === null ? [] : literal(":authority", authority)),
+    ...extra.flatMap(([n, v]) => literal(n, v)),
   ];
   return frame(1, 0x5, stream, new Uint8Array(block));
 }
@@ -46,6 +58,10 @@ function get(stream: number, path: string): Uint8Array {
 const WINDOW_ZERO = frame(4, 0, 0, new Uint8Array([0, 4, 0, 0, 0, 0]));
 
 interface Frames {
+  /** The first HPACK byte of each stream's response HEADERS (0x88 = indexed :status 200). */
+  readonly status: Map<number, number>;
+  /** DATA bytes per stream, as latin1 text. */
+  readonly data: Map<number, string>;
   /** Streams the server reset (RST_STREAM). */
   readonly reset: Set<number>;
   /** Streams whose response ended (END_STREAM on HEADERS or DATA). */
@@ -55,7 +71,13 @@ interface Frames {
 
 /** Reads frames from `conn` in the background into a {@link Frames}. */
 function watchFrames(conn: Deno.Conn): Frames {
-  const seen: Frames = { reset: new Set(), ended: new Set(), closed: false };
+  const seen: Frames = {
+    status: new Map(),
+    data: new Map(),
+    reset: new Set(),
+    ended: new Set(),
+    closed: false,
+  };
   (async () => {
     let buf = new Uint8Array(0);
     const chunk = new Uint8Array(64 * 1024);
@@ -72,6 +94,12 @@ function watchFrames(conn: Deno.Conn): Frames {
         const type = buf[3];
         const stream = new DataView(buf.buffer, buf.byteOffset).getUint32(5) & 0x7fffffff;
         if (type === 3) seen.reset.add(stream);
+        if (type === 1 && !seen.status.has(stream)) seen.status.set(stream, buf[9]);
+        if (type === 0) {
+          let text = seen.data.get(stream) ?? "";
+          for (const b of buf.subarray(9, 9 + len)) text += String.fromCharCode(b);
+          seen.data.set(stream, text);
+        }
         if ((type === 0 || type === 1) && (buf[4] & 1) !== 0) seen.ended.add(stream);
         buf = buf.subarray(9 + len);
       }
@@ -191,6 +219,70 @@ upstream = "b"
       await waitFor("the late response", 6000, () => frames.ended.has(1) || frames.reset.has(1));
       expect(frames.reset.has(1)).toBe(false);
       expect(frames.ended.has(1)).toBe(true);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+describe("HTTP/2 requests whose host field differs from :authority", () => {
+  let a: string;
+  let b: string;
+  let bws: TestBws;
+
+  before(async () => {
+    a = Deno.makeTempDirSync({ prefix: "bws_h2_host_a_" });
+    b = Deno.makeTempDirSync({ prefix: "bws_h2_host_b_" });
+    Deno.writeTextFileSync(`${a}/who.txt`, "site a\n");
+    Deno.writeTextFileSync(`${b}/who.txt`, "site b\n");
+    bws = await startBws(`
+[server]
+grace_period = 1
+
+[logging]
+level = "warn"
+
+[[sites]]
+name = "a"
+hostname = "a.test"
+port = 0
+bind = "127.0.0.1"
+static_dir = "${a}"
+
+[[sites]]
+name = "b"
+hostname = "b.test"
+port = 0
+bind = "127.0.0.1"
+static_dir = "${b}"
+`);
+  });
+
+  after(async () => {
+    await bws.close();
+    Deno.removeSync(a, { recursive: true });
+    Deno.removeSync(b, { recursive: true });
+  });
+
+  it("routes on :authority, takes a host field that agrees, and refuses one that does not with 400", async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+    try {
+      const frames = watchFrames(conn);
+      await conn.write(PREFACE);
+      await conn.write(frame(4, 0, 0, new Uint8Array(0)));
+      await conn.write(get(1, "/who.txt", "b.test"));
+      await conn.write(get(3, "/who.txt", "b.test", [["host", "B.test"]]));
+      await conn.write(get(5, "/who.txt", null, [["host", "b.test"]]));
+      await conn.write(get(7, "/who.txt", "b.test", [["host", "a.test"]]));
+      await conn.write(get(9, "/who.txt", "a.test", [["host", "b.test"]]));
+      await waitFor("five answers", 5000, () => [1, 3, 5, 7, 9].every((s) => frames.ended.has(s)));
+      expect(frames.data.get(1)).toBe("site b\n");
+      expect(frames.data.get(3)).toBe("site b\n");
+      expect(frames.data.get(5)).toBe("site b\n");
+      // 0x8c: :status 400 from the static table.
+      expect([frames.status.get(7), frames.status.get(9)]).toEqual([0x8c, 0x8c]);
+      expect(frames.data.get(7)).not.toContain("site");
+      expect(frames.data.get(9)).not.toContain("site");
     } finally {
       conn.close();
     }
