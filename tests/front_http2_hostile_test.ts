@@ -9,7 +9,8 @@
  *
  * Clients whose `host` field names another site than `:authority` (RFC 9113 §8.3.1: malformed):
  * bws routes on `:authority`, so such a request would reach another site than the one a front
- * proxy checking `:authority` let through. It gets 400.
+ * proxy checking `:authority` let through. It gets 400, as does an `:authority` that HTTP/1.1's
+ * Host check would refuse (userinfo).
  */
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
@@ -264,7 +265,7 @@ static_dir = "${b}"
     Deno.removeSync(b, { recursive: true });
   });
 
-  it("routes on :authority, takes a host field that agrees, and refuses one that does not with 400", async () => {
+  it("routes on :authority, takes a host field that agrees, and refuses one that does not, or userinfo, with 400", async () => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
     try {
       const frames = watchFrames(conn);
@@ -275,12 +276,19 @@ static_dir = "${b}"
       await conn.write(get(5, "/who.txt", null, [["host", "b.test"]]));
       await conn.write(get(7, "/who.txt", "b.test", [["host", "a.test"]]));
       await conn.write(get(9, "/who.txt", "a.test", [["host", "b.test"]]));
-      await waitFor("five answers", 5000, () => [1, 3, 5, 7, 9].every((s) => frames.ended.has(s)));
+      // Userinfo (RFC 9113 §8.3.1 forbids it; HTTP/1.1's Host check refuses "@" too).
+      await conn.write(get(11, "/who.txt", "x@b.test"));
+      await waitFor(
+        "six answers",
+        5000,
+        () => [1, 3, 5, 7, 9, 11].every((s) => frames.ended.has(s)),
+      );
       expect(frames.data.get(1)).toBe("site b\n");
       expect(frames.data.get(3)).toBe("site b\n");
       expect(frames.data.get(5)).toBe("site b\n");
       // 0x8c: :status 400 from the static table.
-      expect([frames.status.get(7), frames.status.get(9)]).toEqual([0x8c, 0x8c]);
+      expect([7, 9, 11].map((s) => frames.status.get(s))).toEqual([0x8c, 0x8c, 0x8c]);
+      expect(frames.data.get(11)).not.toContain("site");
       expect(frames.data.get(7)).not.toContain("site");
       expect(frames.data.get(9)).not.toContain("site");
     } finally {

@@ -8,6 +8,7 @@
 
 import { sourceToStream, streamToSource } from "./body_adapters.ts";
 import { noteStreamedBytes } from "./gc_pacer.ts";
+import { isValidHostPort } from "./request_target.ts";
 import { SignalAbortSource } from "../net/abort_source.ts";
 import { coarseNow, deadlines, TICK_MS, type Timed } from "../net/deadlines.ts";
 import {
@@ -42,7 +43,7 @@ export function authorityOf(url: string): string {
 /**
  * A fetch Request (from Deno.serve) as bws's request. Its host is the URL's authority (HTTP/2's
  * `:authority`, else its host field), never a host field that says otherwise: the caller refuses
- * those (see {@link hostDisagrees}).
+ * those (see {@link refusedAuthority}).
  */
 export function requestFromFetch(
   req: Request,
@@ -89,13 +90,17 @@ export function requestFromFetch(
 }
 
 /**
- * True when a request (from Deno.serve) has a host field that names another authority than its
- * URL's (HTTP/2's `:authority`): malformed (RFC 9113 §8.3.1), and a request a front proxy that
- * checks `:authority` would let through to another site than the one bws routes it to.
+ * True when a request (from Deno.serve) names its authority in a way bws refuses: an authority
+ * that is not `host[:port]` as HTTP/1.1's Host check requires (HTTP/2 lets userinfo through), or
+ * a host field that names another authority than the URL's (HTTP/2's `:authority`; malformed
+ * by RFC 9113 §8.3.1, and a request a front proxy checking `:authority` would let through to
+ * another site than the one bws routes it to).
  */
-export function hostDisagrees(req: Request): boolean {
+export function refusedAuthority(req: Request): boolean {
+  const authority = authorityOf(req.url);
+  if (!isValidHostPort(authority, 0, authority.length, false)) return true;
   const field = req.headers.get("host");
-  return field !== null && field.toLowerCase() !== authorityOf(req.url).toLowerCase();
+  return field !== null && field.toLowerCase() !== authority.toLowerCase();
 }
 
 /**

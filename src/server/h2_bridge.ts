@@ -9,7 +9,7 @@
  * @module
  */
 
-import { hostDisagrees, requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
+import { refusedAuthority, requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
 import type { ByteStream, HttpHandler, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { pipeStreams } from "../net/pipe.ts";
@@ -112,8 +112,9 @@ export class Http2Bridge {
       }, (req, info) => {
         const entry = this.#entries.get(info.remoteAddr.port);
         if (entry === undefined) return FORBIDDEN();
-        // Routed on :authority: a host field naming another site is refused, not obeyed.
-        if (hostDisagrees(req)) return BAD_REQUEST();
+        // Routed on :authority: one HTTP/1.1 would refuse as a Host, or a host field naming another
+        // site, is refused.
+        if (refusedAuthority(req)) return BAD_REQUEST();
         const who = entry.who;
         entry.inFlight++;
         const done = () => void entry.inFlight--;
