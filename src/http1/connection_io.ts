@@ -66,6 +66,10 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   protected sendDeadline = 0;
   /** The last body read filled the buffer: use the bigger body buffer from now on. */
   #growNext = false;
+  /** A bigger buffer (grown for a large head, or a body buffer) the request in progress read
+   * into, set aside when its read-ahead went to the head buffer: given back once the connection
+   * is idle (the request is over), so an idle connection holds only the head buffer. */
+  #spare: Uint8Array | null = null;
   readonly #done: Promise<void>;
   #resolveDone!: () => void;
   /** Called once when the connection ends (closed, or its upgrade stream closed). */
@@ -229,7 +233,14 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   /** Starts the next request's first read while the current one is handled. */
   protected readAhead(): void {
     if (this.ahead !== null || this.closed) return;
-    if (this.start === this.end) this.start = this.end = 0;
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      // The read-ahead may wait for as long as the connection idles: not in a bigger buffer.
+      if (this.buf !== this.headBuffer) {
+        this.#spare = this.buf;
+        this.buf = this.headBuffer;
+      }
+    }
     if (this.end === this.buf.length) return; // full: read again after the response
     this.ahead = this.stream.read(this.buf.subarray(this.end)).then(
       (n) => {
@@ -248,6 +259,11 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   /** Back to the small head buffer once a connection goes idle (its body buffer to the pool:
    * the request it served is over, nothing holds a view into it any more). */
   protected releaseBodyBuffer(): void {
+    const spare = this.#spare;
+    if (spare !== null) {
+      this.#spare = null;
+      if (spare.length === BODY_BUFFER && bodyBuffers.length < MAX_POOLED) bodyBuffers.push(spare);
+    }
     const b = this.buf;
     if (b === this.headBuffer) return;
     if (this.start === this.end && this.ahead === null) {
