@@ -1,9 +1,10 @@
 /**
  * What an idle kept-alive connection holds (docs/behaviour.md, "Memory per connection": a 4 KiB
  * head buffer, a 64 KiB body buffer only while a body arrives fast). A client that sends one
- * request with a large head (up to `max_header_size`) or one fast upload, then keeps its
- * connection idle, must not leave bws holding the bigger buffer for the connection's life: 20 000
- * such connections would hold 1.3 GB instead of 80 MB. Real sockets, bws's own front end.
+ * request with a large head (up to `max_header_size`) or one fast upload, or gets one chunked
+ * response in big chunks, then keeps its connection idle, must not leave bws holding the bigger
+ * buffer for the connection's life: 20 000 such connections would hold 1.3 GB instead of 80 MB.
+ * Real sockets, bws's own front end.
  */
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
@@ -19,11 +20,11 @@ async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
-/** Reads until `count` responses with a 2-byte body ("ok") have arrived. */
-async function readResponses(conn: Deno.Conn, count: number): Promise<string> {
+/** Reads until `count` responses have arrived, the last one ending in `end`. */
+async function readResponses(conn: Deno.Conn, count: number, end = "ok"): Promise<string> {
   let text = "";
   const buf = new Uint8Array(16 * 1024);
-  while (text.split("HTTP/1.1 200").length - 1 < count || !text.endsWith("ok")) {
+  while (text.split("HTTP/1.1 200").length - 1 < count || !text.endsWith(end)) {
     const n = await conn.read(buf);
     if (n === null) throw new Error(`Cannot read ${count} responses: closed after ${text}`);
     text += new TextDecoder().decode(buf.subarray(0, n));
@@ -44,7 +45,19 @@ describe("an idle kept-alive connection after a large head or a fast upload", ()
           options: {
             handler: async (req: HttpRequest) => {
               bodies.push(req.body === null ? 0 : (await readBody(req.body)).length);
-              return { status: 200, headers: [], body: enc.encode("ok") };
+              if (req.path !== "/chunked") {
+                return { status: 200, headers: [], body: enc.encode("ok") };
+              }
+              // A streamed body of unknown length: chunked, 64 KiB a chunk, then "ok".
+              const chunks = [new Uint8Array(64 * 1024).fill(120), enc.encode("ok")];
+              return {
+                status: 200,
+                headers: [],
+                body: {
+                  read: () => Promise.resolve(chunks.shift() ?? null),
+                  cancel() {},
+                },
+              };
             },
             timeouts: { headerMs: 10_000, keepAliveMs: 10_000, bodyMs: 10_000, sendMs: 10_000 },
             limits: { maxHeaderSize: 32 * 1024, maxHeaders: 100 },
@@ -96,9 +109,29 @@ describe("an idle kept-alive connection after a large head or a fast upload", ()
       expect(bodies).toEqual([0, 1_000_000, 0, 0, 1_000_000]);
       await sleep(100);
       expect(served.map((c) => c.buf.length)).toEqual([4096, 4096]);
+      // Read and write buffers together: the head buffer and at most a small answer buffer.
+      for (const c of served) expect(c.bufferBytes).toBeLessThanOrEqual(4096 + 16 * 1024);
     } finally {
       big.close();
       upload.close();
+    }
+  });
+
+  it("gives back the write buffer of a chunked response once idle", async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: port() });
+    try {
+      await writeAll(conn, enc.encode("GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const text = await readResponses(conn, 1, "ok\r\n0\r\n\r\n");
+      expect(text).toContain("transfer-encoding: chunked");
+      await sleep(100);
+      const c = served[served.length - 1];
+      expect(c.bufferBytes).toBeLessThanOrEqual(4096 + 16 * 1024);
+      // And the next chunked response on it is whole.
+      await writeAll(conn, enc.encode("GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const again = await readResponses(conn, 1, "ok\r\n0\r\n\r\n");
+      expect(again.split("x").length - 1).toBe(64 * 1024);
+    } finally {
+      conn.close();
     }
   });
 });

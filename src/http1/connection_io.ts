@@ -21,6 +21,10 @@ const HEAD_BUFFER = 4 * 1024;
 const BODY_BUFFER = 64 * 1024;
 const MAX_POOLED = 64;
 const bodyBuffers: Uint8Array[] = [];
+/** A write buffer bigger than this (a big chunk of a chunked response, a large head) is kept
+ * only while the connection is busy; then it goes to `writeBuffers` for the next that needs one. */
+const WRITE_BUFFER_IDLE = 16 * 1024;
+const writeBuffers: Uint8Array[] = [];
 
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -93,6 +97,12 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
       else this.buf = initial.slice();
       this.end = initial.length;
     }
+  }
+
+  /** Bytes of the read and write buffers this connection holds now (for tests and
+   * diagnostics). */
+  get bufferBytes(): number {
+    return this.buf.length + (this.#spare?.length ?? 0) + (this.#wbuf?.length ?? 0);
   }
 
   /** Settles when the connection is closed. */
@@ -256,6 +266,17 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     this.request?.abort();
   }
 
+  /** A connection went idle, its last response written: back to small buffers (see
+   * {@link releaseBodyBuffer}), a big write buffer to its pool. */
+  protected releaseIdleBuffers(): void {
+    const w = this.#wbuf;
+    if (w !== null && w.length > WRITE_BUFFER_IDLE) {
+      this.#wbuf = null;
+      if (writeBuffers.length < MAX_POOLED) writeBuffers.push(w);
+    }
+    this.releaseBodyBuffer();
+  }
+
   /** Back to the small head buffer once a connection goes idle (its body buffer to the pool:
    * the request it served is over, nothing holds a view into it any more). */
   protected releaseBodyBuffer(): void {
@@ -296,7 +317,12 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   writeBuffer(size: number): Uint8Array {
     let w = this.#wbuf;
     if (w === null || w.length < size) {
-      w = new Uint8Array(Math.max(size, w === null ? 1024 : w.length * 2));
+      const pooled = writeBuffers.pop();
+      if (pooled !== undefined && pooled.length >= size) w = pooled;
+      else {
+        if (pooled !== undefined) writeBuffers.push(pooled);
+        w = new Uint8Array(Math.max(size, w === null ? 1024 : w.length * 2));
+      }
       this.#wbuf = w;
     }
     return w;
