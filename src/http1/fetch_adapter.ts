@@ -180,8 +180,12 @@ function countingStream(
   let sent = 0;
   let reported = false;
   let watch: StallWatch | null = null;
+  let watched = false;
   const report = (error: unknown) => {
-    if (watch !== null) deadlines.delete(watch);
+    if (watched) {
+      watched = false;
+      deadlines.delete(watch!);
+    }
     if (reported) return;
     reported = true;
     done?.(sent, error);
@@ -198,7 +202,6 @@ function countingStream(
         c.error(err);
         stall!.onStall();
       });
-      deadlines.add(watch);
     },
     async pull(c) {
       if (watch !== null) watch.deadline = 0;
@@ -218,7 +221,14 @@ function countingStream(
       // A stream's consumer may keep a chunk after asking for the next: copy it.
       c.enqueue(chunk.slice());
       noteStreamedBytes(chunk.length);
-      if (watch !== null) watch.deadline = coarseNow() + stallMs + TICK_MS;
+      if (watch !== null) {
+        // Watched from the first chunk on (a body never asked for holds no watch).
+        if (!watched) {
+          watched = true;
+          deadlines.add(watch);
+        }
+        watch.deadline = coarseNow() + stallMs + TICK_MS;
+      }
     },
     cancel(reason) {
       src.cancel(reason);
