@@ -235,6 +235,85 @@ describe("serveAdmin on a real socket", () => {
   });
 });
 
+/** One raw request to the management port; its status and body. */
+async function rawAdmin(port: number, request: string): Promise<[number, string]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    let text = "";
+    const buf = new Uint8Array(16 * 1024);
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return [Number(text.slice(9, 12)), text.slice(text.indexOf("\r\n\r\n") + 4)];
+  } finally {
+    conn.close();
+  }
+}
+
+describe("serveAdmin without an api_key against web pages the operator visits", () => {
+  const { rt } = runtime([{ ok: true, generation: 3 }]);
+  let server: ReturnType<typeof serveAdmin>;
+  before(() => {
+    server = serveAdmin(mgmt(), rt, { port: 0 });
+  });
+  after(async () => {
+    await server.shutdown();
+  });
+  const req = (method: string, path: string, headers: string) =>
+    `${method} ${path} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`;
+
+  it("refuses a Host that is not loopback (DNS rebinding) and a cross-site Origin (CSRF)", async () => {
+    const port = server.addr.port;
+    const before = rt.reloads();
+    // A page on attacker.example whose name now resolves to 127.0.0.1 reads the status...
+    const [rebound, body] = await rawAdmin(
+      port,
+      req("GET", "/api/status", `Host: attacker.example:${port}\r\n`),
+    );
+    expect(rebound).toBe(403);
+    expect(body).not.toContain("main");
+    // ... or a form on any site posts a reload.
+    const [csrf] = await rawAdmin(
+      port,
+      req(
+        "POST",
+        "/api/config/reload",
+        `Host: 127.0.0.1:${port}\r\nOrigin: https://attacker.example\r\nContent-Length: 0\r\n`,
+      ),
+    );
+    expect(csrf).toBe(403);
+    const [opaque] = await rawAdmin(
+      port,
+      req("POST", "/api/config/reload", `Host: localhost\r\nOrigin: null\r\nContent-Length: 0\r\n`),
+    );
+    expect(opaque).toBe(403);
+    expect(rt.reloads()).toBe(before);
+  });
+
+  it("serves loopback names, the dashboard's own origin, and clients without Origin", async () => {
+    const port = server.addr.port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, "localhost"]) {
+      const [status] = await rawAdmin(port, req("GET", "/api/status", `Host: ${host}\r\n`));
+      expect({ host, status }).toEqual({ host, status: 200 });
+    }
+    const [own, body] = await rawAdmin(
+      port,
+      req(
+        "POST",
+        "/api/config/reload",
+        `Host: localhost:${port}\r\nOrigin: http://localhost:${port}\r\nContent-Length: 0\r\n`,
+      ),
+    );
+    expect(own).toBe(200);
+    expect(body).toContain('"generation":3');
+    const [http10] = await rawAdmin(port, "GET /health HTTP/1.0\r\n\r\n");
+    expect(http10).toBe(200);
+  });
+});
+
 describe("isLoopbackHost (serveAdmin's peer filter)", () => {
   it("accepts loopback spellings and rejects everything else", () => {
     for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"]) {

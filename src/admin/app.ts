@@ -23,12 +23,12 @@ import { type Context, Hono } from "hono";
 import type { ManagementConfig } from "../config/types.ts";
 import type { ReloadResult } from "../server/types.ts";
 import { type AdminRuntime, issuesJson } from "./types.ts";
-import { isLoopbackHost } from "./loopback.ts";
+import { isLoopbackAuthority, isLoopbackHost, isLoopbackOrigin } from "./loopback.ts";
 import { constantTimeEqual } from "./constant_time_equal.ts";
 import { ClientConnection } from "../http1/connection.ts";
 import type { OptionsSource } from "../http1/front_options.ts";
 import { requestToFetch, responseFromFetch } from "../http1/fetch_adapter.ts";
-import type { HttpResponse } from "../http1/types.ts";
+import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import { runAcceptLoop } from "../server/accept_loop.ts";
 import { ConnectionGate } from "../server/connection_gate.ts";
 
@@ -181,12 +181,22 @@ export interface AdminServer {
   shutdown(): Promise<void>;
 }
 
+/** A request from this machine that no page of another site made (see {@link serveAdmin}). */
+function loopbackRequest(req: HttpRequest): boolean {
+  if (!isLoopbackHost(req.peer.hostname)) return false;
+  if (req.host !== null && !isLoopbackAuthority(req.host)) return false;
+  const origin = req.headers.get("origin");
+  return origin === null || isLoopbackOrigin(origin);
+}
+
 /**
  * Serves the management app on `cfg.host` with bws's own HTTP/1.1 front end (no `Deno.serve`
  * may accept anywhere a client can reach: its accept loop ends the process when descriptors run
  * out). When `cfg.host` is a loopback address (the default `127.0.0.1`, `::1`, `localhost`),
- * peers that are not loopback get 403; a host explicitly set to a non-loopback address accepts
- * any peer (still subject to the key).
+ * peers that are not loopback get 403, and so do requests a web page made: a Host that is not a
+ * loopback name (a page whose own name was made to resolve to 127.0.0.1) or an Origin that is not
+ * a loopback page (a cross-site form or fetch). A host explicitly set to a non-loopback address
+ * accepts any peer (still subject to the key).
  *
  * @throws Error `Cannot listen on "<host>:<port>" for the management API: <detail>`
  */
@@ -214,9 +224,7 @@ export function serveAdmin(
   const source: OptionsSource = {
     options: {
       handler: async (req) => {
-        if (loopbackOnly && !isLoopbackHost(req.peer.hostname)) {
-          return forbidden;
-        }
+        if (loopbackOnly && !loopbackRequest(req)) return forbidden;
         return responseFromFetch(await app.fetch(requestToFetch(req), { remoteAddr: req.peer }));
       },
       timeouts: ADMIN_TIMEOUTS,

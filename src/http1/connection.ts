@@ -144,7 +144,7 @@ export class ClientConnection extends ConnectionIO {
         scanned = this.end - this.start;
       } else if (this.#phase === BUSY) {
         this.#phase = KEEPALIVE;
-        this.releaseBodyBuffer();
+        this.releaseIdleBuffers();
         const ka = opts.timeouts.keepAliveMs;
         this.headDeadline = ka > 0 ? Date.now() + ka : 0;
         this.arm();

@@ -22,12 +22,18 @@ const HEAD_BUFFER = 4 * 1024;
 const WRITE_BUFFER = 1024;
 /** Buffer used while a request body streams (reused; from a small pool). */
 const BODY_BUFFER = 64 * 1024;
+const MAX_POOLED = 64;
 /** Measured with one request per connection: allocating the two small buffers of every new
  * connection cost ~3 µs and a share of the GC's time; 256 of each are 1.25 MiB. */
 const headBuffers = new BufferPool(HEAD_BUFFER, 256);
 const writeBuffers = new BufferPool(WRITE_BUFFER, 256);
-const bodyBuffers = new BufferPool(BODY_BUFFER, 64);
+const bodyBuffers = new BufferPool(BODY_BUFFER, MAX_POOLED);
 const NO_BYTES = new Uint8Array(0);
+/** A write buffer bigger than this (a big chunk of a chunked response, a large head) is kept
+ * only while the connection is busy; then it goes to `bigWriteBuffers` for the next that needs
+ * one. */
+const WRITE_BUFFER_IDLE = 16 * 1024;
+const bigWriteBuffers: Uint8Array[] = [];
 
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -73,6 +79,10 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   protected sendDeadline = 0;
   /** The last body read filled the buffer: use the bigger body buffer from now on. */
   #growNext = false;
+  /** A bigger buffer (grown for a large head, or a body buffer) the request in progress read
+   * into, set aside when its read-ahead went to the head buffer: given back once the connection
+   * is idle (the request is over), so an idle connection holds only the head buffer. */
+  #spare: Uint8Array | null = null;
   /** A request of this connection had a body: a chunk of it may still be held as a view into
    * the head buffer, which therefore never goes back to its pool. */
   protected hadBody = false;
@@ -99,6 +109,12 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
       else this.buf = initial.slice();
       this.end = initial.length;
     }
+  }
+
+  /** Bytes of the read and write buffers this connection holds now (for tests and
+   * diagnostics). */
+  get bufferBytes(): number {
+    return this.buf.length + (this.#spare?.length ?? 0) + (this.#wbuf?.length ?? 0);
   }
 
   /** Settles when the connection is closed. */
@@ -239,7 +255,14 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   /** Starts the next request's first read while the current one is handled. */
   protected readAhead(): void {
     if (this.ahead !== null || this.closed) return;
-    if (this.start === this.end) this.start = this.end = 0;
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      // The read-ahead may wait for as long as the connection idles: not in a bigger buffer.
+      if (this.buf !== this.headBuffer) {
+        this.#spare = this.buf;
+        this.buf = this.headBuffer;
+      }
+    }
     if (this.end === this.buf.length) return; // full: read again after the response
     this.ahead = this.stream.read(this.buf.subarray(this.end)).then(
       (n) => {
@@ -255,9 +278,25 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     this.request?.abort();
   }
 
+  /** A connection went idle, its last response written: back to small buffers (see
+   * {@link releaseBodyBuffer}), a big write buffer to its pool. */
+  protected releaseIdleBuffers(): void {
+    const w = this.#wbuf;
+    if (w !== null && w.length > WRITE_BUFFER_IDLE) {
+      this.#wbuf = null;
+      if (bigWriteBuffers.length < MAX_POOLED) bigWriteBuffers.push(w);
+    }
+    this.releaseBodyBuffer();
+  }
+
   /** Back to the small head buffer once a connection goes idle (its body buffer to the pool:
    * the request it served is over, nothing holds a view into it any more). */
   protected releaseBodyBuffer(): void {
+    const spare = this.#spare;
+    if (spare !== null) {
+      this.#spare = null;
+      bodyBuffers.give(spare);
+    }
     const b = this.buf;
     if (b === this.headBuffer) return;
     if (this.start === this.end && this.ahead === null) {
@@ -290,9 +329,17 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   writeBuffer(size: number): Uint8Array {
     let w = this.#wbuf;
     if (w === null || w.length < size) {
-      w = w === null && size <= WRITE_BUFFER
-        ? writeBuffers.take()
-        : new Uint8Array(Math.max(size, w === null ? WRITE_BUFFER : w.length * 2));
+      // Writes are sequential: nothing is being written from the buffer outgrown here.
+      if (w !== null) writeBuffers.give(w);
+      if (w === null && size <= WRITE_BUFFER) w = writeBuffers.take();
+      else {
+        const pooled = bigWriteBuffers.pop();
+        if (pooled !== undefined && pooled.length >= size) w = pooled;
+        else {
+          if (pooled !== undefined) bigWriteBuffers.push(pooled);
+          w = new Uint8Array(Math.max(size, w === null ? WRITE_BUFFER : w.length * 2));
+        }
+      }
       this.#wbuf = w;
     }
     return w;
@@ -306,8 +353,14 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   protected recycleBuffers(): void {
     if (!this.closed || this.handedOver || this.hadBody || this.ahead !== null) return;
     headBuffers.give(this.headBuffer);
-    if (this.#wbuf !== null) writeBuffers.give(this.#wbuf);
+    const w = this.#wbuf;
+    if (w !== null) {
+      if (w.length > WRITE_BUFFER_IDLE) {
+        if (bigWriteBuffers.length < MAX_POOLED) bigWriteBuffers.push(w);
+      } else writeBuffers.give(w);
+    }
     this.#wbuf = null;
+    this.#spare = null;
     this.buf = NO_BYTES;
     this.start = this.end = 0;
   }

@@ -8,7 +8,9 @@
 
 import { sourceToStream, streamToSource } from "./body_adapters.ts";
 import { noteStreamedBytes } from "./gc_pacer.ts";
+import { isValidHostPort } from "./request_target.ts";
 import { SignalAbortSource } from "../net/abort_source.ts";
+import { coarseNow, deadlines, TICK_MS, type Timed } from "../net/deadlines.ts";
 import {
   type BodySource,
   Fields,
@@ -31,7 +33,18 @@ export function splitUrl(url: string): [string, string] {
   return q < 0 || q > end ? [url.slice(start, end), ""] : [url.slice(start, q), url.slice(q, end)];
 }
 
-/** A fetch Request (from Deno.serve) as bws's request. */
+/** The authority of an absolute URL (`host[:port]`). */
+export function authorityOf(url: string): string {
+  const start = url.indexOf("//") + 2;
+  const end = url.indexOf("/", start);
+  return url.slice(start, end < 0 ? undefined : end);
+}
+
+/**
+ * A fetch Request (from Deno.serve) as bws's request. Its host is the URL's authority (HTTP/2's
+ * `:authority`, else its host field), never a host field that says otherwise: the caller refuses
+ * those (see {@link refusedAuthority}).
+ */
 export function requestFromFetch(
   req: Request,
   peer: Peer,
@@ -43,10 +56,7 @@ export function requestFromFetch(
   const headers = new Fields(list);
   const url = req.url;
   const [path, query] = splitUrl(url);
-  const authorityStart = url.indexOf("//") + 2;
-  const authorityEnd = url.indexOf("/", authorityStart);
-  const host = headers.get("host") ??
-    url.slice(authorityStart, authorityEnd < 0 ? undefined : authorityEnd);
+  const host = authorityOf(url);
   const cl = headers.get("content-length");
   const body: RequestBodySource | null = req.body === null ? null : streamToSource(req.body);
   const abort = new SignalAbortSource(req.signal);
@@ -80,14 +90,32 @@ export function requestFromFetch(
 }
 
 /**
+ * True when a request (from Deno.serve) names its authority in a way bws refuses: an authority
+ * that is not `host[:port]` as HTTP/1.1's Host check requires (HTTP/2 lets userinfo through), or
+ * a host field that names another authority than the URL's (HTTP/2's `:authority`; malformed
+ * by RFC 9113 §8.3.1, and a request a front proxy checking `:authority` would let through to
+ * another site than the one bws routes it to).
+ */
+export function refusedAuthority(req: Request): boolean {
+  const authority = authorityOf(req.url);
+  if (!isValidHostPort(authority, 0, authority.length, false)) return true;
+  const field = req.headers.get("host");
+  return field !== null && field.toLowerCase() !== authority.toLowerCase();
+}
+
+/**
  * bws's response as a fetch Response for Deno.serve. `done` is called once the body has been
  * handed over completely (or failed, or was cancelled); for a response without a streamed
- * body, when `completed` settles.
+ * body, when `completed` settles. `stall`: a streamed body whose consumer takes no next chunk
+ * for `stall.ms` after the last one (the client does not read: its flow-control window or its
+ * TCP window stays shut) fails, and `stall.onStall` is called to close what carries it (the
+ * stream cannot be reset from here while Deno.serve waits to hand over the last chunk).
  */
 export function responseToFetch(
   res: HttpResponse,
   method: string,
   completed: Promise<void> | undefined,
+  stall?: StallLimit,
 ): Response {
   const headers = new Headers();
   for (const [name, value] of res.headers) headers.append(name, value);
@@ -109,7 +137,7 @@ export function responseToFetch(
     if (res.length !== undefined && res.length !== null) {
       headers.set("content-length", String(res.length));
     }
-    body = countingStream(src, done);
+    body = countingStream(src, done, stall);
   }
   return new Response(body, { status: res.status, headers });
 }
@@ -119,20 +147,64 @@ function settle(p: Promise<void> | undefined, fn: () => void): void {
   else p.then(fn, fn);
 }
 
+/** How long a streamed response body may wait for its consumer, and what to close then. */
+export interface StallLimit {
+  /** Milliseconds; 0 = no limit. */
+  readonly ms: number;
+  readonly onStall: () => void;
+}
+
+/**
+ * Fails a streamed body whose consumer took no next chunk within its limit (on the shared
+ * ticker); armed after each chunk handed over, disarmed when the next is asked for, so a source
+ * that is slow to produce (an upstream taking its time) is never cut.
+ */
+class StallWatch implements Timed {
+  deadline = 0;
+  readonly #fail: () => void;
+  constructor(fail: () => void) {
+    this.#fail = fail;
+  }
+  expire(): void {
+    this.#fail();
+  }
+}
+
 /** A ReadableStream over `src` that reports the bytes it passed on, once, at its end. */
 function countingStream(
   src: BodySource,
   done: HttpResponse["done"],
+  stall: StallLimit | undefined,
 ): ReadableStream<Uint8Array> {
+  const stallMs = stall?.ms ?? 0;
   let sent = 0;
   let reported = false;
+  let watch: StallWatch | null = null;
+  let watched = false;
   const report = (error: unknown) => {
+    if (watched) {
+      watched = false;
+      deadlines.delete(watch!);
+    }
     if (reported) return;
     reported = true;
     done?.(sent, error);
   };
   return new ReadableStream<Uint8Array>({
+    start(c) {
+      if (stallMs <= 0) return;
+      watch = new StallWatch(() => {
+        const err = new Error(
+          `Cannot send response body: the client read nothing for ${stallMs} ms`,
+        );
+        src.cancel(err);
+        report(err);
+        c.error(err);
+        stall!.onStall();
+      });
+    },
     async pull(c) {
+      if (watch !== null) watch.deadline = 0;
       let chunk: Uint8Array | null;
       try {
         chunk = await src.read();
@@ -149,6 +221,14 @@ function countingStream(
       // A stream's consumer may keep a chunk after asking for the next: copy it.
       c.enqueue(chunk.slice());
       noteStreamedBytes(chunk.length);
+      if (watch !== null) {
+        // Watched from the first chunk on (a body never asked for holds no watch).
+        if (!watched) {
+          watched = true;
+          deadlines.add(watch);
+        }
+        watch.deadline = coarseNow() + stallMs + TICK_MS;
+      }
     },
     cancel(reason) {
       src.cancel(reason);

@@ -306,7 +306,8 @@ export class FrontListener {
     const handler = (req: HttpRequest) =>
       this.#handle(req, this.#ctx.services, this.#cutter.signal);
     const idleMs = () => this.plan.client.timeouts.keepAliveMs;
-    const who = { peer, tls: this.tls, handler, idleMs };
+    const sendMs = () => this.plan.client.timeouts.sendMs;
+    const who = { peer, tls: this.tls, handler, idleMs, sendMs };
     void this.#ctx.bridge.attach(stream, buffered, who).finally(() => {
       this.#h2.delete(stream);
       release();
@@ -335,6 +336,7 @@ export class FrontListener {
           peer: conn.peer,
           tls: false,
           idleMs: () => this.plan.client.timeouts.keepAliveMs,
+          sendMs: () => this.plan.client.timeouts.sendMs,
           handler: (req) => this.#handle(req, services, cut),
         }).finally(() => conn.close());
       },

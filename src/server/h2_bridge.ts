@@ -9,7 +9,7 @@
  * @module
  */
 
-import { requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
+import { refusedAuthority, requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
 import type { ByteStream, HttpHandler, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { pipeStreams } from "../net/pipe.ts";
@@ -23,15 +23,21 @@ export interface BridgedConnection {
   /** Milliseconds a connection with no request in flight may stay silent (keep_alive); then it
    * is closed, as an idle HTTP/1.1 connection would be. 0 or absent = never. */
   readonly idleMs?: () => number;
+  /** Milliseconds a response body may wait for the client to take its next bytes (send); then
+   * the connection is closed, as an HTTP/1.1 one would be. 0 or absent = never. */
+  readonly sendMs?: () => number;
 }
 
 /** A bridged connection and its requests in flight. */
 interface Entry {
   readonly who: BridgedConnection;
   inFlight: number;
+  /** Closes the client's connection (and so the whole relay). */
+  readonly close: () => void;
 }
 
 const FORBIDDEN = () => new Response("Forbidden\n", { status: 403 });
+const BAD_REQUEST = () => new Response("400 Bad Request\n", { status: 400 });
 /** How long after a failure the bridge is started again. */
 const RESTART_MS = 100;
 
@@ -67,7 +73,14 @@ export class Http2Bridge {
     }
     inner.setNoDelay(true);
     const port = (inner.localAddr as Deno.NetAddr).port;
-    const entry: Entry = { who, inFlight: 0 };
+    const close = () => {
+      try {
+        stream.close();
+      } catch {
+        // already closed
+      }
+    };
+    const entry: Entry = { who, inFlight: 0, close };
     this.#entries.set(port, entry);
     try {
       const idle = who.idleMs && { ms: who.idleMs, busy: () => entry.inFlight > 0 };
@@ -99,6 +112,9 @@ export class Http2Bridge {
       }, (req, info) => {
         const entry = this.#entries.get(info.remoteAddr.port);
         if (entry === undefined) return FORBIDDEN();
+        // Routed on :authority: one HTTP/1.1 would refuse as a Host, or a host field naming another
+        // site, is refused.
+        if (refusedAuthority(req)) return BAD_REQUEST();
         const who = entry.who;
         entry.inFlight++;
         const done = () => void entry.inFlight--;
@@ -109,8 +125,9 @@ export class Http2Bridge {
           ? Object.defineProperty(req, "url", { value: "https" + url.slice(4) })
           : req;
         const r = requestFromFetch(fixed, who.peer, tls, "2");
+        const stall = who.sendMs && { ms: who.sendMs(), onStall: entry.close };
         return Promise.resolve(who.handler(r)).then((res) =>
-          responseToFetch(res, req.method, info.completed)
+          responseToFetch(res, req.method, info.completed, stall)
         );
       });
       server.finished.catch((err) => {

@@ -1,0 +1,298 @@
+/**
+ * Hostile HTTP/2 clients end to end.
+ *
+ * Clients that stop reading (SPEC 9's `send` timeout, which HTTP/1.1 connections already have):
+ * a client that opens streams and then never lets a response through (a flow-control window of
+ * 0, or a TCP window it never drains) must not hold bws's files, upstream connections and buffers
+ * for ever. A connection with a response stalled for `send` is closed; a response that is only
+ * slow to come (its upstream takes longer than `send`) is not cut.
+ *
+ * Clients whose `host` field names another site than `:authority` (RFC 9113 §8.3.1: malformed):
+ * bws routes on `:authority`, so such a request would reach another site than the one a front
+ * proxy checking `:authority` let through. It gets 400, as does an `:authority` that HTTP/1.1's
+ * Host check would refuse (userinfo).
+ */
+import { after, before, describe, it } from "node:test";
+import { expect } from "expect";
+import { startBws, type TestBws } from "./helpers/bws.ts";
+import { type Backend, startEchoBackend } from "./helpers/backends.ts";
+
+const enc = new TextEncoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PREFACE = enc.encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+function frame(type: number, flags: number, stream: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(9 + payload.length);
+  out[0] = payload.length >>> 16;
+  out[1] = (payload.length >>> 8) & 0xff;
+  out[2] = payload.length & 0xff;
+  out[3] = type;
+  out[4] = flags;
+  new DataView(out.buffer).setUint32(5, stream);
+  out.set(payload, 9);
+  return out;
+}
+
+/** HPACK: a literal field without indexing, new name (every length below 127). */
+function literal(name: string, value: string): number[] {
+  return [0, name.length, ...enc.encode(name), value.length, ...enc.encode(value)];
+}
+
+/** HEADERS with END_STREAM and END_HEADERS for a GET of `path`, with more fields if given. */
+function get(
+  stream: number,
+  path: string,
+  authority: string | null = "localhost",
+  extra: [string, string][] = [],
+): Uint8Array {
+  const block = [
+    ...literal(":method", "GET"),
+    ...literal(":scheme", "http"),
+    ...literal(":path", path),
+    ...(authority === null ? [] : literal(":authority", authority)),
+    ...extra.flatMap(([n, v]) => literal(n, v)),
+  ];
+  return frame(1, 0x5, stream, new Uint8Array(block));
+}
+
+/** SETTINGS with SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may send a byte of DATA. */
+const WINDOW_ZERO = frame(4, 0, 0, new Uint8Array([0, 4, 0, 0, 0, 0]));
+
+interface Frames {
+  /** The first HPACK byte of each stream's response HEADERS (0x88 = indexed :status 200). */
+  readonly status: Map<number, number>;
+  /** DATA bytes per stream, as latin1 text. */
+  readonly data: Map<number, string>;
+  /** Streams the server reset (RST_STREAM). */
+  readonly reset: Set<number>;
+  /** Streams whose response ended (END_STREAM on HEADERS or DATA). */
+  readonly ended: Set<number>;
+  closed: boolean;
+}
+
+/** Reads frames from `conn` in the background into a {@link Frames}. */
+function watchFrames(conn: Deno.Conn): Frames {
+  const seen: Frames = {
+    status: new Map(),
+    data: new Map(),
+    reset: new Set(),
+    ended: new Set(),
+    closed: false,
+  };
+  (async () => {
+    let buf = new Uint8Array(0);
+    const chunk = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(chunk).catch(() => null);
+      if (n === null) break;
+      const next = new Uint8Array(buf.length + n);
+      next.set(buf);
+      next.set(chunk.subarray(0, n), buf.length);
+      buf = next;
+      while (buf.length >= 9) {
+        const len = (buf[0] << 16) | (buf[1] << 8) | buf[2];
+        if (buf.length < 9 + len) break;
+        const type = buf[3];
+        const stream = new DataView(buf.buffer, buf.byteOffset).getUint32(5) & 0x7fffffff;
+        if (type === 3) seen.reset.add(stream);
+        if (type === 1 && !seen.status.has(stream)) seen.status.set(stream, buf[9]);
+        if (type === 0) {
+          let text = seen.data.get(stream) ?? "";
+          for (const b of buf.subarray(9, 9 + len)) text += String.fromCharCode(b);
+          seen.data.set(stream, text);
+        }
+        if ((type === 0 || type === 1) && (buf[4] & 1) !== 0) seen.ended.add(stream);
+        buf = buf.subarray(9 + len);
+      }
+    }
+    seen.closed = true;
+  })();
+  return seen;
+}
+
+async function waitFor(what: string, ms: number, ok: () => boolean): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`Cannot wait for ${what}: still false after ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+describe("HTTP/2 clients that stop reading", () => {
+  let root: string;
+  let backend: Backend;
+  let bws: TestBws;
+  const bigBody = new Uint8Array(4 * 1024 * 1024).fill(97);
+
+  before(async () => {
+    root = Deno.makeTempDirSync({ prefix: "bws_h2_stall_" });
+    Deno.writeFileSync(`${root}/big.bin`, bigBody);
+    backend = startEchoBackend("b", (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/api/big") return new Response(bigBody);
+      if (path === "/api/late") {
+        // The head at once, the body only after longer than `send`.
+        const body = new ReadableStream<Uint8Array>({
+          async start(c) {
+            c.enqueue(enc.encode("first "));
+            await sleep(2000);
+            c.enqueue(enc.encode("second"));
+            c.close();
+          },
+        });
+        return new Response(body, { headers: { "content-type": "application/octet-stream" } });
+      }
+      return undefined;
+    });
+    bws = await startBws(`
+[server]
+grace_period = 1
+
+[server.timeouts]
+send = 1
+
+[logging]
+level = "warn"
+
+[[sites]]
+name = "s"
+hostname = "localhost"
+port = 0
+bind = "127.0.0.1"
+static_dir = "${root}"
+
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "b"
+url = "${backend.url}"
+
+[[sites.proxy.routes]]
+path = "/api"
+upstream = "b"
+`);
+  });
+
+  after(async () => {
+    await bws.close();
+    await backend.close();
+    Deno.removeSync(root, { recursive: true });
+  });
+
+  it("closes a connection whose static and proxied responses a window-0 client never lets through, after send", async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+    try {
+      const frames = watchFrames(conn);
+      const streams: number[] = [];
+      const parts = [PREFACE, WINDOW_ZERO];
+      for (let i = 0; i < 10; i++) {
+        const id = 1 + 2 * i;
+        streams.push(id);
+        parts.push(get(id, i % 2 === 0 ? "/big.bin" : "/api/big"));
+      }
+      for (const p of parts) await conn.write(p);
+      const t0 = Date.now();
+      // As for HTTP/1.1: the connection is closed (Deno.serve cannot reset one stream while it
+      // waits to hand its last chunk over).
+      await waitFor("the stalled connection closed", 6000, () => frames.closed);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+      // Each one is in the access log, as a response that failed on the way out.
+      await waitFor(
+        "ten access log lines",
+        3000,
+        () =>
+          bws.logger.entries.filter((e) => e.path === "/big.bin" || e.path === "/api/big")
+            .length === 10,
+      );
+    } finally {
+      conn.close();
+    }
+  });
+
+  it("keeps a response whose upstream is slower than send", async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+    try {
+      const frames = watchFrames(conn);
+      await conn.write(PREFACE);
+      await conn.write(frame(4, 0, 0, new Uint8Array(0)));
+      await conn.write(get(1, "/api/late"));
+      await waitFor("the late response", 6000, () => frames.ended.has(1) || frames.reset.has(1));
+      expect(frames.reset.has(1)).toBe(false);
+      expect(frames.ended.has(1)).toBe(true);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+describe("HTTP/2 requests whose host field differs from :authority", () => {
+  let a: string;
+  let b: string;
+  let bws: TestBws;
+
+  before(async () => {
+    a = Deno.makeTempDirSync({ prefix: "bws_h2_host_a_" });
+    b = Deno.makeTempDirSync({ prefix: "bws_h2_host_b_" });
+    Deno.writeTextFileSync(`${a}/who.txt`, "site a\n");
+    Deno.writeTextFileSync(`${b}/who.txt`, "site b\n");
+    bws = await startBws(`
+[server]
+grace_period = 1
+
+[logging]
+level = "warn"
+
+[[sites]]
+name = "a"
+hostname = "a.test"
+port = 0
+bind = "127.0.0.1"
+static_dir = "${a}"
+
+[[sites]]
+name = "b"
+hostname = "b.test"
+port = 0
+bind = "127.0.0.1"
+static_dir = "${b}"
+`);
+  });
+
+  after(async () => {
+    await bws.close();
+    Deno.removeSync(a, { recursive: true });
+    Deno.removeSync(b, { recursive: true });
+  });
+
+  it("routes on :authority, takes a host field that agrees, and refuses one that does not, or userinfo, with 400", async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+    try {
+      const frames = watchFrames(conn);
+      await conn.write(PREFACE);
+      await conn.write(frame(4, 0, 0, new Uint8Array(0)));
+      await conn.write(get(1, "/who.txt", "b.test"));
+      await conn.write(get(3, "/who.txt", "b.test", [["host", "B.test"]]));
+      await conn.write(get(5, "/who.txt", null, [["host", "b.test"]]));
+      await conn.write(get(7, "/who.txt", "b.test", [["host", "a.test"]]));
+      await conn.write(get(9, "/who.txt", "a.test", [["host", "b.test"]]));
+      // Userinfo (RFC 9113 §8.3.1 forbids it; HTTP/1.1's Host check refuses "@" too).
+      await conn.write(get(11, "/who.txt", "x@b.test"));
+      await waitFor(
+        "six answers",
+        5000,
+        () => [1, 3, 5, 7, 9, 11].every((s) => frames.ended.has(s)),
+      );
+      expect(frames.data.get(1)).toBe("site b\n");
+      expect(frames.data.get(3)).toBe("site b\n");
+      expect(frames.data.get(5)).toBe("site b\n");
+      // 0x8c: :status 400 from the static table.
+      expect([7, 9, 11].map((s) => frames.status.get(s))).toEqual([0x8c, 0x8c, 0x8c]);
+      expect(frames.data.get(11)).not.toContain("site");
+      expect(frames.data.get(7)).not.toContain("site");
+      expect(frames.data.get(9)).not.toContain("site");
+    } finally {
+      conn.close();
+    }
+  });
+});
