@@ -118,6 +118,15 @@ add_forwarded = false
     expect(header(seen, "forwarded")).toBe(undefined);
   });
 
+  it("names the upstream as Host for an HTTP/1.0 request that has none", async () => {
+    const raw = await rawRequest(bws.port, "GET /x HTTP/1.0\r\n\r\n");
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+    const seen = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)) as Seen;
+    expect(header(seen, "host")).toBe(`127.0.0.1:${backend.port}`);
+    expect(header(seen, "x-forwarded-host")).toBe(undefined);
+    expect(header(seen, "forwarded")).toBe("for=127.0.0.1;proto=http");
+  });
+
   it("drops hop-by-hop and Connection-named headers but not its own forwarding headers", async () => {
     const raw = await rawRequest(
       bws.port,

@@ -215,15 +215,19 @@ export function buildUpstreamHeaders(
     const named = connectionNamed(connection);
     if (named !== null && named.size > 0) out = out.filter(([name]) => !named.has(name));
   }
-  out.push(["host", plan.preserveHost ? ctx.host : upstreamHost]);
+  // An HTTP/1.0 request may come without a Host: the upstream gets its own name, not an empty one.
+  const host = ctx.host;
+  out.push(["host", plan.preserveHost && host !== "" ? host : upstreamHost]);
   const trusted = ctx.peerTrusted;
   if (plan.addXForwarded) {
     out.push(["x-forwarded-for", trusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer]);
     out.push(["x-forwarded-proto", trusted && xfProto ? xfProto : ctx.proto]);
-    out.push(["x-forwarded-host", trusted && xfHost ? xfHost : ctx.host]);
+    const forwardedHost = trusted && xfHost ? xfHost : host;
+    if (forwardedHost !== "") out.push(["x-forwarded-host", forwardedHost]);
   }
   if (plan.addForwarded) {
-    const el = `for=${forwardedFor(ctx.peer)};proto=${ctx.proto};host=${quoteIfNeeded(ctx.host)}`;
+    let el = `for=${forwardedFor(ctx.peer)};proto=${ctx.proto}`;
+    if (host !== "") el += `;host=${quoteIfNeeded(host)}`;
     out.push(["forwarded", trusted && fwd ? `${fwd}, ${el}` : el]);
   }
   if (plan.requestIdUpstream) out.push(["x-request-id", ctx.requestId]);
