@@ -79,6 +79,29 @@ describe("WebSocket tunnel: messages", () => {
     }
   });
 
+  it("holds small buffers while quiet, full-size ones only while a burst flows", async () => {
+    const client = await openClient(`${front.url}/burst`);
+    const SMALL = 2 * (16 + 4096);
+    try {
+      await waitFor("the tunnel", 2000, () => front.registry.size > 0);
+      expect(front.registry.bufferBytes()).toBeLessThanOrEqual(SMALL);
+      const big = new Uint8Array(3_000_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+      client.socket.send(big);
+      const got = new Uint8Array(await withTimeout(client.next(), 5000, "echo") as ArrayBuffer);
+      expect(got.length).toBe(big.length);
+      expect(got.every((b, i) => b === big[i])).toBe(true);
+      // Quiet again: short messages until both directions are back to small buffers.
+      for (let i = 0; i < 40 && front.registry.bufferBytes() > SMALL; i++) {
+        client.socket.send(`m${i}`);
+        expect(await withTimeout(client.next(), 2000, `m${i}`)).toBe(`m${i}`);
+      }
+      expect(front.registry.bufferBytes()).toBeLessThanOrEqual(SMALL);
+    } finally {
+      await closeClient(client);
+    }
+  });
+
   it("relays bytes that came with the request head first (raw client)", async () => {
     const client = await openRawClient(front.port, "/early", text("early"));
     try {

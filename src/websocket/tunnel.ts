@@ -147,6 +147,11 @@ class ByteTunnel implements Tunnel, PumpOwner, TickMember {
     void this.#out.run(upstreamBuffered);
   }
 
+  /** Bytes of the two directions' buffers now (4 KiB reads each while quiet). */
+  get bufferBytes(): number {
+    return this.#in.bufferBytes + this.#out.bufferBytes;
+  }
+
   close(code: number, reason: string): void {
     if (this.#ended) return;
     this.#record(code, reason);

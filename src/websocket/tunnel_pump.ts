@@ -5,14 +5,34 @@
  * follows the frames as they pass; control frames bws adds (close, ping) go out only between
  * frames.
  *
+ * The buffer is small (4 KiB reads) while the direction is quiet, which is most of a WebSocket's
+ * life, and a pooled one of the full `bufferSize` while reads fill the small one; after
+ * {@link QUIET_READS} short reads in a row it goes back to its pool.
+ *
  * @module
  */
 
 import type { ByteStream } from "../http1/types.ts";
+import { BufferPool } from "../net/buffer_pool.ts";
 import { FrameCursor, FrameError } from "./frame_cursor.ts";
 
 /** Room before the read area for a held-back incomplete header (at most 13 bytes). */
 const HEADROOM = 16;
+/** Bytes read per call while the direction is quiet. */
+const SMALL_READ = 4 * 1024;
+/** Short reads in a row after which a full-size buffer goes back to its pool. */
+const QUIET_READS = 16;
+/** Full-size buffers not in use, by length (one length per configured `bufferSize`). */
+const bigBuffers = new Map<number, BufferPool>();
+
+function bigPool(length: number): BufferPool {
+  let pool = bigBuffers.get(length);
+  if (pool === undefined) {
+    pool = new BufferPool(length, 64);
+    bigBuffers.set(length, pool);
+  }
+  return pool;
+}
 
 /** What a pump tells the tunnel that owns it. Handlers must not throw. */
 export interface PumpOwner {
@@ -54,9 +74,14 @@ export class Pump {
   readonly #source: ByteStream;
   readonly #destination: ByteStream;
   readonly #owner: PumpOwner;
-  readonly #buf: Uint8Array;
+  #buf: Uint8Array;
   /** The read area: `#buf` past the headroom. */
-  readonly #view: Uint8Array;
+  #view: Uint8Array;
+  /** Pool of the full-size buffer; `#buf` is one of its buffers while `#big`. */
+  readonly #pool: BufferPool | null;
+  #big = false;
+  /** Short reads in a row into the full-size buffer. */
+  #quiet = 0;
   /** Bytes of an incomplete header kept just before the read area. */
   #held = 0;
   /** A control frame waiting for a frame boundary. */
@@ -81,8 +106,54 @@ export class Pump {
     this.#destination = opts.destination;
     this.#owner = opts.owner;
     this.cursor = new FrameCursor({ masked: opts.masked, maxMessage: opts.maxMessage });
-    this.#buf = new Uint8Array(HEADROOM + opts.bufferSize);
+    const small = Math.min(SMALL_READ, opts.bufferSize);
+    this.#pool = opts.bufferSize > small ? bigPool(HEADROOM + opts.bufferSize) : null;
+    this.#buf = new Uint8Array(HEADROOM + small);
     this.#view = this.#buf.subarray(HEADROOM);
+  }
+
+  /**
+   * Before a read (no write from the buffer in flight): the full-size buffer when the last read
+   * filled the small one, the small one again after a quiet spell. A held incomplete header
+   * moves along.
+   */
+  #fit(lastRead: number): void {
+    const pool = this.#pool;
+    if (pool === null) return;
+    if (!this.#big) {
+      if (lastRead < this.#view.length) return;
+      this.#swap(pool.take());
+      this.#big = true;
+      this.#quiet = 0;
+    } else if (lastRead >= SMALL_READ) {
+      this.#quiet = 0;
+    } else if (++this.#quiet >= QUIET_READS) {
+      const big = this.#buf;
+      this.#swap(new Uint8Array(HEADROOM + SMALL_READ));
+      this.#big = false;
+      pool.give(big);
+    }
+  }
+
+  #swap(next: Uint8Array): void {
+    const held = this.#held;
+    if (held > 0) next.set(this.#buf.subarray(HEADROOM - held, HEADROOM), HEADROOM - held);
+    this.#buf = next;
+    this.#view = next.subarray(HEADROOM);
+  }
+
+  /** After the pump's last read and write: its full-size buffer back to the pool. */
+  #release(): void {
+    if (!this.#big) return;
+    this.#big = false;
+    const big = this.#buf;
+    this.#buf = this.#view = new Uint8Array(0);
+    this.#pool!.give(big);
+  }
+
+  /** Bytes of the buffer the pump reads into now. */
+  get bufferBytes(): number {
+    return this.#buf.length;
   }
 
   /** Relays `initial` (bytes already read from the source), then the source, until it ends or
@@ -103,19 +174,21 @@ export class Pump {
       this.#exited = true;
       if (!this.#stopped) this.#owner.ended(this, err, failed);
     }
+    this.#release();
   }
 
   async #loop(): Promise<void> {
     const source = this.#source;
     const destination = this.#destination;
     const cursor = this.cursor;
-    const buf = this.#buf;
-    const view = this.#view;
+    let lastRead = 0;
     while (!this.#stopped) {
+      this.#fit(lastRead);
+      const buf = this.#buf;
       this.#inRead = true;
       // A frame asked for while the pump was writing goes out now, beside the read.
       if (this.#pending !== null) this.#injectIfIdle();
-      const n = await source.read(view);
+      const n = await source.read(this.#view);
       this.#inRead = false;
       if (n === null) {
         this.#exited = true;
@@ -123,6 +196,7 @@ export class Pump {
         return;
       }
       this.bytesRead += n;
+      lastRead = n;
       if (this.#injecting !== null) await this.#injecting;
       if (this.#stopped) return;
       const start = HEADROOM - this.#held;

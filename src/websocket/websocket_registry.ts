@@ -11,6 +11,8 @@ export interface RelayedPair {
   close(code: number, reason: string): void;
   /** Settles once both legs are closed (or abandoned). */
   readonly done: Promise<void>;
+  /** Bytes of relay buffers the pair holds now (the byte tunnel). */
+  readonly bufferBytes?: number;
 }
 
 /** Open WebSocket pairs; `relayWebSocket` and `startTunnel` add and remove them. */
@@ -20,6 +22,13 @@ export class WebSocketRegistry {
   /** Number of pairs open (or closing). */
   get size(): number {
     return this.#pairs.size;
+  }
+
+  /** Bytes of relay buffers every open pair holds now. */
+  bufferBytes(): number {
+    let total = 0;
+    for (const pair of this.#pairs) total += pair.bufferBytes ?? 0;
+    return total;
   }
 
   /** @internal Called by the relay once the client leg is upgraded. */
