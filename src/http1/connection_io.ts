@@ -35,6 +35,12 @@ const NO_BYTES = new Uint8Array(0);
 const WRITE_BUFFER_IDLE = 16 * 1024;
 const bigWriteBuffers: Uint8Array[] = [];
 
+/** A write buffer nothing writes from any more, to the pool of its size. */
+function giveWriteBuffer(w: Uint8Array): void {
+  if (w.length <= WRITE_BUFFER_IDLE) writeBuffers.give(w);
+  else if (bigWriteBuffers.length < MAX_POOLED) bigWriteBuffers.push(w);
+}
+
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /**
@@ -284,7 +290,7 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     const w = this.#wbuf;
     if (w !== null && w.length > WRITE_BUFFER_IDLE) {
       this.#wbuf = null;
-      if (bigWriteBuffers.length < MAX_POOLED) bigWriteBuffers.push(w);
+      giveWriteBuffer(w);
     }
     this.releaseBodyBuffer();
   }
@@ -330,7 +336,7 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     let w = this.#wbuf;
     if (w === null || w.length < size) {
       // Writes are sequential: nothing is being written from the buffer outgrown here.
-      if (w !== null) writeBuffers.give(w);
+      if (w !== null) giveWriteBuffer(w);
       if (w === null && size <= WRITE_BUFFER) w = writeBuffers.take();
       else {
         const pooled = bigWriteBuffers.pop();
@@ -353,12 +359,7 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   protected recycleBuffers(): void {
     if (!this.closed || this.handedOver || this.hadBody || this.ahead !== null) return;
     headBuffers.give(this.headBuffer);
-    const w = this.#wbuf;
-    if (w !== null) {
-      if (w.length > WRITE_BUFFER_IDLE) {
-        if (bigWriteBuffers.length < MAX_POOLED) bigWriteBuffers.push(w);
-      } else writeBuffers.give(w);
-    }
+    if (this.#wbuf !== null) giveWriteBuffer(this.#wbuf);
     this.#wbuf = null;
     this.#spare = null;
     this.buf = NO_BYTES;

@@ -77,9 +77,8 @@ export class Pump {
   #buf: Uint8Array;
   /** The read area: `#buf` past the headroom. */
   #view: Uint8Array;
-  /** Pool of the full-size buffer; `#buf` is one of its buffers while `#big`. */
+  /** Pool of the full-size buffers (null when `bufferSize` is no bigger than a small read). */
   readonly #pool: BufferPool | null;
-  #big = false;
   /** Short reads in a row into the full-size buffer. */
   #quiet = 0;
   /** Bytes of an incomplete header kept just before the read area. */
@@ -123,16 +122,19 @@ export class Pump {
     if (!this.#big) {
       if (lastRead < this.#view.length) return;
       this.#swap(pool.take());
-      this.#big = true;
       this.#quiet = 0;
     } else if (lastRead >= SMALL_READ) {
       this.#quiet = 0;
     } else if (++this.#quiet >= QUIET_READS) {
       const big = this.#buf;
       this.#swap(new Uint8Array(HEADROOM + SMALL_READ));
-      this.#big = false;
       pool.give(big);
     }
+  }
+
+  /** Reading into one of the pool's full-size buffers. */
+  get #big(): boolean {
+    return this.#buf.length > HEADROOM + SMALL_READ;
   }
 
   #swap(next: Uint8Array): void {
@@ -145,7 +147,6 @@ export class Pump {
   /** After the pump's last read and write: its full-size buffer back to the pool. */
   #release(): void {
     if (!this.#big) return;
-    this.#big = false;
     const big = this.#buf;
     this.#buf = this.#view = new Uint8Array(0);
     this.#pool!.give(big);
