@@ -15,6 +15,9 @@ import { parseUpstreamUrl } from "../upstream/target.ts";
 import { createSelector } from "./create_selector.ts";
 import type { Member, Selector } from "./selector.ts";
 
+/** A member may take requests now (the clock is read only when one is ejected). */
+const isLive = (m: Member): boolean => m.state.isLive();
+
 export type { Member, Selector };
 
 /** Options of {@linkcode UpstreamGroup}. */
@@ -123,9 +126,8 @@ export class UpstreamGroup {
    * A half-open member (passive ejection over) that is picked takes its single probe slot.
    */
   pick(clientIp: string, exclude?: ReadonlySet<Member>): Member | null {
-    const now = monotonicNow();
-    const m = this.#selector.pick(this.members, (c) => c.state.isLive(now), clientIp, exclude);
-    m?.state.claimProbe(now);
+    const m = this.#selector.pick(this.members, isLive, clientIp, exclude);
+    m?.state.claimProbe();
     return m;
   }
 

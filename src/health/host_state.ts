@@ -158,21 +158,25 @@ export class HostState {
    * has been handed out (see {@linkcode claimProbe}), and again if that probe never reports
    * within another `fail_timeout`.
    */
-  isLive(now: number = monotonicNow()): boolean {
+  isLive(now?: number): boolean {
     const c = this.#c;
     if (c.i32[c.i + I32.ACTIVE_DOWN] !== 0) return false;
     const until = c.f64[c.f + F64.EJECTED_UNTIL];
     if (until === 0) return true;
+    // The clock is read only for an ejected member (not on every pick).
+    now ??= monotonicNow();
     if (now < until) return false;
     const probeAt = c.f64[c.f + F64.PROBE_AT];
     return probeAt === 0 || now - probeAt >= this.#passive.failTimeoutMs;
   }
 
   /** Called by the balancer for the member it picked: takes the half-open probe slot. */
-  claimProbe(now: number = monotonicNow()): void {
+  claimProbe(now?: number): void {
     const c = this.#c;
     const until = c.f64[c.f + F64.EJECTED_UNTIL];
-    if (until === 0 || now < until) return;
+    if (until === 0) return;
+    now ??= monotonicNow();
+    if (now < until) return;
     c.lock();
     const u = c.f64[c.f + F64.EJECTED_UNTIL];
     if (u > 0 && now >= u) c.f64[c.f + F64.PROBE_AT] = now;
