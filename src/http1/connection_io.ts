@@ -199,7 +199,7 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     const space = this.buf.length - this.end;
     let n: number | null;
     try {
-      n = await this.stream.read(this.buf.subarray(this.end));
+      n = await this.stream.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
     } catch {
       n = null;
     }
@@ -270,19 +270,20 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
       }
     }
     if (this.end === this.buf.length) return; // full: read again after the response
-    this.ahead = this.stream.read(this.buf.subarray(this.end)).then(
-      (n) => {
-        if (n === null) this.#clientGone();
-        else this.end += n;
-      },
-      () => this.#clientGone(),
-    );
+    const read = this.stream.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+    this.ahead = read.then(this.#aheadRead, this.#clientGone);
   }
 
-  #clientGone(): void {
+  // Bound once per connection (not two closures per request).
+  #aheadRead = (n: number | null): void => {
+    if (n === null) this.#clientGone();
+    else this.end += n;
+  };
+
+  #clientGone = (): void => {
     this.gone = true;
     this.request?.abort();
-  }
+  };
 
   /** A connection went idle, its last response written: back to small buffers (see
    * {@link releaseBodyBuffer}), a big write buffer to its pool. */

@@ -52,20 +52,19 @@ export class Connection {
    * Starts reading while the connection sits idle in the pool. An idle HTTP/1.1 connection must
    * stay silent: bytes (a stray or smuggled response), EOF or an error close it at once, so they
    * are never read as the next request's answer. Otherwise this read is the next exchange's
-   * first read (no extra read per request). It does not keep the process alive.
+   * first read (no extra read per request). It keeps the process alive like any socket (an
+   * unref/ref pair per request cost two ops): the pool's sweeper or `close()` ends it.
    */
   watchIdle(): void {
     this.#rewind();
-    this.sock.unref();
     const read = this.sock.read(this.buf);
     this.#idleRead = read;
     read.then(this.#onIdleRead, this.#onIdleRead);
   }
 
-  /** Takes the connection out of the pool (it holds the process again while in use). */
+  /** Takes the connection out of the pool. */
   takeFromPool(): void {
     this.inUse = true;
-    this.sock.ref();
   }
 
   #onIdleRead = (): void => {
@@ -152,7 +151,8 @@ export class Connection {
     }
     let n: number | null;
     try {
-      n = await (idleRead ?? this.sock.read(this.buf.subarray(this.end)));
+      n = await (idleRead ??
+        this.sock.read(this.end === 0 ? this.buf : this.buf.subarray(this.end)));
     } catch (err) {
       throw ex.failure ?? new UpstreamError(
         socketErrorKind(err),
