@@ -7,6 +7,7 @@
  */
 
 import { BytesBody, sourceToStream } from "../http1/body_adapters.ts";
+import { copyBytes } from "../net/small_copies.ts";
 import type { Connection } from "./connection.ts";
 import { UpstreamError } from "./errors.ts";
 import {
@@ -107,7 +108,7 @@ export function responseFor(
       finish(conn, keepAlive);
     } else if (conn.end - conn.start >= length) {
       // The whole body is already buffered: hand the socket back before the consumer reads.
-      res.bytes = conn.buf.slice(conn.start, conn.start + length) as Uint8Array<ArrayBuffer>;
+      res.bytes = copyBytes(conn.buf, conn.start, conn.start + length);
       conn.start += length;
       finish(conn, keepAlive);
     } else {
