@@ -11,6 +11,7 @@
  * @module
  */
 
+import { knownName } from "./known_names.ts";
 import { HttpError } from "./errors.ts";
 import { equalsLower, isDigit, TCHAR } from "./char_classes.ts";
 import {
@@ -295,8 +296,13 @@ export function parseRequestHead(
   let expectContinue = false;
   for (let h = 0; h < n; h++) {
     const o = h * 5;
-    let name = s.slice(positions[o], positions[o + 1]);
-    if (positions[o + 4] & 2) name = name.toLowerCase();
+    const ns = positions[o];
+    const ne = positions[o + 1];
+    let name = knownName(s, ns, ne);
+    if (name === null) {
+      name = s.slice(ns, ne);
+      if (positions[o + 4] & 2) name = name.toLowerCase();
+    }
     const value = s.slice(positions[o + 2], positions[o + 3]);
     headers.push([name, value]);
     switch (name) {

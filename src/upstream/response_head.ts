@@ -5,6 +5,7 @@
  * @module
  */
 
+import { knownName } from "../http1/known_names.ts";
 import { UpstreamError } from "./errors.ts";
 
 /** A parsed response head plus the framing facts the client needs. */
@@ -140,7 +141,8 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
     let ve = lineEnd;
     while (vs < ve && isOws(s.charCodeAt(vs))) vs++;
     while (ve > vs && isOws(s.charCodeAt(ve - 1))) ve--;
-    const name = upper ? lowerName(s.slice(p, colon)) : s.slice(p, colon);
+    const name = knownName(s, p, colon) ??
+      (upper ? lowerName(s.slice(p, colon)) : s.slice(p, colon));
     const value = s.slice(vs, ve);
     if (hasCtl(value)) throw protocol("control character in header value", s.slice(p, lineEnd));
     headers.push([name, value]);
