@@ -116,17 +116,36 @@ function dash(s: string): string {
   return s === "" ? "-" : textValue(s);
 }
 
+/** `dash` remembering its last answer: site, route, upstream and client mostly repeat from one
+ * access line to the next, and a repeat is the same string object (from the plan, or the
+ * connection's peer), so the check is a pointer compare instead of a regular expression. */
+class RepeatDash {
+  #in = "";
+  #out = "-";
+  of(s: string): string {
+    if (s !== this.#in) {
+      this.#in = s;
+      this.#out = dash(s);
+    }
+    return this.#out;
+  }
+}
+
+const siteText = new RepeatDash();
+const clientText = new RepeatDash();
+const upstreamText = new RepeatDash();
+const routeText = new RepeatDash();
+
 function durationText(ms: number): string {
   return (Math.round(ms * 10) / 10).toString() + "ms";
 }
 
 /** An access line in the text format (combined-log-like, every field, one line). */
 export function formatAccessText(e: AccessEntry): string {
-  let line = isoTime(e.time) + " " + dash(e.client) + " site=" + dash(e.site) + ' "' +
-    escapeQuoted(e.method) + " " + escapeQuoted(e.path) + '" ' + num(e.status) + " " +
-    num(e.bytesOut) + " " + durationText(num(e.durationMs)) + " upstream=" + dash(e.upstream) +
-    " rid=" +
-    dash(e.requestId) + " route=" + dash(e.route);
+  let line = isoTime(e.time) + " " + clientText.of(e.client) + " site=" + siteText.of(e.site) +
+    ' "' + escapeQuoted(e.method) + " " + escapeQuoted(e.path) + '" ' + num(e.status) + " " +
+    num(e.bytesOut) + " " + durationText(num(e.durationMs)) + " upstream=" +
+    upstreamText.of(e.upstream) + " rid=" + dash(e.requestId) + " route=" + routeText.of(e.route);
   if (e.refused) line += " refused=" + textValue(e.refused);
   if (e.error) line += " error=" + textValue(e.error);
   return line + "\n";

@@ -208,7 +208,8 @@ function compileSite(site: SiteConfig, config: Config, deps: CompileDeps): {
     tls: site.ssl.enabled,
     proxy,
     static: site.staticDir ? createStaticHandler(staticOptionsFor(site, deps.fileCache)) : null,
-    siteHeaders: Object.entries(site.headers),
+    // Names lower-cased once here: the request path compares and sends them as they are.
+    siteHeaders: Object.entries(site.headers).map(([n, v]) => [n.toLowerCase(), v] as const),
     maxBodySize: site.maxBodySize || config.server.maxBodySize,
     edge: edge.site,
     redirects: site.redirects.length > 0 ? new RedirectTable(site.redirects) : null,

@@ -68,6 +68,7 @@ export interface SitePlan {
   readonly proxy: ProxyPlan | null;
   readonly static: StaticHandler | null;
   /** `[sites.headers]`, set on every response of the site. */
+  /** `[sites.headers]`, names lower-cased. */
   readonly siteHeaders: readonly (readonly [string, string])[];
   readonly maxBodySize: number;
   /** Edge protection for requests no route matches (static files, redirects, 404s). */

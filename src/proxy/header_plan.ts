@@ -47,11 +47,11 @@ export interface HeaderPlan {
   readonly preserveHost: boolean;
   /** Lower-cased names removed from the upstream request. */
   readonly requestRemove: ReadonlySet<string>;
-  /** Set (replacing) on the upstream request; X-Request-ID "auto" is excluded. */
+  /** Set (replacing) on the upstream request, names lower-cased; X-Request-ID "auto" is excluded. */
   readonly requestAdd: readonly (readonly [string, string])[];
   /** Lower-cased names removed from the client response. */
   readonly responseRemove: ReadonlySet<string>;
-  /** Set (replacing) on the client response, then the site's headers. */
+  /** Set (replacing) on the client response (names lower-cased), then the site's headers. */
   readonly responseAdd: readonly (readonly [string, string])[];
   /** X-Request-ID = "auto": send the request id upstream / return it to the client. */
   readonly requestIdUpstream: boolean;
@@ -82,8 +82,9 @@ export function compileHeaderPlan(cfg: ProxyHeadersConfig): HeaderPlan {
         requestIdResponse ||= toRes;
         continue;
       }
-      if (toReq) requestAdd.push([name, value]);
-      if (toRes) responseAdd.push([name, value]);
+      const lowerName = name.toLowerCase();
+      if (toReq) requestAdd.push([lowerName, value]);
+      if (toRes) responseAdd.push([lowerName, value]);
     }
   }
   return Object.freeze({
@@ -231,17 +232,18 @@ export function buildUpstreamHeaders(
     out.push(["forwarded", trusted && fwd ? `${fwd}, ${el}` : el]);
   }
   if (plan.requestIdUpstream) out.push(["x-request-id", ctx.requestId]);
-  for (const [name, value] of plan.requestAdd) setHeader(out, name.toLowerCase(), value);
+  for (const h of plan.requestAdd) setHeader(out, h);
   if (edit !== null) {
     for (const [name, value] of edit.addHeaders) out.push([name.toLowerCase(), value]);
   }
   return out;
 }
 
-/** Replaces every `name` entry (lower-cased) of `list` by one `[name, value]` at the end. */
-function setHeader(list: [string, string][], name: string, value: string): void {
+/** Replaces every entry of `list` named like `field` (names lower-case) by `field` at the end. */
+function setHeader(list: [string, string][], field: readonly [string, string]): void {
+  const name = field[0];
   for (let i = list.length - 1; i >= 0; i--) if (list[i][0] === name) list.splice(i, 1);
-  list.push([name, value]);
+  list.push(field as [string, string]);
 }
 
 /**
@@ -273,8 +275,8 @@ export function buildResponseHeaders(
     if (dropContentLength && name === "content-length") continue;
     out.push(h as [string, string]);
   }
-  for (const [name, value] of plan.responseAdd) setHeader(out, name.toLowerCase(), value);
-  if (plan.requestIdResponse) setHeader(out, "x-request-id", requestId);
-  for (const [name, value] of siteHeaders) setHeader(out, name.toLowerCase(), value);
+  for (const h of plan.responseAdd) setHeader(out, h);
+  if (plan.requestIdResponse) setHeader(out, ["x-request-id", requestId]);
+  for (const h of siteHeaders) setHeader(out, h);
   return out;
 }

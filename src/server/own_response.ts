@@ -19,7 +19,7 @@ export function withSiteHeaders(res: HttpResponse, site: SitePlan): HttpResponse
   const headers: (readonly [string, string])[] = [];
   for (const h of res.headers) {
     const lower = h[0].toLowerCase();
-    if (!add.some(([n]) => n.toLowerCase() === lower)) headers.push(h);
+    if (!add.some(([n]) => n === lower)) headers.push(h);
   }
   for (const h of add) headers.push(h);
   return { ...res, headers };
