@@ -151,6 +151,15 @@ export class ClientConnection extends ConnectionIO {
         if (this.draining) return false;
       }
       if (this.#phase === BUSY) this.#startHead(opts);
+      const ahead = this.ahead;
+      if (ahead !== null) {
+        // The read-ahead is the next read (awaited here, not through fill(): a promise hop less).
+        const before = this.end;
+        await ahead;
+        this.ahead = null;
+        if (this.end > before) continue;
+        if (this.gone || this.closed) return false;
+      }
       if (!(await this.fill())) {
         // EOF, or closed by a timeout (the expiry answered 408 where it had to).
         return false;

@@ -317,19 +317,33 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
 
   /** Writes all of `data` within the send timeout per write. */
   async writeAll(data: Uint8Array): Promise<void> {
-    const sendMs = this.source.options.timeouts.sendMs;
     let off = 0;
     while (off < data.length) {
-      if (this.closed) throw new Error("Cannot write: connection closed");
-      this.sendDeadline = sendMs > 0 ? coarseNow() + sendMs + TICK_MS : 0;
-      this.arm();
       try {
-        off += await this.stream.write(off === 0 ? data : data.subarray(off));
+        off += await this.writeSome(off === 0 ? data : data.subarray(off));
       } finally {
-        this.sendDeadline = 0;
-        this.arm();
+        this.wrote();
       }
     }
+  }
+
+  /**
+   * One write of `data` under the send timeout; the caller awaits it, then calls
+   * {@link wrote} (writes the rest with {@link writeAll} when it was partial). For the response
+   * writer, which so awaits the socket itself: a promise hop less per response.
+   */
+  writeSome(data: Uint8Array): Promise<number> {
+    if (this.closed) throw new Error("Cannot write: connection closed");
+    const sendMs = this.source.options.timeouts.sendMs;
+    this.sendDeadline = sendMs > 0 ? coarseNow() + sendMs + TICK_MS : 0;
+    this.arm();
+    return this.stream.write(data);
+  }
+
+  /** A write of {@link writeSome} settled. */
+  wrote(): void {
+    this.sendDeadline = 0;
+    this.arm();
   }
 
   /** The connection's reusable write buffer, at least `size` bytes. */

@@ -88,7 +88,14 @@ export async function writeResponse(
       n += length;
       sent = length;
     }
-    await conn.writeAll(w.subarray(0, n));
+    const first = w.subarray(0, n);
+    let written: number;
+    try {
+      written = await conn.writeSome(first);
+    } finally {
+      conn.wrote();
+    }
+    if (written < n) await conn.writeAll(first.subarray(written));
     if (mode === 1 && !inline) {
       await conn.writeAll(src as Uint8Array);
       sent = length;

@@ -61,19 +61,29 @@ export class UpstreamClient {
    */
   async request(target: UpstreamTarget, req: UpstreamRequest): Promise<UpstreamResponse> {
     req = this.#prepare(req);
-    const pooled = this.#pool.take(target.origin);
-    if (pooled !== null) {
+    let conn = this.#pool.take(target.origin);
+    let reused = conn !== null;
+    if (conn === null) conn = await this.#dial(target, req);
+    // One async function for the whole exchange: every async layer between the socket and the
+    // caller costs a promise hop per request.
+    while (true) {
+      conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal as AbortSource | undefined);
+      let head: ResponseHead;
       try {
-        return await this.#exchange(pooled, req, true);
+        sendRequest(conn, req);
+        head = await readResponseHead(conn, this.#maxHead);
       } catch (err) {
+        this.#finish(conn, false);
+        const e = exchangeError(err, conn, reused);
         const replayable = req.body === null || req.body instanceof Uint8Array;
-        if (
-          !(err instanceof UpstreamError) || !err.reusedConnection || !replayable ||
-          req.signal?.aborted || this.#closed
-        ) throw err;
+        if (!e.reusedConnection || !replayable || req.signal?.aborted || this.#closed) throw e;
+        // A pooled connection the upstream had closed: once more on a fresh one.
+        conn = await this.#dial(target, req);
+        reused = false;
+        continue;
       }
+      return responseFor(conn, req, head, reused, head.keepAlive, this.#finish);
     }
-    return await this.#exchange(await this.#dial(target, req), req, false);
   }
 
   /**
@@ -152,23 +162,6 @@ export class UpstreamClient {
     }
     this.#pool.addBusy(conn);
     return conn;
-  }
-
-  async #exchange(
-    conn: Connection,
-    req: UpstreamRequest,
-    reused: boolean,
-  ): Promise<UpstreamResponse> {
-    conn.begin(req.timeouts.readMs, req.timeouts.writeMs, req.signal as AbortSource | undefined);
-    let head: ResponseHead;
-    try {
-      sendRequest(conn, req);
-      head = await readResponseHead(conn, this.#maxHead);
-    } catch (err) {
-      this.#finish(conn, false);
-      throw exchangeError(err, conn, reused);
-    }
-    return responseFor(conn, req, head, reused, head.keepAlive, this.#finish);
   }
 
   /** Ends the exchange on `conn`: back to the pool when `reusable`, else closed. */

@@ -37,7 +37,13 @@ export async function readResponseHead(
     const headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
     if (headEnd === -1) {
       if (conn.end - conn.start > maxHead) throw headTooLarge(conn, maxHead);
-      if (!(await conn.fill())) {
+      let n: number | null;
+      try {
+        n = await conn.startRead();
+      } catch (err) {
+        throw conn.readFailed(err);
+      }
+      if (!conn.afterRead(n)) {
         throw new UpstreamError(
           "closed",
           `Cannot read response from upstream "${conn.origin}": connection closed before the response head`,
