@@ -22,7 +22,7 @@
  * @module
  */
 
-import { deadlines } from "../net/deadlines.ts";
+import { coarseNow, deadlines, TICK_MS } from "../net/deadlines.ts";
 import { errorText } from "../log/error_text.ts";
 import { ConnectionIO } from "./connection_io.ts";
 import { HttpError } from "./errors.ts";
@@ -146,7 +146,8 @@ export class ClientConnection extends ConnectionIO {
         this.#phase = KEEPALIVE;
         this.releaseIdleBuffers();
         const ka = opts.timeouts.keepAliveMs;
-        this.headDeadline = ka > 0 ? Date.now() + ka : 0;
+        // Coarse clock + a tick: never early, and no clock read per request.
+        this.headDeadline = ka > 0 ? coarseNow() + ka + TICK_MS : 0;
         this.arm();
         if (this.draining) return false;
       }
@@ -216,7 +217,7 @@ export class ClientConnection extends ConnectionIO {
   #startHead(opts: FrontOptions): void {
     this.#phase = HEAD;
     const ms = opts.timeouts.headerMs;
-    this.headDeadline = ms > 0 ? Date.now() + ms : 0;
+    this.headDeadline = ms > 0 ? coarseNow() + ms + TICK_MS : 0;
     this.arm();
   }
 

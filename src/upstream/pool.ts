@@ -8,6 +8,7 @@
  * @module
  */
 
+import { coarseNow } from "../net/deadlines.ts";
 import type { Connection } from "./connection.ts";
 
 interface OriginPool {
@@ -43,7 +44,7 @@ export class ConnectionPool {
     let now = 0;
     while (p.idle.length > 0) {
       const c = p.idle.pop()!;
-      if (now === 0) now = Date.now();
+      if (now === 0) now = coarseNow();
       if (c.closed || now - c.idleSince >= this.#idleMs) {
         c.close();
         continue;
@@ -83,7 +84,7 @@ export class ConnectionPool {
       conn.close();
       return;
     }
-    conn.idleSince = Date.now();
+    conn.idleSince = coarseNow();
     conn.watchIdle();
     p.idle.push(conn);
     if (this.#sweeper === undefined) {
