@@ -10,7 +10,7 @@
 
 import type { Member } from "../balancer/group.ts";
 import type { EdgeUpstreamEdit } from "../edge/types.ts";
-import type { HttpRequest } from "../http1/types.ts";
+import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { ProxyPlan, RoutePlan } from "../plan/plan_types.ts";
 import type { UpstreamClient, UpstreamResponse } from "../upstream/client.ts";
 import { UpstreamError } from "../upstream/errors.ts";
@@ -35,7 +35,11 @@ export function upstreamPath(route: RoutePlan, basePath: string, pathname: strin
   return basePath ? basePath + p : p;
 }
 
-/** Runs the exchange with retries. Never throws. */
+/**
+ * Runs the exchange with retries and hands its result to `then`, the next phase, whose answer
+ * it resolves with (the next phase runs inside this async function, not in one of its own: a
+ * promise hop less per request). Never throws unless `then` does.
+ */
 export async function exchange(
   req: HttpRequest,
   ctx: RequestContext,
@@ -45,7 +49,8 @@ export async function exchange(
   bodyLength: number | null,
   maxBodySize: number,
   edit: EdgeUpstreamEdit | null,
-): Promise<ExchangeResult> {
+  then: (result: ExchangeResult) => HttpResponse | Promise<HttpResponse>,
+): Promise<HttpResponse> {
   const method = req.method;
   const body = req.body;
   const group = route.group;
@@ -85,8 +90,9 @@ export async function exchange(
       edit,
     );
     const lease = new MemberLease(member);
+    let res: UpstreamResponse;
     try {
-      const res = await client.request(target, {
+      res = await client.request(target, {
         method,
         target: upstreamPath(route, target.basePath, ctx.pathname) + ctx.search,
         headers,
@@ -96,8 +102,6 @@ export async function exchange(
         signal: ctx.abort,
         timeouts: proxy.timeouts,
       });
-      member.state.recordSuccess(forcedProbe);
-      return { ok: true, res, lease };
     } catch (err) {
       lease.release();
       (tried ??= new Set()).add(member);
@@ -111,9 +115,13 @@ export async function exchange(
       if (!mayRetry(err, method, body !== null)) break;
       const withinDuration = deadline > 0 && Date.now() < deadline;
       if (attempts > retry.attempts && !withinDuration) break;
+      continue;
     }
+    member.state.recordSuccess(forcedProbe);
+    // Not awaited: an async function returning a plain value resolves without another hop.
+    return then({ ok: true, res, lease });
   }
-  return { ok: false, error: lastError };
+  return then({ ok: false, error: lastError });
 }
 
 function mayRetry(err: unknown, method: string, hasBody: boolean): boolean {

@@ -14,7 +14,7 @@ import type { ProxyPlan, RoutePlan, SitePlan } from "../plan/plan_types.ts";
 import type { UpstreamClient } from "../upstream/client.ts";
 import { UpstreamError } from "../upstream/errors.ts";
 import { errorResponse } from "./error_response.ts";
-import { exchange } from "./exchange.ts";
+import { exchange, type ExchangeResult } from "./exchange.ts";
 import { describeFailure, statusForFailure } from "./failure_status.ts";
 import type { RequestContext } from "./request_context.ts";
 import { requestFraming } from "./request_framing.ts";
@@ -24,7 +24,7 @@ export { upstreamPath } from "./exchange.ts";
 export type { RequestContext } from "./request_context.ts";
 
 /** Forwards `req` to the route's group. Never throws: every failure becomes a response. */
-export async function forward(
+export function forward(
   req: HttpRequest,
   ctx: RequestContext,
   site: SitePlan,
@@ -34,9 +34,9 @@ export async function forward(
   edit: EdgeUpstreamEdit | null,
 ): Promise<HttpResponse> {
   const framing = requestFraming(req, ctx, site.maxBodySize);
-  if (!framing.ok) return framing.response;
+  if (!framing.ok) return Promise.resolve(framing.response);
   const coding = site.proxyCompression?.begin(req, edit) ?? null;
-  const result = await exchange(
+  return exchange(
     req,
     ctx,
     proxy,
@@ -45,11 +45,23 @@ export async function forward(
     framing.bodyLength,
     site.maxBodySize,
     coding === null ? edit : coding.edit,
+    (result) => clientResponse(result, ctx, site, proxy, coding),
   );
+}
+
+/** The client's answer for the exchange's result: the upstream's response rewritten (and
+ * compressed), or bws's failure response. */
+function clientResponse(
+  result: ExchangeResult,
+  ctx: RequestContext,
+  site: SitePlan,
+  proxy: ProxyPlan,
+  coding: ProxiedCoding | null,
+): HttpResponse | Promise<HttpResponse> {
   if (result.ok) {
     ctx.lease = result.lease;
     const res = toClientResponse(result.res, ctx.requestId, site, proxy);
-    return coding === null ? res : await compressed(res, coding, ctx);
+    return coding === null ? res : compressed(res, coding, ctx);
   }
   return failureResponse(result.error, ctx);
 }
