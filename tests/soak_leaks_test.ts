@@ -613,7 +613,11 @@ websocket = true
     expect(count(`upload 200 ${96 * 1024}`)).toBeGreaterThan(20);
     expect(count("chunked 200 5120")).toBeGreaterThan(10);
     expect(count("hang 504")).toBeGreaterThan(5);
-    expect(count("reset 502")).toBeGreaterThan(5);
+    // A reset reaches bws only on a fresh upstream connection (on a pooled one the backend answers
+    // 404), and how many are fresh depends on the pool at that moment: at least one, and nothing
+    // but these two outcomes.
+    expect(count("reset 502")).toBeGreaterThan(0);
+    expect(count("reset ")).toBe(count("reset 502") + count("reset 404"));
     expect(count("abort-waiting aborted")).toBeGreaterThan(5);
     expect(count("raw keep-alive 200200200")).toBeGreaterThan(20);
     expect(count("ws echo")).toBeGreaterThan(20);
