@@ -12,6 +12,8 @@
  * @module
  */
 
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { bwsToml } from "./configs.ts";
 
 const [repo = new URL("../..", import.meta.url).pathname, connsArg = "32", reqsArg = "150000"] =
@@ -151,7 +153,7 @@ await Deno.writeTextFile(
     staticDir: dir,
   }),
 );
-const { startFromFile } = await import(`${repo}/mod.ts`);
+const { startFromFile } = await import(pathToFileURL(resolve(repo, "mod.ts")).href);
 await startFromFile(configPath);
 
 function until(n: number): Promise<void> {
