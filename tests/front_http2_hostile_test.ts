@@ -291,6 +291,99 @@ static_dir = "${b}"
       expect(frames.data.get(11)).not.toContain("site");
       expect(frames.data.get(7)).not.toContain("site");
       expect(frames.data.get(9)).not.toContain("site");
+      // The refusals are in the access log, as HTTP/1.1's are.
+      const refused = bws.logger.entries.filter((e) => e.status === 400);
+      expect(refused.map((e) => e.path)).toEqual(["/who.txt", "/who.txt", "/who.txt"]);
+      expect(refused.every((e) => e.site === "-" && e.method === "GET")).toBe(true);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+describe("HTTP/2 requests in flight from one address", () => {
+  let backend: Backend;
+  let bws: TestBws;
+  let inFlight = 0;
+  let release: () => void = () => {};
+  let released = Promise.resolve();
+
+  before(async () => {
+    backend = startEchoBackend("b", (req) => {
+      if (new URL(req.url).pathname !== "/api/hold") return undefined;
+      inFlight++;
+      return released.then(() => {
+        inFlight--;
+        return new Response("held\n");
+      });
+    });
+    bws = await startBws(`
+[server]
+grace_period = 1
+
+[server.limits]
+max_connections_per_ip = 3
+
+[logging]
+level = "warn"
+
+[[sites]]
+name = "s"
+hostname = "localhost"
+port = 0
+bind = "127.0.0.1"
+
+[sites.proxy]
+enabled = true
+
+[[sites.proxy.upstreams]]
+name = "b"
+url = "${backend.url}"
+
+[[sites.proxy.routes]]
+path = "/api"
+upstream = "b"
+`);
+  });
+
+  after(async () => {
+    release();
+    await bws.close();
+    await backend.close();
+  });
+
+  it("are held to max_connections_per_ip, as HTTP/1.1 connections are: more get 503 until some end", async () => {
+    released = new Promise<void>((r) => (release = r));
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+    try {
+      const frames = watchFrames(conn);
+      await conn.write(PREFACE);
+      await conn.write(frame(4, 0, 0, new Uint8Array(0)));
+      const streams = [1, 3, 5, 7, 9, 11, 13, 15];
+      for (const s of streams) await conn.write(get(s, "/api/hold"));
+      // Five answered at once by bws itself; three reach the upstream and wait there.
+      await waitFor("five refusals", 5000, () => frames.ended.size === 5);
+      await waitFor("three held upstream", 5000, () => inFlight === 3);
+      await sleep(200);
+      expect(inFlight).toBe(3);
+      const refused = streams.filter((s) => frames.ended.has(s));
+      for (const s of refused) expect(frames.data.get(s)).toBe("503 Service Unavailable\n");
+      const entries = bws.logger.entries.filter((e) => e.status === 503);
+      expect(entries.length).toBe(5);
+      expect(entries.every((e) => e.path === "/api/hold" && e.error?.includes("in flight"))).toBe(
+        true,
+      );
+
+      // Once they end, the address has room again, on the same connection.
+      release();
+      await waitFor("the held three", 5000, () => frames.ended.size === 8);
+      for (const s of streams.filter((s) => !refused.includes(s))) {
+        expect(frames.data.get(s)).toContain("held");
+      }
+      released = Promise.resolve();
+      await conn.write(get(17, "/api/hold"));
+      await waitFor("one more", 5000, () => frames.ended.has(17));
+      expect(frames.data.get(17)).toContain("held");
     } finally {
       conn.close();
     }

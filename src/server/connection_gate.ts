@@ -1,7 +1,8 @@
 /**
  * The client-connection budget of the whole process (`[server.limits]`): `max_connections` in all
  * (past it the accept loops wait, and new connections queue in the kernel backlog) and
- * `max_connections_per_ip` (past it a new connection from that address is closed at once).
+ * `max_connections_per_ip` (past it a new connection from that address is closed at once, and an
+ * HTTP/2 request past that many in flight from the address gets 503).
  *
  * @module
  */
@@ -12,6 +13,8 @@ export class ConnectionGate {
   #max: number;
   #perIp: number;
   readonly #byIp = new Map<string, number>();
+  /** HTTP/2 requests in flight by address (counted only while a per-address limit is set). */
+  readonly #streamsByIp = new Map<string, number>();
   #waiters: (() => void)[] = [];
 
   /** `maxPerIp` 0 = no per-address limit. */
@@ -79,6 +82,29 @@ export class ConnectionGate {
         else this.#byIp.set(ip, n - 1);
       }
     }
+  }
+
+  /**
+   * Counts an HTTP/2 request in flight from `ip`; false (not counted) when that address already
+   * has `max_connections_per_ip` of them. As nginx's `limit_conn` counts each HTTP/2 request as
+   * a connection: over HTTP/1.1 an address has at most one request in flight per connection, and
+   * one HTTP/2 connection carries up to 200.
+   */
+  claimStream(ip: string): boolean {
+    if (this.#perIp > 0) {
+      const n = this.#streamsByIp.get(ip) ?? 0;
+      if (n >= this.#perIp) return false;
+      this.#streamsByIp.set(ip, n + 1);
+    }
+    return true;
+  }
+
+  /** Ends what {@link claimStream} counted. */
+  releaseStream(ip: string): void {
+    const n = this.#streamsByIp.get(ip);
+    if (n === undefined) return;
+    if (n <= 1) this.#streamsByIp.delete(ip);
+    else this.#streamsByIp.set(ip, n - 1);
   }
 
   #wake(): void {

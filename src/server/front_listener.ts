@@ -8,7 +8,7 @@
  */
 
 import { ClientConnection } from "../http1/connection.ts";
-import type { FrontOptions } from "../http1/front_options.ts";
+import type { FrontOptions, RefusedRequest } from "../http1/front_options.ts";
 import type { ByteStream, HttpRequest, HttpResponse, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { type ProxyPreface, readProxyPreface } from "../net/proxy_preface.ts";
@@ -307,7 +307,16 @@ export class FrontListener {
       this.#handle(req, this.#ctx.services, this.#cutter.signal);
     const idleMs = () => this.plan.client.timeouts.keepAliveMs;
     const sendMs = () => this.plan.client.timeouts.sendMs;
-    const who = { peer, tls: this.tls, handler, idleMs, sendMs };
+    const services = this.#ctx.services;
+    const who = {
+      peer,
+      tls: this.tls,
+      handler,
+      idleMs,
+      sendMs,
+      streams: this.#ctx.gate,
+      onRefused: (r: RefusedRequest) => refusalDone(r, this.plan.logger, services.metrics),
+    };
     void this.#ctx.bridge.attach(stream, buffered, who).finally(() => {
       this.#h2.delete(stream);
       release();
@@ -338,6 +347,8 @@ export class FrontListener {
           idleMs: () => this.plan.client.timeouts.keepAliveMs,
           sendMs: () => this.plan.client.timeouts.sendMs,
           handler: (req) => this.#handle(req, services, cut),
+          streams: ctx.gate,
+          onRefused: (r) => refusalDone(r, this.plan.logger, services.metrics),
         }).finally(() => conn.close());
       },
       onHandlerError: (err) =>

@@ -10,6 +10,8 @@
  */
 
 import { refusedAuthority, requestFromFetch, responseToFetch } from "../http1/fetch_adapter.ts";
+import type { RefusedRequest } from "../http1/front_options.ts";
+import { reasonPhrase } from "../http1/head_bytes.ts";
 import type { ByteStream, HttpHandler, Peer } from "../http1/types.ts";
 import type { Logger } from "../log/types.ts";
 import { pipeStreams } from "../net/pipe.ts";
@@ -26,6 +28,17 @@ export interface BridgedConnection {
   /** Milliseconds a response body may wait for the client to take its next bytes (send); then
    * the connection is closed, as an HTTP/1.1 one would be. 0 or absent = never. */
   readonly sendMs?: () => number;
+  /** The per-address budget of HTTP/2 requests in flight (`max_connections_per_ip`). */
+  readonly streams?: StreamBudget;
+  /** Called for every request the bridge answered itself (for the access log). */
+  readonly onRefused?: (r: RefusedRequest) => void;
+}
+
+/** Counts HTTP/2 requests in flight per client address. */
+export interface StreamBudget {
+  /** False (not counted) when `ip` has no room for another request. */
+  claimStream(ip: string): boolean;
+  releaseStream(ip: string): void;
 }
 
 /** A bridged connection and its requests in flight. */
@@ -37,7 +50,26 @@ interface Entry {
 }
 
 const FORBIDDEN = () => new Response("Forbidden\n", { status: 403 });
-const BAD_REQUEST = () => new Response("400 Bad Request\n", { status: 400 });
+
+/** The bridge's own answer to a request it does not hand to the handler, logged as refused. */
+function refuse(req: Request, who: BridgedConnection, status: number, detail: string): Response {
+  const body = `${status} ${reasonPhrase(status)}\n`;
+  const headers: [string, string][] = [["content-type", "text/plain; charset=utf-8"]];
+  if (status === 503) headers.push(["retry-after", "1"]);
+  const url = req.url;
+  const path = url.indexOf("/", url.indexOf("//") + 2);
+  who.onRefused?.({
+    status,
+    detail,
+    peer: who.peer,
+    method: req.method,
+    target: path < 0 ? "/" : url.slice(path),
+    time: Date.now(),
+    durationMs: 0,
+    bytes: body.length,
+  });
+  return new Response(body, { status, headers });
+}
 /** How long after a failure the bridge is started again. */
 const RESTART_MS = 100;
 
@@ -112,12 +144,27 @@ export class Http2Bridge {
       }, (req, info) => {
         const entry = this.#entries.get(info.remoteAddr.port);
         if (entry === undefined) return FORBIDDEN();
+        const who = entry.who;
         // Routed on :authority: one HTTP/1.1 would refuse as a Host, or a host field naming another
         // site, is refused.
-        if (refusedAuthority(req)) return BAD_REQUEST();
-        const who = entry.who;
+        if (refusedAuthority(req)) {
+          return refuse(req, who, 400, ":authority refused, or a host field that differs from it");
+        }
+        const ip = who.peer.hostname;
+        const budget = who.streams;
+        if (budget !== undefined && !budget.claimStream(ip)) {
+          return refuse(
+            req,
+            who,
+            503,
+            "HTTP/2 requests in flight from this address at max_connections_per_ip",
+          );
+        }
         entry.inFlight++;
-        const done = () => void entry.inFlight--;
+        const done = () => {
+          entry.inFlight--;
+          budget?.releaseStream(ip);
+        };
         info.completed.then(done, done);
         const url = req.url;
         const tls = who.tls;
