@@ -33,10 +33,11 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 
 /**
  * Finds the end of a head in `buf[start, end)`: the index after the empty line, or -1 when more
- * bytes are needed. Lines end in CRLF or a bare LF.
+ * bytes are needed. Lines end in CRLF or a bare LF. `from` resumes a scan: bytes before it were
+ * scanned already (it must be at most the previous `end` - 3).
  */
-export function findHeadEnd(buf: Uint8Array, start: number, end: number): number {
-  let i = start;
+export function findHeadEnd(buf: Uint8Array, start: number, end: number, from = start): number {
+  let i = from;
   while (true) {
     const lf = buf.indexOf(10, i);
     if (lf === -1 || lf >= end) return -1;
@@ -93,11 +94,106 @@ function isOws(c: number): boolean {
  * "protocol" on a malformed status line, header line or framing headers.
  */
 export function parseResponseHead(buf: Uint8Array, start: number, headEnd: number): ResponseHead {
-  const s = latin1(buf, start, headEnd);
-  let nl = s.indexOf("\n");
-  let lineEnd = nl > 0 && s.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-  const statusLine = s.slice(0, lineEnd);
-  // HTTP/1.x SP 3DIGIT [SP reason]
+  const head = readResponseHeadIn(buf, start, headEnd);
+  if (head === null) throw protocol("incomplete head", latin1(buf, start, headEnd));
+  return head;
+}
+
+/** Token bytes of a field name (RFC 9110 §5.6.2). */
+const NAME = new Uint8Array(256);
+for (let c = 0; c < 128; c++) NAME[c] = TCHAR[c];
+/** Bytes a field value or reason phrase may hold: HTAB, visible ASCII, space, obs-text. */
+const TEXT = new Uint8Array(256);
+for (let c = 0; c < 256; c++) TEXT[c] = c === 9 || (c >= 32 && c !== 127) ? 1 : 0;
+
+/** Field positions of the head being read: name start, name end, value start, value end, upper. */
+let fields = new Int32Array(32 * 5);
+
+/**
+ * Reads a response head from `buf[start, end)` in one pass over its bytes (line ends, names,
+ * values and their checks), then decodes it once: the head, or null when it is not complete yet.
+ * Throws UpstreamError "protocol" for a malformed head as soon as the bad byte is seen.
+ */
+export function readResponseHeadIn(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+): ResponseHead | null {
+  // Status line: HTTP/1.x SP 3DIGIT [SP reason] (CR)LF.
+  let i = start;
+  while (i < end && buf[i] !== 10) i++;
+  if (i === end) return null;
+  const statusEnd = i > start && buf[i - 1] === 13 ? i - 1 : i;
+  let obs = 0;
+  let badReason = false;
+  for (let k = start + 13; k < statusEnd; k++) {
+    const c = buf[k];
+    if (TEXT[c] === 0) badReason = true;
+    obs |= c;
+  }
+  // Header lines: name ":" OWS value OWS (CR)LF, up to the empty line.
+  let p = i + 1;
+  let n = 0;
+  let headEnd = -1;
+  while (true) {
+    if (p >= end) return null;
+    let c = buf[p];
+    if (c === 10) {
+      headEnd = p + 1;
+      break;
+    }
+    if (c === 13) {
+      if (p + 1 >= end) return null;
+      if (buf[p + 1] === 10) {
+        headEnd = p + 2;
+        break;
+      }
+    }
+    if (c === 32 || c === 9) throw protocol("obsolete line folding", lineText(buf, p, end));
+    let j = p;
+    let upper = 0;
+    while (j < end && NAME[c = buf[j]] !== 0) {
+      if (c <= 90 && c >= 65) upper = 1;
+      j++;
+    }
+    if (j === end) return null;
+    if (c !== 58 || j === p) {
+      const line = lineText(buf, p, end);
+      throw protocol(c === 58 || !line.includes(":") ? "bad header line" : "bad header name", line);
+    }
+    let vs = j + 1;
+    while (vs < end && (buf[vs] === 32 || buf[vs] === 9)) vs++;
+    let k = vs;
+    while (k < end && TEXT[c = buf[k]] !== 0) {
+      obs |= c;
+      k++;
+    }
+    if (k === end) return null;
+    let next: number;
+    if (c === 10) next = k + 1;
+    else if (c === 13 && k + 1 < end && buf[k + 1] === 10) next = k + 2;
+    else if (c === 13 && k + 1 >= end) return null;
+    else throw protocol("control character in header value", lineText(buf, p, end));
+    let ve = k;
+    while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
+    const o = n * 5;
+    if (o + 5 > fields.length) {
+      const grown = new Int32Array(fields.length * 2);
+      grown.set(fields);
+      fields = grown;
+    }
+    fields[o] = p - start;
+    fields[o + 1] = j - start;
+    fields[o + 2] = vs - start;
+    fields[o + 3] = ve - start;
+    fields[o + 4] = upper;
+    n++;
+    p = next;
+  }
+
+  // One decode of the whole head (ASCII nearly always: one native call), then slices of it.
+  const s = obs < 128 ? utf8.decode(buf.subarray(start, headEnd)) : latin1(buf, start, headEnd);
+  const statusLine = s.slice(0, statusEnd - start);
   if (
     statusLine.length < 12 || !statusLine.startsWith("HTTP/1.") ||
     !isDigit(statusLine.charCodeAt(7)) || statusLine.charCodeAt(8) !== 32 ||
@@ -111,8 +207,8 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
   const status = (statusLine.charCodeAt(9) - 48) * 100 + (statusLine.charCodeAt(10) - 48) * 10 +
     statusLine.charCodeAt(11) - 48;
   if (status < 100) throw protocol("bad status code", statusLine);
+  if (badReason) throw protocol("control character in reason phrase", statusLine);
   const statusText = statusLine.length > 13 ? statusLine.slice(13) : "";
-  if (hasCtl(statusText)) throw protocol("control character in reason phrase", statusLine);
 
   const headers: [string, string][] = [];
   let contentLength: number | null = null;
@@ -120,39 +216,21 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
   let chunked = false;
   let close = false;
   let keepAliveToken = false;
-  let p = nl + 1;
-  while (p < s.length) {
-    nl = s.indexOf("\n", p);
-    lineEnd = nl > p && s.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-    if (lineEnd === p) break; // the empty line
-    const first = s.charCodeAt(p);
-    if (isOws(first)) throw protocol("obsolete line folding", s.slice(p, lineEnd));
-    const colon = s.indexOf(":", p);
-    if (colon === -1 || colon >= lineEnd || colon === p) {
-      throw protocol("bad header line", s.slice(p, lineEnd));
-    }
-    let upper = false;
-    for (let i = p; i < colon; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 128 || TCHAR[c] === 0) throw protocol("bad header name", s.slice(p, lineEnd));
-      if (c <= 90 && c >= 65) upper = true;
-    }
-    let vs = colon + 1;
-    let ve = lineEnd;
-    while (vs < ve && isOws(s.charCodeAt(vs))) vs++;
-    while (ve > vs && isOws(s.charCodeAt(ve - 1))) ve--;
-    const name = knownName(s, p, colon) ??
-      (upper ? lowerName(s.slice(p, colon)) : s.slice(p, colon));
-    const value = s.slice(vs, ve);
-    if (hasCtl(value)) throw protocol("control character in header value", s.slice(p, lineEnd));
+  for (let h = 0; h < n; h++) {
+    const o = h * 5;
+    const ns = fields[o];
+    const ne = fields[o + 1];
+    const name = knownName(s, ns, ne) ??
+      (fields[o + 4] !== 0 ? lowerName(s.slice(ns, ne)) : s.slice(ns, ne));
+    const value = s.slice(fields[o + 2], fields[o + 3]);
     headers.push([name, value]);
     switch (name) {
       case "content-length": {
-        const n = parseContentLength(value);
-        if (n === null || (contentLength !== null && contentLength !== n)) {
-          throw protocol("bad or conflicting Content-Length", s.slice(p, lineEnd));
+        const len = parseContentLength(value);
+        if (len === null || (contentLength !== null && contentLength !== len)) {
+          throw protocol("bad or conflicting Content-Length", s.slice(ns, fields[o + 3]));
         }
-        contentLength = n;
+        contentLength = len;
         break;
       }
       case "transfer-encoding": {
@@ -180,7 +258,6 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
         break;
       }
     }
-    p = nl + 1;
   }
   if (hasTransferEncoding && contentLength !== null) {
     throw protocol("both Content-Length and Transfer-Encoding", statusLine);
@@ -197,6 +274,13 @@ export function parseResponseHead(buf: Uint8Array, start: number, headEnd: numbe
   };
 }
 
+/** The line at `p` as text, for an error message (up to its end or the buffered bytes'). */
+function lineText(buf: Uint8Array, p: number, end: number): string {
+  let e = p;
+  while (e < end && e - p < 200 && buf[e] !== 10 && buf[e] !== 13) e++;
+  return latin1(buf, p, e);
+}
+
 /** Lower-cased header names as upstreams spell them ("Content-Type"), remembered (bounded). */
 const lowerNames = new Map<string, string>();
 
@@ -211,14 +295,6 @@ function lowerName(name: string): string {
 
 function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
-}
-
-function hasCtl(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if ((c < 32 && c !== 9) || c === 127) return true;
-  }
-  return false;
 }
 
 /** "12" or "12, 12" → 12; anything else (empty, signs, differing list members) → null. */

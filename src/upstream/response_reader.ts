@@ -17,7 +17,7 @@ import {
   LengthBody,
   type ResponseBodySource,
 } from "./response_body.ts";
-import { findHeadEnd, parseResponseHead, type ResponseHead } from "./response_head.ts";
+import { findHeadEnd, readResponseHeadIn, type ResponseHead } from "./response_head.ts";
 import type { UpstreamRequest, UpstreamResponse } from "./types.ts";
 
 /** Interim (1xx) responses tolerated before the final one. */
@@ -33,10 +33,19 @@ export async function readResponseHead(
   upgrade = false,
 ): Promise<ResponseHead> {
   let interim = 0;
+  /** Bytes after `conn.start` already scanned for the head's end; -1: none yet. */
+  let scanned = -1;
   while (true) {
-    const headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
-    if (headEnd === -1) {
-      if (conn.end - conn.start > maxHead) throw headTooLarge(conn, maxHead);
+    // Usually the whole head is there at the first try: one pass parses it. Otherwise the parse
+    // waits until a cheap scan of the new bytes finds the head's end (a head trickling in a byte
+    // at a time is not parsed again for every byte).
+    const s = conn.start;
+    const head = scanned < 0 || findHeadEnd(conn.buf, s, conn.end, s + scanned) !== -1
+      ? readResponseHeadIn(conn.buf, s, conn.end)
+      : null;
+    if (head === null) {
+      if (conn.end - s > maxHead) throw headTooLarge(conn, maxHead);
+      scanned = Math.max(0, conn.end - s - 3);
       let n: number | null;
       try {
         n = await conn.startRead();
@@ -51,9 +60,9 @@ export async function readResponseHead(
       }
       continue;
     }
-    if (headEnd - conn.start > maxHead) throw headTooLarge(conn, maxHead);
-    const head = parseResponseHead(conn.buf, conn.start, headEnd);
-    conn.start = headEnd;
+    if (head.end - conn.start > maxHead) throw headTooLarge(conn, maxHead);
+    conn.start = head.end;
+    scanned = -1;
     if (head.status >= 200 || (upgrade && head.status === 101)) return head;
     if (head.status === 101) {
       // The client never asks for an upgrade (WebSockets have their own path): the bytes
