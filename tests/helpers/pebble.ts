@@ -71,8 +71,27 @@ export async function startDns(): Promise<DnsResponder> {
   };
 }
 
-/** A loopback port that was free a moment ago. */
+/** Ports handed out by {@link freePort} in this test worker. */
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port that was free a moment ago, for a server started later. Chosen below the
+ * kernel's ephemeral range (32768-60999 here), where the source port of an outgoing connection
+ * never lands: a port from `port: 0` could be taken by one of the many connections the other
+ * tests open before the server binds it (seen as "address in use" about once in seven runs).
+ */
 export function freePort(): number {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue;
+    }
+    handedOut.add(port);
+    return port;
+  }
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
