@@ -331,7 +331,7 @@ upstream = "b"
       expect(heard.text).toMatch(/^HTTP\/1\.1 408/);
       expect(heard.closed).toBe(true);
       expect(heard.ms).toBeGreaterThan(400);
-      expect(heard.ms).toBeLessThan(2500);
+      expect(heard.ms).toBeLessThan(3000);
       // The upstream never got a whole request (its body broke off: no request completed).
       await sleep(200);
       expect(backend.seen.filter((s) => s.path === "/api/up")).toEqual([]);
@@ -345,13 +345,15 @@ upstream = "b"
 
   it("HTTP/2: a connection that sends the preface and then nothing is closed after keep_alive; a slow request on one is not cut", async () => {
     const backend: Backend = startEchoBackend("h2", async (_req, seen) => {
-      if (seen.path === "/api/slow") await sleep(1500);
+      if (seen.path === "/api/slow") await sleep(2500);
       return Response.json(seen);
     });
     const client = Deno.createHttpClient({ http1: false, http2: true });
     try {
       const bws = await startBws(
-        site(root, `[server.timeouts]\nheader = 0.5\nkeep_alive = 0.5`) + `
+        // keep_alive 1 s, not less: a request's bytes reach the bridge's handler after a moment,
+        // and under a loaded CI machine half a second of silence was seen before it did.
+        site(root, `[server.timeouts]\nheader = 1\nkeep_alive = 1`) + `
 [sites.proxy]
 enabled = true
 
@@ -370,7 +372,7 @@ upstream = "b"
       const heard = await listen(conn, 5000);
       closeQuietly(conn);
       expect(heard.closed).toBe(true);
-      expect(heard.ms).toBeLessThan(2500);
+      expect(heard.ms).toBeLessThan(3000);
       // A request that takes longer than keep_alive to answer keeps its connection.
       const res = await fetch(`${bws.base}/api/slow`, { client });
       expect(res.status).toBe(200);
