@@ -11,7 +11,6 @@
  * @module
  */
 
-import { knownName } from "./known_names.ts";
 import { HttpError } from "./errors.ts";
 import { equalsLower, isDigit, TCHAR } from "./char_classes.ts";
 import {
@@ -23,6 +22,8 @@ import {
   parseContentLength,
 } from "./framing_fields.ts";
 import { isValidHostPort, splitOtherTarget } from "./request_target.ts";
+import { FieldPositions } from "./field_positions.ts";
+import { knownName } from "./known_names.ts";
 
 /** Limits the parser enforces; either one exceeded is answered 431. */
 export interface HeadLimits {
@@ -171,8 +172,8 @@ export function isHttp2Preface(buf: Uint8Array, start: number, end: number): boo
   return true;
 }
 
-/** Header positions of the head being parsed: name start, colon, value start, value end, upper. */
-let positions = new Int32Array(64 * 5);
+/** Header positions of the head being parsed (flags: which letter cases the name has). */
+const fieldPositions = new FieldPositions();
 const decoder = new TextDecoder();
 
 /**
@@ -262,17 +263,7 @@ export function parseRequestHead(
     let ve = k;
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
     if (n === limits.maxHeaders) throw fail(431, `more than ${limits.maxHeaders} header fields`);
-    const o = n * 5;
-    if (o + 5 > positions.length) {
-      const grown = new Int32Array(positions.length * 2);
-      grown.set(positions);
-      positions = grown;
-    }
-    positions[o] = p - first;
-    positions[o + 1] = j - first;
-    positions[o + 2] = vs - first;
-    positions[o + 3] = ve - first;
-    positions[o + 4] = upper;
+    fieldPositions.set(n, p - first, j - first, vs - first, ve - first, upper);
     n++;
     p = k + 2;
   }
@@ -285,6 +276,7 @@ export function parseRequestHead(
   const target = s.slice(targetStart - first, targetEnd - first);
   const version = minor === 1 ? "1.1" : "1.0";
 
+  const positions = fieldPositions.at;
   const headers: [string, string][] = [];
   let hostCount = 0;
   let hostValue: string | null = null;

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { FieldPositions } from "../http1/field_positions.ts";
 import { knownName } from "../http1/known_names.ts";
 import { UpstreamError } from "./errors.ts";
 
@@ -106,8 +107,8 @@ for (let c = 0; c < 128; c++) NAME[c] = TCHAR[c];
 const TEXT = new Uint8Array(256);
 for (let c = 0; c < 256; c++) TEXT[c] = c === 9 || (c >= 32 && c !== 127) ? 1 : 0;
 
-/** Field positions of the head being read: name start, name end, value start, value end, upper. */
-let fields = new Int32Array(32 * 5);
+/** Field positions of the head being read (flags: 1 when the name has an upper-case letter). */
+const fieldPositions = new FieldPositions();
 
 /**
  * Reads a response head from `buf[start, end)` in one pass over its bytes (line ends, names,
@@ -176,17 +177,7 @@ export function readResponseHeadIn(
     else throw protocol("control character in header value", lineText(buf, p, end));
     let ve = k;
     while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
-    const o = n * 5;
-    if (o + 5 > fields.length) {
-      const grown = new Int32Array(fields.length * 2);
-      grown.set(fields);
-      fields = grown;
-    }
-    fields[o] = p - start;
-    fields[o + 1] = j - start;
-    fields[o + 2] = vs - start;
-    fields[o + 3] = ve - start;
-    fields[o + 4] = upper;
+    fieldPositions.set(n, p - start, j - start, vs - start, ve - start, upper);
     n++;
     p = next;
   }
@@ -210,6 +201,7 @@ export function readResponseHeadIn(
   if (badReason) throw protocol("control character in reason phrase", statusLine);
   const statusText = statusLine.length > 13 ? statusLine.slice(13) : "";
 
+  const fields = fieldPositions.at;
   const headers: [string, string][] = [];
   let contentLength: number | null = null;
   let hasTransferEncoding = false;
