@@ -14,7 +14,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
-import { startBws, type TestBws } from "./helpers/bws.ts";
+import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
 
 const enc = new TextEncoder();
@@ -317,33 +317,10 @@ describe("HTTP/2 requests in flight from one address", () => {
         return new Response("held\n");
       });
     });
-    bws = await startBws(`
-[server]
-grace_period = 1
-
-[server.limits]
-max_connections_per_ip = 3
-
-[logging]
-level = "warn"
-
-[[sites]]
-name = "s"
-hostname = "localhost"
-port = 0
-bind = "127.0.0.1"
-
-[sites.proxy]
-enabled = true
-
-[[sites.proxy.upstreams]]
-name = "b"
-url = "${backend.url}"
-
-[[sites.proxy.routes]]
-path = "/api"
-upstream = "b"
-`);
+    // One proxy site (every path to group "b"), at most three connections per address.
+    bws = await startBws(
+      proxySite([backend.url], "", undefined, "[server.limits]\nmax_connections_per_ip = 3"),
+    );
   });
 
   after(async () => {
