@@ -70,6 +70,7 @@ function refuse(req: Request, who: BridgedConnection, status: number, detail: st
   });
   return new Response(body, { status, headers });
 }
+
 /** How long after a failure the bridge is started again. */
 const RESTART_MS = 100;
 
