@@ -9,9 +9,14 @@
  *
  *   deno run -A --config deno.json scripts/bench/js_cost.ts [repo dir] [connections] [requests]
  *
+ * With `JS_COST_HEAP=1` it also samples what the measured requests allocate (V8's sampling heap
+ * profiler through `node:inspector`, collected objects included) and prints the bytes per request
+ * by allocating function: each KB per request is GC work and fresh cache lines touched.
+ *
  * @module
  */
 
+import inspector from "node:inspector";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { bwsToml } from "./configs.ts";
@@ -161,9 +166,60 @@ function until(n: number): Promise<void> {
   return new Promise((resolve) => (onTarget = resolve));
 }
 await until(WARM);
+const heap = Deno.env.get("JS_COST_HEAP") === "1" ? await startHeapSampling() : null;
 const t0 = performance.now();
 await until(WARM + TOTAL);
 const us = ((performance.now() - t0) * 1000) / TOTAL;
 console.log(`${us.toFixed(2)} µs per request (JavaScript only; ${CONNS} connections)`);
+if (heap !== null) await heap.report(TOTAL);
 await Deno.remove(dir, { recursive: true });
 Deno.exit(0);
+
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+/** Starts V8's sampling heap profiler; `report` prints bytes allocated per request by function. */
+async function startHeapSampling(): Promise<{ report(requests: number): Promise<void> }> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<unknown>((ok, fail) =>
+      session.post(
+        method,
+        params,
+        (err: Error | null, result: unknown) => err ? fail(err) : ok(result),
+      )
+    );
+  await post("HeapProfiler.enable");
+  await post("HeapProfiler.startSampling", {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    async report(requests: number) {
+      const { profile } = await post("HeapProfiler.stopSampling") as {
+        profile: { head: SamplingNode };
+      };
+      const bytes = new Map<string, number>();
+      let total = 0;
+      const walk = (n: SamplingNode) => {
+        const f = n.callFrame;
+        const where = `${f.functionName || "(anonymous)"} ${
+          f.url.replace(/^.*\/(src|ext|scripts)\//, "$1/")
+        }:${f.lineNumber + 1}`;
+        bytes.set(where, (bytes.get(where) ?? 0) + n.selfSize);
+        total += n.selfSize;
+        for (const c of n.children) walk(c);
+      };
+      walk(profile.head);
+      console.log(`allocated: ${(total / requests / 1024).toFixed(1)} KB per request`);
+      for (const [where, b] of [...bytes].sort((x, y) => y[1] - x[1]).slice(0, 25)) {
+        console.log(`${(b / requests).toFixed(0).padStart(7)} B  ${where}`);
+      }
+    },
+  };
+}

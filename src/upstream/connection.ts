@@ -211,26 +211,48 @@ export class Connection {
 
   /** Writes all of `data`, each write bounded by the write timeout. */
   async writeAll(data: Uint8Array): Promise<void> {
-    const ex = this.ex;
-    ex.requestSent = true;
     let off = 0;
     while (off < data.length) {
-      if (ex.failure !== null) throw ex.failure;
-      this.#writeDeadline = coarseNow() + ex.writeMs + TICK_MS;
-      this.#arm(this.#writeDeadline);
       try {
-        off += await this.sock.write(off === 0 ? data : data.subarray(off));
+        off += await this.writeOnce(off === 0 ? data : data.subarray(off));
       } catch (err) {
-        const kind = socketErrorKind(err);
-        throw ex.failure ?? new UpstreamError(
-          kind === "read_timeout" ? "write_timeout" : kind,
-          `Cannot write to upstream "${this.origin}": ${errorText(err)}`,
-          { cause: err, requestSent: true },
-        );
-      } finally {
-        this.#writeDeadline = 0;
+        throw this.writeFailed(err);
       }
+      this.#writeDeadline = 0;
     }
+  }
+
+  /**
+   * One write of `data` under the write timeout (throws the recorded failure first); then
+   * {@link wroteOnce}, or {@link writeFailed} for its error. The request writer sends a head-only
+   * request with it and a `then`, not through `writeAll`'s async frame.
+   */
+  writeOnce(data: Uint8Array): Promise<number> {
+    const ex = this.ex;
+    ex.requestSent = true;
+    if (ex.failure !== null) throw ex.failure;
+    this.#writeDeadline = coarseNow() + ex.writeMs + TICK_MS;
+    this.#arm(this.#writeDeadline);
+    return this.sock.write(data);
+  }
+
+  /** A write of {@link writeOnce} succeeded. */
+  wroteOnce(): void {
+    this.#writeDeadline = 0;
+  }
+
+  /** The error to throw for a failed {@link writeOnce}. */
+  writeFailed(err: unknown): UpstreamError {
+    this.#writeDeadline = 0;
+    const ex = this.ex;
+    if (ex.failure !== null) return ex.failure;
+    if (err instanceof UpstreamError) return err;
+    const kind = socketErrorKind(err);
+    return new UpstreamError(
+      kind === "read_timeout" ? "write_timeout" : kind,
+      `Cannot write to upstream "${this.origin}": ${errorText(err)}`,
+      { cause: err, requestSent: true },
+    );
   }
 
   #arm(deadline: number): void {

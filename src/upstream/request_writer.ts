@@ -53,7 +53,28 @@ export function sendRequest(conn: Connection, req: UpstreamRequest): void {
   h += "\r\n";
   const bytes = encodeHead(conn, h, inline);
   ex.streaming = stream !== null;
-  ex.sendSettled = write(conn, bytes, rest, stream, req.bodyLength);
+  ex.sendSettled = rest === null && stream === null
+    ? writeHead(conn, bytes)
+    : write(conn, bytes, rest, stream, req.bodyLength);
+}
+
+/**
+ * Sends a request that is all in `head` (no body, or a small one inline): one write and a `then`,
+ * no async frames (two of them cost ~900 bytes of allocation per request).
+ */
+function writeHead(conn: Connection, head: Uint8Array): Promise<void> {
+  let written: Promise<number>;
+  try {
+    written = conn.writeOnce(head);
+  } catch (err) {
+    sendFailed(conn, conn.writeFailed(err));
+    return Promise.resolve();
+  }
+  return written.then((n) => {
+    conn.wroteOnce();
+    if (n < head.length) return write(conn, head.subarray(n), null, null, null);
+    conn.markSent();
+  }, (err) => sendFailed(conn, conn.writeFailed(err)));
 }
 
 async function write(
@@ -63,30 +84,35 @@ async function write(
   stream: BodySource | null,
   length: number | null,
 ): Promise<void> {
-  const ex = conn.ex;
   try {
     await conn.writeAll(head);
     if (rest !== null) await conn.writeAll(rest);
     if (stream !== null) await pump(conn, stream, length);
     conn.markSent();
   } catch (err) {
-    if (ex.headReceived) {
-      // The answer is already here (e.g. 413 and close): keep reading it; sendDone stays
-      // false, so the connection is not reused.
-      ex.cancelBody();
-      return;
-    }
-    const e = err instanceof UpstreamError
-      ? err
-      : new UpstreamError("reset", `Cannot talk to upstream: ${errorText(err)}`, { cause: err });
-    // A socket error ends the read side by itself (and the upstream may still have answered);
-    // anything else (timeout, abort, bad body) must interrupt the reader.
-    if (e.kind === "reset" && ex.failure === null) {
-      ex.cancelBody();
-      return;
-    }
-    conn.fail(e);
+    sendFailed(conn, err);
   }
+}
+
+/** What a failed send does to the exchange (never throws). */
+function sendFailed(conn: Connection, err: unknown): void {
+  const ex = conn.ex;
+  if (ex.headReceived) {
+    // The answer is already here (e.g. 413 and close): keep reading it; sendDone stays
+    // false, so the connection is not reused.
+    ex.cancelBody();
+    return;
+  }
+  const e = err instanceof UpstreamError
+    ? err
+    : new UpstreamError("reset", `Cannot talk to upstream: ${errorText(err)}`, { cause: err });
+  // A socket error ends the read side by itself (and the upstream may still have answered);
+  // anything else (timeout, abort, bad body) must interrupt the reader.
+  if (e.kind === "reset" && ex.failure === null) {
+    ex.cancelBody();
+    return;
+  }
+  conn.fail(e);
 }
 
 /** Copies a streamed request body upstream (re-framed as chunked when its length is not
