@@ -311,9 +311,16 @@ describe("HTTP/2 requests in flight from one address", () => {
   before(async () => {
     backend = startEchoBackend("b", (req) => {
       if (new URL(req.url).pathname !== "/api/hold") return undefined;
+      // In flight until released, or until bws gives the request up (closes its connection).
       inFlight++;
+      let counted = true;
+      const end = () => {
+        if (counted) inFlight--;
+        counted = false;
+      };
+      req.signal.addEventListener("abort", end);
       return released.then(() => {
-        inFlight--;
+        end();
         return new Response("held\n");
       });
     });
@@ -361,6 +368,34 @@ describe("HTTP/2 requests in flight from one address", () => {
       await conn.write(get(17, "/api/hold"));
       await waitFor("one more", 5000, () => frames.ended.has(17));
       expect(frames.data.get(17)).toContain("held");
+    } finally {
+      conn.close();
+    }
+  });
+
+  it("frees the budget of streams the client resets, and gives up their upstream requests", async () => {
+    released = new Promise<void>((r) => (release = r));
+    const rst = (stream: number) => frame(3, 0, stream, new Uint8Array([0, 0, 0, 8])); // CANCEL
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: bws.port });
+    try {
+      const frames = watchFrames(conn);
+      await conn.write(PREFACE);
+      await conn.write(frame(4, 0, 0, new Uint8Array(0)));
+      // Three times: three held streams, then the client cancels them all.
+      for (const first of [1, 7, 13]) {
+        const streams = [first, first + 2, first + 4];
+        for (const s of streams) await conn.write(get(s, "/api/hold"));
+        await waitFor("three held upstream", 5000, () => inFlight === 3);
+        for (const s of streams) await conn.write(rst(s));
+        await waitFor("the upstream requests given up", 5000, () => inFlight === 0);
+      }
+      // Nothing was refused, and the address has its whole budget again.
+      expect([...frames.data.values()].some((d) => d.includes("503"))).toBe(false);
+      for (const s of [19, 21, 23]) await conn.write(get(s, "/api/hold"));
+      await waitFor("three held upstream", 5000, () => inFlight === 3);
+      release();
+      await waitFor("three answers", 5000, () => [19, 21, 23].every((s) => frames.ended.has(s)));
+      for (const s of [19, 21, 23]) expect(frames.data.get(s)).toContain("held");
     } finally {
       conn.close();
     }
