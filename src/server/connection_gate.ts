@@ -65,23 +65,12 @@ export class ConnectionGate {
 
   /** Counts an admitted connection against `ip`'s limit; false (not counted) when at it. */
   claim(ip: string): boolean {
-    if (this.#perIp > 0) {
-      const n = this.#byIp.get(ip) ?? 0;
-      if (n >= this.#perIp) return false;
-      this.#byIp.set(ip, n + 1);
-    }
-    return true;
+    return take(this.#byIp, ip, this.#perIp);
   }
 
   /** Ends what {@link claim} counted. */
   unclaim(ip: string): void {
-    if (this.#perIp > 0 || this.#byIp.size > 0) {
-      const n = this.#byIp.get(ip);
-      if (n !== undefined) {
-        if (n <= 1) this.#byIp.delete(ip);
-        else this.#byIp.set(ip, n - 1);
-      }
-    }
+    give(this.#byIp, ip);
   }
 
   /**
@@ -91,23 +80,33 @@ export class ConnectionGate {
    * one HTTP/2 connection carries up to 200.
    */
   claimStream(ip: string): boolean {
-    if (this.#perIp > 0) {
-      const n = this.#streamsByIp.get(ip) ?? 0;
-      if (n >= this.#perIp) return false;
-      this.#streamsByIp.set(ip, n + 1);
-    }
-    return true;
+    return take(this.#streamsByIp, ip, this.#perIp);
   }
 
   /** Ends what {@link claimStream} counted. */
   releaseStream(ip: string): void {
-    const n = this.#streamsByIp.get(ip);
-    if (n === undefined) return;
-    if (n <= 1) this.#streamsByIp.delete(ip);
-    else this.#streamsByIp.set(ip, n - 1);
+    give(this.#streamsByIp, ip);
   }
 
   #wake(): void {
     while (this.#waiters.length > 0 && this.#open < this.#max) this.#waiters.shift()!();
   }
+}
+
+/** Counts one more for `ip` unless it has `limit` already (0 = no limit: nothing is counted). */
+function take(counts: Map<string, number>, ip: string, limit: number): boolean {
+  if (limit > 0) {
+    const n = counts.get(ip) ?? 0;
+    if (n >= limit) return false;
+    counts.set(ip, n + 1);
+  }
+  return true;
+}
+
+/** Counts one less for `ip` (nothing when it has none counted). */
+function give(counts: Map<string, number>, ip: string): void {
+  const n = counts.get(ip);
+  if (n === undefined) return;
+  if (n <= 1) counts.delete(ip);
+  else counts.set(ip, n - 1);
 }

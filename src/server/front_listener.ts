@@ -17,7 +17,7 @@ import { serveTls, type TlsListener, type TlsProxyProtocol } from "../tls/listen
 import type { CertificatePair } from "../tls/certs.ts";
 import { runAcceptLoop } from "./accept_loop.ts";
 import type { ConnectionGate } from "./connection_gate.ts";
-import type { Http2Bridge } from "./h2_bridge.ts";
+import type { BridgedConnection, Http2Bridge } from "./h2_bridge.ts";
 import { handleRequest, type Services } from "./handle_request.ts";
 import { refusalDone } from "./request_record.ts";
 import { errorText } from "../log/error_text.ts";
@@ -303,25 +303,30 @@ export class FrontListener {
 
   #serveHttp2(stream: ByteStream, buffered: Uint8Array, peer: Peer, release: () => void): void {
     this.#h2.add(stream);
-    const handler = (req: HttpRequest) =>
-      this.#handle(req, this.#ctx.services, this.#cutter.signal);
-    const idleMs = () => this.plan.client.timeouts.keepAliveMs;
-    const sendMs = () => this.plan.client.timeouts.sendMs;
-    const services = this.#ctx.services;
-    const who = {
-      peer,
-      tls: this.tls,
-      handler,
-      idleMs,
-      sendMs,
-      streams: this.#ctx.gate,
-      onRefused: (r: RefusedRequest) => refusalDone(r, this.plan.logger, services.metrics),
-    };
-    void this.#ctx.bridge.attach(stream, buffered, who).finally(() => {
+    void this.#ctx.bridge.attach(stream, buffered, this.#bridged(peer, this.tls)).finally(() => {
       this.#h2.delete(stream);
       release();
     });
   }
+
+  /** Who is behind an HTTP/2 connection handed to the bridge (TLS by ALPN, or h2c). */
+  #bridged(peer: Peer, tls: boolean): BridgedConnection {
+    const services = this.#ctx.services;
+    const cut = this.#cutter.signal;
+    return {
+      peer,
+      tls,
+      handler: (req) => this.#handle(req, services, cut),
+      idleMs: () => this.plan.client.timeouts.keepAliveMs,
+      sendMs: () => this.plan.client.timeouts.sendMs,
+      streams: this.#ctx.gate,
+      onRefused: this.#refused,
+    };
+  }
+
+  /** A request answered before a handler had it: the access log and metrics. */
+  #refused = (r: RefusedRequest): void =>
+    refusalDone(r, this.plan.logger, this.#ctx.services.metrics);
 
   #handle(req: HttpRequest, services: Services, cut: AbortSignal): Promise<HttpResponse> {
     const tracker = this.#ctx.tracker;
@@ -337,19 +342,12 @@ export class FrontListener {
       handler: (req) => this.#handle(req, services, cut),
       timeouts: plan.client.timeouts,
       limits: plan.client.limits,
-      onRefused: (r) => refusalDone(r, this.plan.logger, services.metrics),
+      onRefused: this.#refused,
       onHttp2: (stream, buffered) => {
         // An h2c connection: it stays one of #conns (and counted) until the bridge closes it.
         const conn = stream as ClientConnection;
-        void ctx.bridge.attach(conn, buffered, {
-          peer: conn.peer,
-          tls: false,
-          idleMs: () => this.plan.client.timeouts.keepAliveMs,
-          sendMs: () => this.plan.client.timeouts.sendMs,
-          handler: (req) => this.#handle(req, services, cut),
-          streams: ctx.gate,
-          onRefused: (r) => refusalDone(r, this.plan.logger, services.metrics),
-        }).finally(() => conn.close());
+        void ctx.bridge.attach(conn, buffered, this.#bridged(conn.peer, false))
+          .finally(() => conn.close());
       },
       onHandlerError: (err) =>
         ctx.logger().error("request handler failed", {
