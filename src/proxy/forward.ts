@@ -23,7 +23,11 @@ import { toClientResponse } from "./response_rewrite.ts";
 export { upstreamPath } from "./exchange.ts";
 export type { RequestContext } from "./request_context.ts";
 
-/** Forwards `req` to the route's group. Never throws: every failure becomes a response. */
+/**
+ * Forwards `req` to the route's group and resolves with `finish` applied to the client's answer
+ * (the caller's bookkeeping runs inside the exchange's async function: no async frame here).
+ * Never throws unless `finish` does: every failure becomes a response.
+ */
 export function forward(
   req: HttpRequest,
   ctx: RequestContext,
@@ -32,9 +36,10 @@ export function forward(
   route: RoutePlan,
   client: UpstreamClient,
   edit: EdgeUpstreamEdit | null,
-): Promise<HttpResponse> {
+  finish: (res: HttpResponse) => HttpResponse,
+): HttpResponse | Promise<HttpResponse> {
   const framing = requestFraming(req, ctx, site.maxBodySize);
-  if (!framing.ok) return Promise.resolve(framing.response);
+  if (!framing.ok) return finish(framing.response);
   const coding = site.proxyCompression?.begin(req, edit) ?? null;
   return exchange(
     req,
@@ -45,7 +50,10 @@ export function forward(
     framing.bodyLength,
     site.maxBodySize,
     coding === null ? edit : coding.edit,
-    (result) => clientResponse(result, ctx, site, proxy, coding),
+    (result) => {
+      const res = clientResponse(result, ctx, site, proxy, coding);
+      return res instanceof Promise ? res.then(finish) : finish(res);
+    },
   );
 }
 

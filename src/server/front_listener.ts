@@ -328,7 +328,11 @@ export class FrontListener {
   #refused = (r: RefusedRequest): void =>
     refusalDone(r, this.plan.logger, this.#ctx.services.metrics);
 
-  #handle(req: HttpRequest, services: Services, cut: AbortSignal): Promise<HttpResponse> {
+  #handle(
+    req: HttpRequest,
+    services: Services,
+    cut: AbortSignal,
+  ): HttpResponse | Promise<HttpResponse> {
     const tracker = this.#ctx.tracker;
     const res = handleRequest(req, this.plan, this.lp, services, cut);
     return tracker === undefined ? res : tracked(tracker, res);
@@ -361,7 +365,7 @@ export class FrontListener {
 /** Counts a request from now until its response is over (or the handler failed). */
 async function tracked(
   tracker: RequestTracker,
-  pending: Promise<HttpResponse>,
+  pending: HttpResponse | Promise<HttpResponse>,
 ): Promise<HttpResponse> {
   tracker.begin();
   let res: HttpResponse;
