@@ -5,6 +5,7 @@
  * @module
  */
 
+import { wallTime } from "../net/deadlines.ts";
 import type { RequestBody } from "./request_body.ts";
 import type { RequestHead } from "./request_head.ts";
 import { Fields, type HttpRequest, type HttpVersion, type Peer } from "./types.ts";
@@ -49,8 +50,8 @@ export class FrontRequest implements HttpRequest {
     this.bodyLength = head.chunked ? null : head.contentLength;
     this.peer = conn.peer;
     this.tls = conn.tls;
-    this.time = Date.now();
     this.started = performance.now();
+    this.time = wallTime(this.started);
   }
 
   get signal(): AbortSignal {

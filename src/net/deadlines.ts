@@ -20,6 +20,8 @@ export interface Timed {
 export const TICK_MS = 250;
 
 let cachedNow = Date.now();
+/** `Date.now() - performance.now()` as of the last tick: wall time from a monotonic reading. */
+let wallOffset = cachedNow - performance.now();
 /** Tickers running (the cached clock is only kept up to date while one runs). */
 let ticking = 0;
 
@@ -30,6 +32,16 @@ let ticking = 0;
  */
 export function coarseNow(): number {
   return ticking > 0 ? cachedNow : Date.now();
+}
+
+/**
+ * The wall-clock time (epoch ms) of `mono`, a `performance.now()` reading taken just now: one
+ * clock read per request instead of two. The offset between the clocks is taken again every
+ * tick, so a step of the system clock shows within a tick. Without a running ticker it reads
+ * the real clock.
+ */
+export function wallTime(mono: number): number {
+  return ticking > 0 ? mono + wallOffset : Date.now();
 }
 
 /** A set of timed things checked every {@link TICK_MS}. The ticker runs only while non-empty. */
@@ -50,6 +62,7 @@ export class Deadlines {
   add(item: Timed): void {
     this.#items.add(item);
     cachedNow = Date.now();
+    wallOffset = cachedNow - performance.now();
     if (this.#ticker === undefined) {
       ticking++;
       this.#ticker = setInterval(this.#tick, this.#tickMs);
@@ -70,6 +83,7 @@ export class Deadlines {
   #tick = (): void => {
     const now = Date.now();
     cachedNow = now;
+    wallOffset = now - performance.now();
     for (const item of this.#items) {
       const d = item.deadline;
       if (d !== 0 && now >= d) {

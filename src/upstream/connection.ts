@@ -163,7 +163,8 @@ export class Connection {
     // long upload is guarded by the write timeout while it streams, not cut off by this one.
     this.#reading = true;
     if (!ex.streaming || ex.sendDone) {
-      this.#readDeadline = Date.now() + ex.readMs;
+      // Coarse clock + a tick: never early, and no clock read per request.
+      this.#readDeadline = coarseNow() + ex.readMs + TICK_MS;
       this.#arm(this.#readDeadline);
     }
     return idleRead ?? this.sock.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
@@ -204,7 +205,7 @@ export class Connection {
   markSent(): void {
     this.ex.sendDone = true;
     if (this.#reading && this.#readDeadline === 0 && !this.closed) {
-      this.#readDeadline = Date.now() + this.ex.readMs;
+      this.#readDeadline = coarseNow() + this.ex.readMs + TICK_MS;
       this.#arm(this.#readDeadline);
     }
   }
