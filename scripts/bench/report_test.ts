@@ -71,6 +71,27 @@ describe("verdicts", () => {
     expect(lines[0]).toMatch(/= 1\.20x\)$/);
   });
 
+  it("judges by the median of the per-round ratios from three rounds on", () => {
+    // One slow round of bws's moves the sums past the bar; the median is not moved by it.
+    const lines = verdicts([
+      row("bws", 34, { roundCpu: [31, 30, 46, 31, 32] }),
+      row("nginx", 20, { roundCpu: [20, 20, 20, 20, 20] }),
+      row("nginx-same-work", 25, { roundCpu: [25, 24, 25, 26, 25] }),
+    ]);
+    expect(lines[0]).toBe(
+      "bws CPU/req ≤ 1.3 × nginx doing the same work: PASS (median of 5 rounds 1.25x; bws " +
+        "34.0 µs vs nginx-same-work 25.0 µs = 1.36x over all rounds; per round 1.24 1.25 1.84 " +
+        "1.19 1.28)",
+    );
+    expect(lines[1]).toMatch(/bare nginx: FAIL \(median of 5 rounds 1\.55x;/);
+    // A bar the median misses fails whatever the sums say.
+    const slow = verdicts([
+      row("bws", 30, { roundCpu: [34, 34, 10, 34, 34] }),
+      row("nginx-same-work", 25, { roundCpu: [25, 25, 25, 25, 25] }),
+    ]);
+    expect(slow[0]).toMatch(/same work: FAIL \(median of 5 rounds 1\.36x; .* = 1\.20x over all/);
+  });
+
   it("reports both Deno floors against nginx and what bws spends above them", () => {
     const lines = verdicts([
       row("bws", 30),
