@@ -95,13 +95,100 @@ export class ClientConnection extends ConnectionIO {
 
   // ------------------------------------------------------------------ the loop
 
+  /**
+   * Serves requests until the connection ends. One async function for the whole connection:
+   * an async call per request would cost ~1 KB of allocation and a promise hop each time.
+   */
   async run(): Promise<void> {
     const t = this.source.options.timeouts;
     this.headDeadline = t.headerMs > 0 ? Date.now() + t.headerMs : 0;
     this.arm();
     deadlines.add(this);
     try {
-      while (!this.closed && (await this.#serveOne()));
+      while (!this.closed && !(this.gone && this.start === this.end)) {
+        const opts = this.source.options;
+        const limits = opts.limits;
+        // ---- the head
+        let headEnd = -1;
+        /** Where the scan for the head's end resumes (bytes before it were scanned already). */
+        let scanned = 0;
+        let refused: unknown = null;
+        let http2 = false;
+        while (true) {
+          if (this.start < this.end) {
+            if (this.#phase === KEEPALIVE) this.#startHead(opts);
+            if (this.#phase === NEW && isHttp2Preface(this.buf, this.start, this.end)) {
+              http2 = true;
+              break;
+            }
+            try {
+              headEnd = findRequestHeadEnd(
+                this.buf,
+                this.start,
+                this.end,
+                limits,
+                this.start + scanned,
+              );
+            } catch (err) {
+              refused = err;
+              break;
+            }
+            if (headEnd >= 0) break;
+            // A later fill may move the bytes to the buffer's start: remember the offset.
+            scanned = this.end - this.start;
+          } else if (this.#phase === BUSY && !this.#keepAlive(opts)) break;
+          if (this.#phase === BUSY) this.#startHead(opts);
+          const ahead = this.ahead;
+          if (ahead !== null) {
+            // The read-ahead is the next read (awaited here, not through fill(): a promise hop less).
+            const before = this.end;
+            await ahead;
+            this.ahead = null;
+            if (this.end > before) continue;
+            if (this.gone || this.closed) break;
+          }
+          // false: EOF, or closed by a timeout (the expiry answered 408 where it had to).
+          if (!(await this.fill())) break;
+        }
+        if (headEnd < 0) {
+          if (refused !== null) await this.#refuse(refused, opts);
+          else if (http2) await this.#handOverHttp2(opts);
+          break;
+        }
+        let head: RequestHead;
+        try {
+          head = parseRequestHead(this.buf, this.start, headEnd, limits);
+        } catch (err) {
+          await this.#refuse(err, opts);
+          break;
+        }
+        this.start = headEnd;
+        this.#phase = BUSY;
+        this.headDeadline = 0;
+        this.arm();
+
+        // ---- the request
+        const req = this.#begin(head);
+        const body = req.body;
+        let res: HttpResponse;
+        try {
+          res = await opts.handler(req);
+        } catch (err) {
+          opts.onHandlerError?.(err);
+          res = INTERNAL_ERROR;
+        }
+        const keep = await writeResponse(this, req, head, body, res);
+        this.request = null;
+        if (this.handedOver) break;
+        if (!keep) {
+          // The client asked to close and sent nothing more: close now, as nginx does (nothing
+          // to discard, so no reset can cut the response short). Otherwise linger.
+          const clientClosing = !head.keepAlive && (body === null || body.finished) &&
+            this.start === this.end;
+          if (!clientClosing) await this.#linger();
+          break;
+        }
+      }
     } catch {
       // A socket error or a timeout that closed the socket: the connection ends.
     } finally {
@@ -112,73 +199,8 @@ export class ClientConnection extends ConnectionIO {
     }
   }
 
-  /** Serves one request; false when the connection should end. */
-  async #serveOne(): Promise<boolean> {
-    if (this.closed || (this.gone && this.start === this.end)) return false;
-    const opts = this.source.options;
-    const limits = opts.limits;
-    // ---- the head
-    let headEnd = -1;
-    /** Where the scan for the head's end resumes (bytes before it were scanned already). */
-    let scanned = 0;
-    while (true) {
-      if (this.start < this.end) {
-        if (this.#phase === KEEPALIVE) this.#startHead(opts);
-        if (this.#phase === NEW && isHttp2Preface(this.buf, this.start, this.end)) {
-          return await this.#handOverHttp2(opts);
-        }
-        try {
-          headEnd = findRequestHeadEnd(
-            this.buf,
-            this.start,
-            this.end,
-            limits,
-            this.start + scanned,
-          );
-        } catch (err) {
-          await this.#refuse(err, opts);
-          return false;
-        }
-        if (headEnd >= 0) break;
-        // A later fill may move the bytes to the buffer's start: remember the offset.
-        scanned = this.end - this.start;
-      } else if (this.#phase === BUSY) {
-        this.#phase = KEEPALIVE;
-        this.releaseIdleBuffers();
-        const ka = opts.timeouts.keepAliveMs;
-        // Coarse clock + a tick: never early, and no clock read per request.
-        this.headDeadline = ka > 0 ? coarseNow() + ka + TICK_MS : 0;
-        this.arm();
-        if (this.draining) return false;
-      }
-      if (this.#phase === BUSY) this.#startHead(opts);
-      const ahead = this.ahead;
-      if (ahead !== null) {
-        // The read-ahead is the next read (awaited here, not through fill(): a promise hop less).
-        const before = this.end;
-        await ahead;
-        this.ahead = null;
-        if (this.end > before) continue;
-        if (this.gone || this.closed) return false;
-      }
-      if (!(await this.fill())) {
-        // EOF, or closed by a timeout (the expiry answered 408 where it had to).
-        return false;
-      }
-    }
-    let head: RequestHead;
-    try {
-      head = parseRequestHead(this.buf, this.start, headEnd, limits);
-    } catch (err) {
-      await this.#refuse(err, opts);
-      return false;
-    }
-    this.start = headEnd;
-    this.#phase = BUSY;
-    this.headDeadline = 0;
-    this.arm();
-
-    // ---- the request
+  /** The request of a parsed head, its body reader, and the read-ahead when it has no body. */
+  #begin(head: RequestHead): FrontRequest {
     const req = new FrontRequest(this, head);
     this.request = req;
     this.responseStarted = false;
@@ -191,26 +213,19 @@ export class ClientConnection extends ConnectionIO {
     req.body = body;
     if (body !== null) this.hadBody = true;
     if (body === null && head.upgrade === null) this.readAhead();
+    return req;
+  }
 
-    let res: HttpResponse;
-    try {
-      res = await opts.handler(req);
-    } catch (err) {
-      opts.onHandlerError?.(err);
-      res = INTERNAL_ERROR;
-    }
-    const keep = await writeResponse(this, req, head, body, res);
-    this.request = null;
-    if (this.handedOver) return false;
-    if (!keep) {
-      // The client asked to close and sent nothing more: close now, as nginx does (nothing to
-      // discard, so no reset can cut the response short). Otherwise linger.
-      const clientClosing = !head.keepAlive && (body === null || body.finished) &&
-        this.start === this.end;
-      if (!clientClosing) await this.#linger();
-      return false;
-    }
-    return true;
+  /** A response was written and nothing of a next request is here: wait for one (keep-alive
+   * timeout); false when the connection is draining. */
+  #keepAlive(opts: FrontOptions): boolean {
+    this.#phase = KEEPALIVE;
+    this.releaseIdleBuffers();
+    const ka = opts.timeouts.keepAliveMs;
+    // Coarse clock + a tick: never early, and no clock read per request.
+    this.headDeadline = ka > 0 ? coarseNow() + ka + TICK_MS : 0;
+    this.arm();
+    return !this.draining;
   }
 
   /** A kept-alive connection received the first byte of its next request. */
@@ -289,13 +304,12 @@ export class ClientConnection extends ConnectionIO {
     return [dec.decode(buf.subarray(this.start, sp1)), dec.decode(buf.subarray(sp1 + 1, sp2))];
   }
 
-  async #handOverHttp2(opts: FrontOptions): Promise<boolean> {
+  async #handOverHttp2(opts: FrontOptions): Promise<void> {
     if (opts.onHttp2 === undefined) {
       await this.#refuse(new HttpError(505, "HTTP/2 prior knowledge is not served here"), opts);
-      return false;
+      return;
     }
     opts.onHttp2(this, this.handOver());
-    return false;
   }
 
   // ------------------------------------------------------------------ ending
