@@ -18,14 +18,18 @@ import type { BodySource, HttpResponse } from "./types.ts";
 const INLINE_BODY = 16 * 1024;
 const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
 
-/** Writes the response; resolves whether the connection stays open for another request. */
-export async function writeResponse(
+/**
+ * Writes the response; gives (or resolves with) whether the connection stays open for another
+ * request. A response that fits one write (no body, or a small one) takes no async frame: its
+ * write settles in a `then`.
+ */
+export function writeResponse(
   conn: ConnectionIO,
   req: FrontRequest,
   head: RequestHead,
   body: RequestBody | null,
   res: HttpResponse,
-): Promise<boolean> {
+): boolean | Promise<boolean> {
   const status = res.status;
   const src = res.body;
   if (conn.answered || conn.closed) {
@@ -37,7 +41,7 @@ export async function writeResponse(
     }
     return false;
   }
-  if (status === 101 && res.upgrade !== undefined) return await writeUpgrade(conn, res);
+  if (status === 101 && res.upgrade !== undefined) return writeUpgrade(conn, res);
   const noBody = req.method === "HEAD" || status < 200 || status === 204 || status === 304;
   let keep = head.keepAlive && res.close !== true && !conn.draining && !conn.gone;
   if (keep && body !== null && !body.finished && (!body.drainable() || conn.expect100)) {
@@ -76,30 +80,84 @@ export async function writeResponse(
   else if (head.version === "1.0") h += "connection: keep-alive\r\n";
   h += "\r\n";
 
+  conn.responseStarted = true;
+  const inline = mode === 1 && length <= INLINE_BODY;
+  const w = conn.writeBuffer(h.length + (inline ? length : 0));
+  let n = encodeHead(h, w);
+  if (inline) {
+    w.set(src as Uint8Array, n);
+    n += length;
+  }
+  const first = w.subarray(0, n);
+  if (mode >= 2 || (mode === 1 && !inline)) {
+    return writeStreamed(conn, res, body, first, mode, length, keep);
+  }
+  // The whole response is in `first`.
+  const sent = inline ? length : 0;
+  let written: Promise<number>;
+  try {
+    written = conn.writeSome(first);
+  } catch (err) {
+    conn.wrote();
+    conn.close();
+    return responseDone(res, body, conn, sent, err, false);
+  }
+  return written.then((k) => {
+    conn.wrote();
+    if (k < n) return writeRest(conn, res, body, first.subarray(k), sent, keep);
+    return responseDone(res, body, conn, sent, null, keep);
+  }, (err) => {
+    conn.wrote();
+    conn.close();
+    return responseDone(res, body, conn, sent, err, false);
+  });
+}
+
+/** What is left of a response that was all in one buffer, after a short write. */
+async function writeRest(
+  conn: ConnectionIO,
+  res: HttpResponse,
+  body: RequestBody | null,
+  rest: Uint8Array,
+  sent: number,
+  keep: boolean,
+): Promise<boolean> {
+  let error: unknown = null;
+  try {
+    await conn.writeAll(rest);
+  } catch (err) {
+    error = err;
+    keep = false;
+    conn.close();
+  }
+  return responseDone(res, body, conn, sent, error, keep);
+}
+
+/** A response whose body goes out after its head: large bytes, or a source pumped through. */
+async function writeStreamed(
+  conn: ConnectionIO,
+  res: HttpResponse,
+  body: RequestBody | null,
+  first: Uint8Array,
+  mode: number,
+  length: number,
+  keep: boolean,
+): Promise<boolean> {
+  const src = res.body;
   let sent = 0;
   let error: unknown = null;
-  conn.responseStarted = true;
   try {
-    const inline = mode === 1 && length <= INLINE_BODY;
-    const w = conn.writeBuffer(h.length + (inline ? length : 0));
-    let n = encodeHead(h, w);
-    if (inline) {
-      w.set(src as Uint8Array, n);
-      n += length;
-      sent = length;
-    }
-    const first = w.subarray(0, n);
     let written: number;
     try {
       written = await conn.writeSome(first);
     } finally {
       conn.wrote();
     }
-    if (written < n) await conn.writeAll(first.subarray(written));
-    if (mode === 1 && !inline) {
+    if (written < first.length) await conn.writeAll(first.subarray(written));
+    if (mode === 1) {
       await conn.writeAll(src as Uint8Array);
       sent = length;
-    } else if (mode >= 2) {
+    } else {
       sent = await pump(conn, src as BodySource, mode === 3);
       if (mode === 2 && sent !== length) {
         throw new Error(`Cannot send response body: ${sent} bytes for Content-Length ${length}`);
@@ -111,7 +169,35 @@ export async function writeResponse(
     if (mode >= 2) (src as BodySource).cancel(err);
     conn.close();
   }
-  if (keep && body !== null && !body.finished && !(await drain(body))) keep = false;
+  return responseDone(res, body, conn, sent, error, keep);
+}
+
+/**
+ * The response is over (sent, or given up with `error`): the rest of the request body is read
+ * when the connection stays, then the response's `done` runs. Gives whether the connection
+ * stays open.
+ */
+function responseDone(
+  res: HttpResponse,
+  body: RequestBody | null,
+  conn: ConnectionIO,
+  sent: number,
+  error: unknown,
+  keep: boolean,
+): boolean | Promise<boolean> {
+  if (keep && body !== null && !body.finished) {
+    return drain(body).then((drained) => finishResponse(res, conn, sent, error, drained));
+  }
+  return finishResponse(res, conn, sent, error, keep);
+}
+
+function finishResponse(
+  res: HttpResponse,
+  conn: ConnectionIO,
+  sent: number,
+  error: unknown,
+  keep: boolean,
+): boolean {
   try {
     res.done?.(sent, error);
   } catch {
