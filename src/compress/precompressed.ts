@@ -54,6 +54,9 @@ function usableSibling(
   let real: string;
   let info: Deno.FileInfo;
   try {
+    // A stat first: no sibling (the usual case) costs one call, where `realPath` walks the path
+    // with a call per component before it fails.
+    Deno.statSync(candidate);
     real = Deno.realPathSync(candidate);
     if (!real.startsWith(root.endsWith(SEPARATOR) ? root : root + SEPARATOR)) return null;
     info = Deno.statSync(real);
