@@ -57,6 +57,11 @@ function curlSizes(args: string[], to = port): Promise<string> {
   return curl(["-o", "/dev/null", "-w", "%{http_code} %{size_download}", ...args, url]);
 }
 
+/** The bytes of small file `k` (1-16 KiB, a pattern of its own). */
+function smallFile(k: number): Uint8Array {
+  return new Uint8Array(1024 + k * 5000).map((_, i) => (i * (k + 3) + k) % 251);
+}
+
 const fdCount = () => [...Deno.readDirSync("/proc/self/fd")].length;
 
 before(async () => {
@@ -66,6 +71,10 @@ before(async () => {
   await Deno.mkdir(`${base}/etc`);
   await Deno.writeTextFile(`${root}/index.html`, "<h1>home</h1>");
   await Deno.writeTextFile(`${root}/a/page.txt`, "page");
+  // Small files of different sizes and bytes, read into pooled buffers per response.
+  for (let k = 0; k < 4; k++) {
+    await Deno.writeFile(`${root}/small${k}.bin`, smallFile(k));
+  }
   await Deno.writeTextFile(`${root}/.secret`, "dot secret");
   await Deno.writeTextFile(`${base}/etc/passwd`, "root:x:0:0:fixture secret");
   await Deno.symlink(`${base}/etc/passwd`, `${root}/link`);
@@ -129,6 +138,26 @@ describe("static over a real server", () => {
     const dir = await rawRequest("/a?q=1");
     expect(dir.status).toBe(301);
     expect(dir.text).toMatch(/location: \/a\/\?q=1\r\n/i);
+  });
+
+  it("gives every concurrent client its own file's exact bytes (pooled read buffers)", async () => {
+    const expected = [0, 1, 2, 3].map(smallFile);
+    const client = Deno.createHttpClient({ poolMaxIdlePerHost: 16 });
+    try {
+      const worker = async (w: number) => {
+        for (let i = 0; i < 40; i++) {
+          const k = (w + i) % 4;
+          const res = await fetch(`http://127.0.0.1:${port}/small${k}.bin`, { client });
+          const body = new Uint8Array(await res.arrayBuffer());
+          expect(res.status).toBe(200);
+          expect(body.length).toBe(expected[k].length);
+          expect(body.findIndex((b, j) => b !== expected[k][j])).toBe(-1);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)));
+    } finally {
+      client.close();
+    }
   });
 
   it("never escapes the root for raw traversal bytes", async () => {

@@ -21,9 +21,11 @@ import {
 } from "../compress/static_variant.ts";
 import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import { isDescriptorShortage } from "../net/descriptor_shortage.ts";
+import { coarseNow } from "../net/deadlines.ts";
 import { parseByteRange } from "./byte_range.ts";
 import { openFileRange, readSmallRange, SMALL_RANGE } from "./file_stream.ts";
 import { contentTypeFor } from "./mime.ts";
+import { type Found, REAL_PATH_TTL_MS, realPathOrNull, RealPaths } from "./real_paths.ts";
 import { decodeRequestPath } from "./request_path.ts";
 import { spaFallbackApplies } from "./spa_fallback.ts";
 import { ifRangeAllows, isNotModified, type Validators, validatorsFor } from "./validators.ts";
@@ -92,35 +94,6 @@ function methodNotAllowed(): HttpResponse {
   return textResponse(405, "405 Method Not Allowed\n", [["allow", "GET, HEAD"]]);
 }
 
-/*
- * Path lookups and opens are synchronous calls: on a local disk each takes a few microseconds,
- * while the asynchronous ones each cost a round trip through Deno's blocking thread pool
- * (measured: see docs/behaviour.md, "Static files"). nginx blocks on them the same way.
- */
-
-/** Real path of `path` if it exists, else null; never throws for missing/invalid paths. */
-function realPathOrNull(path: string): string | null {
-  try {
-    return Deno.realPathSync(path);
-  } catch {
-    return null;
-  }
-}
-
-function statOrNull(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.statSync(path);
-  } catch {
-    return null;
-  }
-}
-
-/** Whether `real` is the root itself or lies below it. */
-function isInside(real: string, realRoot: string): boolean {
-  return real === realRoot ||
-    real.startsWith(realRoot.endsWith(SEPARATOR) ? realRoot : realRoot + SEPARATOR);
-}
-
 /** The 301 for a directory requested without its trailing slash; the query is kept. */
 function directoryRedirect(path: string, query: string): HttpResponse {
   // Collapse leading slashes so "//host" can never become a protocol-relative redirect.
@@ -139,34 +112,36 @@ const MISSING: Lookup = { kind: "missing" };
 const DIRECTORY: Lookup = { kind: "directory" };
 
 /**
- * Builds the static file handler of one site. The real path of `root` is resolved once, on the
- * first request that finds it (so a root created after start-up still works); until then every
- * request gets 404. Only GET and HEAD are served; bodies are streamed, never buffered (except
+ * Builds the static file handler of one site. The real path of `root` is resolved again every
+ * second (so a root created after start-up, or a symlinked root switched to a new release, is
+ * served); while it does not exist every request gets 404. Only GET and HEAD are served; bodies are streamed, never buffered (except
  * compressed small files, which come whole from the cache).
  */
 export function createStaticHandler(opts: StaticOptions): StaticHandler {
   const indexFile = opts.indexFile || "index.html";
   const compression = opts.compression ?? null;
   const fallback = opts.spaFallback ? opts.spaFallback.split("/").filter((s) => s !== "") : null;
-  let realRoot: string | null = null;
-  try {
-    realRoot = Deno.realPathSync(opts.root);
-  } catch {
-    // Not there yet: retried per request until it exists.
-  }
+  const realPaths = new RealPaths();
+  let realRoot = realPathOrNull(opts.root);
+  let rootUntil = coarseNow() + REAL_PATH_TTL_MS;
 
+  /** The root's real path, resolved again every second: a root created after start-up, or a
+   * symlinked root pointed at a new release, is served within a second. */
   function resolveRoot(): string | null {
-    if (realRoot === null) realRoot = realPathOrNull(opts.root);
+    const now = coarseNow();
+    if (realRoot === null || now >= rootUntil) {
+      realRoot = realPathOrNull(opts.root);
+      rootUntil = now + REAL_PATH_TTL_MS;
+    }
     return realRoot;
   }
 
   /** Real path of a regular file or directory below the root, with its info; null otherwise. */
-  function locate(root: string, path: string): { real: string; info: Deno.FileInfo } | null {
-    const real = realPathOrNull(path);
-    if (real === null || !isInside(real, root)) return null;
-    const info = statOrNull(real);
-    if (info === null || !(info.isFile || info.isDirectory)) return null;
-    return { real, info };
+  function locate(root: string, path: string): Found | null {
+    const found = realPaths.find(path, root);
+    if (found === null) return null;
+    const info = found.info;
+    return info.isFile || info.isDirectory ? found : null;
   }
 
   /** The file that safe, decoded `segments` name (a directory's index file with a slash). */
@@ -314,8 +289,10 @@ function serveAsIs(
     if (length <= SMALL_RANGE) {
       // Whole, in the head's write. A file that shrank since its stat takes the streamed path,
       // which fails the body the way a file shrinking while it streams does.
-      const bytes = readSmallRange(path, start, length);
-      if (bytes !== null) return { status, headers, body: bytes };
+      const small = readSmallRange(path, start, length);
+      if (small !== null) {
+        return { status, headers, body: small.bytes, done: small.release };
+      }
     }
     return { status, headers, body: openFileRange(path, start, length), length };
   } catch (err) {

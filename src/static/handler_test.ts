@@ -220,6 +220,65 @@ describe("static handler: path safety", () => {
     expect(alias.text).toBe("body{}");
   });
 
+  it("refuses a file swapped for a symlink out of the root at once, though its path was just resolved", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bws_static_swap_" });
+    try {
+      await Deno.mkdir(`${dir}/root/sub`, { recursive: true });
+      await Deno.writeTextFile(`${dir}/secret.txt`, "outside secret");
+      await Deno.writeTextFile(`${dir}/root/page.txt`, "page");
+      await Deno.writeTextFile(`${dir}/root/sub/doc.txt`, "doc");
+      const h = createStaticHandler({ root: `${dir}/root`, indexFile: "index.html" });
+      expect((await call(h, { target: "/page.txt" })).text).toBe("page");
+      expect((await call(h, { target: "/sub/doc.txt" })).text).toBe("doc");
+      // Within the second the resolved paths are remembered: a file and a directory on them
+      // become symlinks out of the root.
+      await Deno.remove(`${dir}/root/page.txt`);
+      await Deno.symlink(`${dir}/secret.txt`, `${dir}/root/page.txt`);
+      await Deno.mkdir(`${dir}/elsewhere`);
+      await Deno.writeTextFile(`${dir}/elsewhere/doc.txt`, "outside doc");
+      await Deno.remove(`${dir}/root/sub`, { recursive: true });
+      await Deno.symlink(`${dir}/elsewhere`, `${dir}/root/sub`);
+      for (const target of ["/page.txt", "/sub/doc.txt"]) {
+        const r = await call(h, { target });
+        expect(r.res.status).toBe(404);
+        expect(r.text).not.toContain("outside");
+      }
+      // A file replaced by another file is served as it is now.
+      await Deno.remove(`${dir}/root/page.txt`);
+      await Deno.writeTextFile(`${dir}/root/page.txt`, "page two");
+      expect((await call(h, { target: "/page.txt" })).text).toBe("page two");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  it("serves a symlinked root from its new target within a second of the switch", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "bws_static_release_" });
+    try {
+      for (const v of ["v1", "v2"]) {
+        await Deno.mkdir(`${dir}/${v}`);
+        await Deno.writeTextFile(`${dir}/${v}/app.js`, `release ${v}`);
+      }
+      await Deno.symlink(`${dir}/v1`, `${dir}/current`);
+      const h = createStaticHandler({ root: `${dir}/current`, indexFile: "index.html" });
+      expect((await call(h, { target: "/app.js" })).text).toBe("release v1");
+      // An atomic deploy: the link is replaced by one to the new release.
+      await Deno.symlink(`${dir}/v2`, `${dir}/next`);
+      await Deno.rename(`${dir}/next`, `${dir}/current`);
+      const switched = Date.now();
+      let text = "";
+      while (Date.now() - switched < 3000) {
+        text = (await call(h, { target: "/app.js" })).text;
+        if (text === "release v2") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(text).toBe("release v2");
+      expect(Date.now() - switched).toBeLessThan(1500);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
   it("404s everything while the root does not exist, and serves it once created", async () => {
     const later = `${base}/later`;
     const h = createStaticHandler({ root: later, indexFile: "index.html" });
@@ -353,6 +412,25 @@ function sourceOf(body: Uint8Array | BodySource | null): BodySource {
 }
 
 describe("static handler: file bodies", () => {
+  it("reads a small file into a pooled buffer that stays the response's own until it is done", async () => {
+    const bin = await serve(testRequest({ target: "/data.bin" }));
+    const bytes = bin.body as Uint8Array;
+    expect(firstDifference(bytes, BIN)).toBe(-1);
+    // While the first response is not done, the next small file gets another buffer.
+    const css = await serve(testRequest({ target: "/style.css" }));
+    expect(new TextDecoder().decode(css.body as Uint8Array)).toBe("body{}");
+    expect((css.body as Uint8Array).buffer).not.toBe(bytes.buffer);
+    expect(firstDifference(bytes, BIN)).toBe(-1);
+    css.done?.(6, null);
+    // Once done, its buffer is the next one read into.
+    const again = await serve(testRequest({ target: "/data.bin" }));
+    expect((again.body as Uint8Array).buffer).toBe((css.body as Uint8Array).buffer);
+    expect(firstDifference(again.body as Uint8Array, BIN)).toBe(-1);
+    expect(firstDifference(bytes, BIN)).toBe(-1);
+    bin.done?.(BIN.length, null);
+    again.done?.(BIN.length, null);
+  });
+
   it("reads every chunk of a body into one buffer, handed back to the pool at the end", async () => {
     const res = await serve(testRequest({ target: "/large.bin" }));
     expect(res.length).toBe(LARGE.length);
