@@ -31,17 +31,15 @@ export interface Found {
 
 /** How long a resolved path is trusted without `realPath` (still checked by its `stat`). */
 export const REAL_PATH_TTL_MS = 1000;
-/** Paths remembered at most (the set starts over when full). */
+/** Paths remembered at most, and their characters at most (a symlink loop inside the root makes
+ * endless long paths to one file): past either the set starts over. */
 const MAX_ENTRIES = 4096;
+const MAX_CHARS = 1 << 21;
 
 /** Real paths of one static root's files, remembered for {@link REAL_PATH_TTL_MS}. */
 export class RealPaths {
   readonly #known = new Map<string, Resolved>();
-
-  /** Paths remembered now (for tests). */
-  get size(): number {
-    return this.#known.size;
-  }
+  #chars = 0;
 
   /**
    * The real path of `path` and its info, or null when it does not exist, cannot be read or
@@ -63,7 +61,11 @@ export class RealPaths {
     if (info === null) return null;
     // Without inode numbers (not on Linux or macOS) nothing proves a remembered path: no cache.
     if (info.ino !== null) {
-      if (this.#known.size >= MAX_ENTRIES) this.#known.clear();
+      if (this.#known.size >= MAX_ENTRIES || this.#chars + path.length > MAX_CHARS) {
+        this.#known.clear();
+        this.#chars = 0;
+      }
+      this.#chars += path.length + real.length;
       this.#known.set(path, { real, dev: info.dev, ino: info.ino, until: now + REAL_PATH_TTL_MS });
     }
     return { real, info };
