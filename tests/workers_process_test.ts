@@ -158,6 +158,58 @@ describe("server.workers in a bws process", () => {
     }
   });
 
+  for (const format of ["text", "json"] as const) {
+    it(`writes one ${format} access line per request served by either worker`, async () => {
+      const log = join(tmp, `access_${format}.log`);
+      const path = config(`access_${format}.toml`, 0, backendUrl);
+      Deno.writeTextFileSync(
+        path,
+        Deno.readTextFileSync(path).replace(
+          "access_log = false",
+          `access_log = true\nformat = "${format}"\noutput = "file"\nfile_path = "${log}"`,
+        ),
+      );
+      const bws = new Bws(["-c", path]);
+      const [, port] = await bws.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      const [, api] = await bws.waitFor(/management API on (http:\/\/\S+)/);
+      const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+      try {
+        // New connections each time, so the kernel hands them to both workers.
+        for (let i = 0; i < 120; i++) {
+          const res = await fetch(`http://127.0.0.1:${port}/item/${i}?q=${i}`, { client });
+          expect(await res.text()).toBe("ok\n");
+        }
+        const m = parseProm(await (await fetch(`${api}/metrics`)).text());
+        const perWorker = [1, 2].map((w) =>
+          m.value("bws_worker_requests_total", { worker: String(w) }) ?? 0
+        );
+        expect(Math.min(...perWorker)).toBeGreaterThan(0);
+      } finally {
+        client.close();
+        bws.kill("SIGTERM");
+      }
+      expect(await bws.exit()).toBe(0);
+      const lines = Deno.readTextFileSync(log).split("\n").filter((l) => l !== "");
+      const paths = new Set<string>();
+      for (const line of lines) {
+        if (format === "json") {
+          const e = JSON.parse(line);
+          expect(e.type).toBe("access");
+          expect(e.status).toBe(200);
+          expect(e.site).toBe("s");
+          paths.add(e.path);
+        } else {
+          const m = line.match(/^\S+Z 127\.0\.0\.1 site=s "GET (\S+)" 200 3 [\d.]+ms upstream=/);
+          expect(m).not.toBeNull();
+          paths.add(m![1]);
+        }
+      }
+      expect(lines.length).toBe(120);
+      expect(paths.size).toBe(120);
+      expect(paths.has("/item/7?q=7")).toBe(true);
+    });
+  }
+
   it("a second bws cannot share the port through SO_REUSEPORT: it exits 1", async () => {
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;

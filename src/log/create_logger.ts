@@ -57,6 +57,9 @@ export function createLogger(cfg: LoggingConfig, opts: CreateLoggerOptions = {})
     access(entry: AccessEntry) {
       if (accessOn) sink.write(accessLine(entry));
     },
+    accessLines(text: string) {
+      if (accessOn) sink.write(text);
+    },
     // Never rejects (SIGUSR1 handlers fire and forget): on failure the old handle stays in use
     // and the error is logged there and on stderr.
     reopen: () =>

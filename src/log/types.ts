@@ -46,6 +46,12 @@ export interface Logger {
   /** Writes an access-log line when access logging is on (no-op otherwise). */
   access(entry: AccessEntry): void;
   /**
+   * Writes access lines already formatted in this logger's `[logging]` format (each ends in a
+   * newline), when access logging is on: worker threads format their own and relay the text.
+   * Loggers built from the config have it; an embedding program's own logger gets entries.
+   */
+  accessLines?(text: string): void;
+  /**
    * Re-opens the log file (after external rotation, SIGUSR1); no-op for stdout/stderr. Never
    * rejects: when the path cannot be opened, the old handle stays in use and the error is logged.
    */

@@ -23,6 +23,9 @@ export interface WorkerInit {
   readonly memory: SharedMemory;
   /** `-v`: overrides `[logging] level`. */
   readonly logLevel?: LogLevel;
+  /** The supervisor writes access lines in its `[logging]` format: the worker formats them
+   * (false: an embedding program's own logger, which gets each entry). */
+  readonly formatAccess: boolean;
 }
 
 /** The shared memory every worker maps. */
@@ -83,6 +86,8 @@ export interface WorkerStats {
 /** One log record relayed to the supervisor, which writes it. */
 export type LogRecord =
   | { readonly kind: "access"; readonly entry: AccessEntry }
+  /** Access lines already formatted (each ends in a newline), in arrival order. */
+  | { readonly kind: "access_lines"; readonly text: string }
   | {
     readonly kind: "line";
     readonly level: LogLevel;

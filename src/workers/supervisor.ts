@@ -105,6 +105,8 @@ class WorkerThreads implements Serving {
         series: seriesBuffers[id - 1],
       }),
       logLevel: opts.logLevel,
+      // An embedding program's logger gets entries; bws's own writes lines the workers format.
+      formatAccess: opts.logger === undefined,
       logger: () => log.current,
       methods,
       // What a dead worker held goes with it: its connections and its requests in flight.

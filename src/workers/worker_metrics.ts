@@ -70,6 +70,7 @@ export function workerFamilies(workers: readonly WorkerInfo[]): string {
 export function writeRecords(logger: Logger, records: readonly LogRecord[]): void {
   for (const r of records) {
     if (r.kind === "access") logger.access(r.entry);
+    else if (r.kind === "access_lines") logger.accessLines?.(r.text);
     else logger[r.level](r.msg, r.fields);
   }
 }

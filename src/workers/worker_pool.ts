@@ -55,6 +55,7 @@ export interface PoolOptions {
   readonly count: number;
   readonly memory: (id: number) => SharedMemory;
   readonly logLevel?: WorkerInit["logLevel"];
+  readonly formatAccess: WorkerInit["formatAccess"];
   readonly logger: () => Logger;
   /** Methods the workers call. */
   readonly methods: SupervisorMethods;
@@ -276,6 +277,7 @@ export class WorkerPool {
       clockOrigin: performance.timeOrigin,
       memory: this.#opts.memory(s.id),
       logLevel: this.#opts.logLevel,
+      formatAccess: this.#opts.formatAccess,
     };
     worker.postMessage(init);
     return s.ready;

@@ -252,6 +252,7 @@ export class WorkerServer {
       (records) => this.#link.log(records),
       this.#init.logLevel,
       this.#init.id,
+      this.#init.formatAccess,
     );
   }
 
