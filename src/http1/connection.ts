@@ -256,7 +256,7 @@ export class ClientConnection extends ConnectionIO {
       detail,
       this.#requestLine(),
       time,
-      started,
+      performance.now() - started,
       answer.bodyLength,
     );
     await this.#linger();
