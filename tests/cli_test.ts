@@ -428,12 +428,17 @@ describe("running", () => {
     const bws = new Running(["-c", path, "--watch"]);
     try {
       await bws.waitFor(/listening on/);
+      // Once it says so, signals and the watch are in place: a SIGHUP and an edit at once, as a
+      // deploy script would (under load, the edit was missed when the watch started after the
+      // announcement, and a SIGHUP then would have ended the process).
+      bws.child.kill("SIGHUP");
+      await bws.waitFor(/SIGHUP: config reloaded \(generation 2\)/);
       // an editor-style atomic replace: write a temp file, rename it over the config
       Deno.writeTextFileSync(path + ".tmp", siteToml(0, 'index_file = "home.html"\n'));
       Deno.renameSync(path + ".tmp", path);
-      await bws.waitFor(/change: config reloaded \(generation 2\)/);
-      Deno.writeTextFileSync(path, siteToml(0, 'index_file = "again.html"\n'));
       await bws.waitFor(/change: config reloaded \(generation 3\)/);
+      Deno.writeTextFileSync(path, siteToml(0, 'index_file = "again.html"\n'));
+      await bws.waitFor(/change: config reloaded \(generation 4\)/);
     } finally {
       expect(await bws.stop("SIGTERM")).toBe(0);
     }

@@ -141,17 +141,6 @@ async function serve(config: Config, opts: { verbose: boolean; watch: boolean })
     console.error(`bws: ${errorText(e)}`);
     return 1;
   }
-  for (const a of handle.addresses) {
-    const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
-    console.error(
-      `bws: listening on ${a.tls ? "https" : "http"}://${host}:${a.port} (${a.sites.join(", ")})`,
-    );
-  }
-  if (handle.managementAddress) {
-    const m = handle.managementAddress;
-    console.error(`bws: management API on http://${m.hostname}:${m.port}`);
-  }
-
   const cleanups: (() => void)[] = [];
   const reload = async (why: string) => {
     if (!config.source) {
@@ -176,6 +165,20 @@ async function serve(config: Config, opts: { verbose: boolean; watch: boolean })
   cleanups.push(onSignal("SIGTERM", () => void stop("SIGTERM")));
   cleanups.push(onSignal("SIGINT", () => void stop("SIGINT")));
   if (opts.watch && config.source) cleanups.push(watchFile(config.source, () => reload("change")));
+
+  // Announced once signals and the file watch are in place: a script that sends SIGHUP or edits
+  // the config as soon as it reads "listening on" must not find bws deaf to it (SIGHUP's default
+  // would end the process).
+  for (const a of handle.addresses) {
+    const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
+    console.error(
+      `bws: listening on ${a.tls ? "https" : "http"}://${host}:${a.port} (${a.sites.join(", ")})`,
+    );
+  }
+  if (handle.managementAddress) {
+    const m = handle.managementAddress;
+    console.error(`bws: management API on http://${m.hostname}:${m.port}`);
+  }
 
   await handle.finished;
   for (const c of cleanups) c();
