@@ -71,10 +71,6 @@ before(async () => {
   await Deno.mkdir(`${base}/etc`);
   await Deno.writeTextFile(`${root}/index.html`, "<h1>home</h1>");
   await Deno.writeTextFile(`${root}/a/page.txt`, "page");
-  // Small files of different sizes and bytes, read into pooled buffers per response.
-  for (let k = 0; k < 4; k++) {
-    await Deno.writeFile(`${root}/small${k}.bin`, smallFile(k));
-  }
   await Deno.writeTextFile(`${root}/.secret`, "dot secret");
   await Deno.writeTextFile(`${base}/etc/passwd`, "root:x:0:0:fixture secret");
   await Deno.symlink(`${base}/etc/passwd`, `${root}/link`);
@@ -142,6 +138,9 @@ describe("static over a real server", () => {
 
   it("gives every concurrent client its own file's exact bytes (pooled read buffers)", async () => {
     const expected = [0, 1, 2, 3].map(smallFile);
+    // Written just now: read from disk into pooled buffers (a file is kept in memory only once
+    // it has been left alone for two seconds).
+    for (let k = 0; k < 4; k++) await Deno.writeFile(`${root}/small${k}.bin`, expected[k]);
     const client = Deno.createHttpClient({ poolMaxIdlePerHost: 16 });
     try {
       const worker = async (w: number) => {

@@ -27,6 +27,7 @@ import { openFileRange, readSmallRange, SMALL_RANGE } from "./file_stream.ts";
 import { contentTypeFor } from "./mime.ts";
 import { type Found, REAL_PATH_TTL_MS, realPathOrNull, RealPaths } from "./real_paths.ts";
 import { decodeRequestPath } from "./request_path.ts";
+import { SMALL_FILE, SmallFiles } from "./small_files.ts";
 import { spaFallbackApplies } from "./spa_fallback.ts";
 import { ifRangeAllows, isNotModified, type Validators, validatorsFor } from "./validators.ts";
 
@@ -64,6 +65,8 @@ const NOT_FOUND_PAGE = '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><titl
 const encoder = new TextEncoder();
 const NOT_FOUND_BYTES = encoder.encode(NOT_FOUND_PAGE);
 const EMPTY = new Uint8Array(0);
+/** Small files of every site, kept while they stay the same file (8 MiB for the process). */
+const smallFiles = new SmallFiles();
 
 /**
  * The small HTML 404 page, also used by the server for unmatched requests. The header list is a
@@ -223,7 +226,7 @@ function serveFile(
 ): HttpResponse | Promise<HttpResponse> {
   const v = validatorsFor(info.size, info.mtime);
   const contentType = contentTypeFor(path);
-  if (compression === null) return serveAsIs(req, path, info.size, contentType, v, false);
+  if (compression === null) return serveAsIs(req, path, info, contentType, v, false);
   const variant = chooseStaticVariant({
     method: req.method,
     acceptEncoding: req.headers.get("accept-encoding"),
@@ -236,7 +239,7 @@ function serveFile(
   }, compression);
   switch (variant.kind) {
     case "identity":
-      return serveAsIs(req, path, info.size, contentType, v, variant.vary);
+      return serveAsIs(req, path, info, contentType, v, variant.vary);
     case "precompressed":
       return servePrecompressed(req, contentType, variant);
     case "compress":
@@ -248,11 +251,12 @@ function serveFile(
 function serveAsIs(
   req: HttpRequest,
   path: string,
-  size: number,
+  info: Deno.FileInfo,
   contentType: string,
   v: Validators,
   vary: boolean,
 ): HttpResponse {
+  const size = info.size;
   const form: Form = {
     contentType,
     etag: v.etag,
@@ -285,6 +289,11 @@ function serveAsIs(
 
   if (req.method === "HEAD") return { status, headers, body: null, length };
   if (length === 0) return { status, headers, body: EMPTY };
+  const whole = smallFile(path, info);
+  if (whole !== null) {
+    const body = length === size ? whole : whole.subarray(start, start + length);
+    return { status, headers, body };
+  }
   try {
     if (length <= SMALL_RANGE) {
       // Whole, in the head's write. A file that shrank since its stat takes the streamed path,
@@ -298,6 +307,23 @@ function serveAsIs(
   } catch (err) {
     return cannotOpen(err); // gone or unreadable since it was found
   }
+}
+
+/** The whole small file from memory, or read now and remembered; null when it is not kept
+ * (large, just changed, or changed while read). */
+function smallFile(path: string, info: Deno.FileInfo): Uint8Array | null {
+  if (info.size > SMALL_FILE) return null;
+  const known = smallFiles.get(path, info);
+  if (known !== null || !smallFiles.accepts(info, Date.now())) return known;
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(path);
+  } catch {
+    return null; // the usual path reports it
+  }
+  if (bytes.length !== info.size) return null;
+  smallFiles.put(path, info, bytes);
+  return bytes;
 }
 
 /** A precompressed sibling, whole, with the original's type and the sibling's validators. */

@@ -413,22 +413,47 @@ function sourceOf(body: Uint8Array | BodySource | null): BodySource {
 
 describe("static handler: file bodies", () => {
   it("reads a small file into a pooled buffer that stays the response's own until it is done", async () => {
-    const bin = await serve(testRequest({ target: "/data.bin" }));
+    // Files just written: not settled, so read from disk (not from memory) for two seconds.
+    await Deno.writeFile(`${root}/fresh.bin`, BIN);
+    await Deno.writeTextFile(`${root}/fresh.css`, "body{}");
+    const bin = await serve(testRequest({ target: "/fresh.bin" }));
     const bytes = bin.body as Uint8Array;
     expect(firstDifference(bytes, BIN)).toBe(-1);
     // While the first response is not done, the next small file gets another buffer.
-    const css = await serve(testRequest({ target: "/style.css" }));
+    const css = await serve(testRequest({ target: "/fresh.css" }));
     expect(new TextDecoder().decode(css.body as Uint8Array)).toBe("body{}");
     expect((css.body as Uint8Array).buffer).not.toBe(bytes.buffer);
     expect(firstDifference(bytes, BIN)).toBe(-1);
     css.done?.(6, null);
     // Once done, its buffer is the next one read into.
-    const again = await serve(testRequest({ target: "/data.bin" }));
+    const again = await serve(testRequest({ target: "/fresh.bin" }));
     expect((again.body as Uint8Array).buffer).toBe((css.body as Uint8Array).buffer);
     expect(firstDifference(again.body as Uint8Array, BIN)).toBe(-1);
     expect(firstDifference(bytes, BIN)).toBe(-1);
     bin.done?.(BIN.length, null);
     again.done?.(BIN.length, null);
+  });
+
+  it("serves a settled small file from memory, and a rewrite of it (same size) at once", async () => {
+    await Deno.writeTextFile(`${root}/settled.txt`, "first version");
+    await new Promise((r) => setTimeout(r, 2100));
+    const first = await serve(testRequest({ target: "/settled.txt" }));
+    expect(new TextDecoder().decode(first.body as Uint8Array)).toBe("first version");
+    expect(first.done).toBeUndefined(); // from memory: no pooled buffer to give back
+    const again = await serve(testRequest({ target: "/settled.txt" }));
+    expect(again.body).toBe(first.body);
+    // Rewritten in place with the same size: its times move on, the new bytes are served.
+    await Deno.writeTextFile(`${root}/settled.txt`, "later version");
+    const later = await serve(testRequest({ target: "/settled.txt" }));
+    expect(new TextDecoder().decode(later.body as Uint8Array)).toBe("later version");
+    later.done?.(13, null);
+    // A range of it comes from the same memory.
+    const part = await serve(
+      testRequest({ target: "/settled.txt", headers: [["range", "bytes=6-12"]] }),
+    );
+    expect(part.status).toBe(206);
+    expect(new TextDecoder().decode(part.body as Uint8Array)).toBe("version");
+    part.done?.(7, null);
   });
 
   it("reads every chunk of a body into one buffer, handed back to the pool at the end", async () => {
