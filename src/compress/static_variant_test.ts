@@ -88,6 +88,20 @@ describe("findPrecompressed", () => {
     expect(await findPrecompressed(root, stale, Deno.statSync(stale), ["br"])).toBe(null);
     expect(await findPrecompressed(root, linked, Deno.statSync(linked), ["gzip"])).toBe(null);
   });
+  it("serves a sibling a deploy adds within a second of it, though it was found missing before", async () => {
+    const later = file("later.js", text, T0);
+    const info = Deno.statSync(later);
+    expect(findPrecompressed(root, later, info, ["br"])).toBe(null);
+    file("later.js.br", zlib.brotliCompressSync(text), T1);
+    const added = Date.now();
+    let found = findPrecompressed(root, later, info, ["br"]);
+    while (found === null && Date.now() - added < 3000) {
+      await new Promise((r) => setTimeout(r, 50));
+      found = findPrecompressed(root, later, info, ["br"]);
+    }
+    expect(found?.path).toBe(later + ".br");
+    expect(Date.now() - added).toBeLessThan(1600);
+  });
 });
 
 describe("chooseStaticVariant", () => {
@@ -152,11 +166,11 @@ describe("chooseStaticVariant", () => {
 describe("CompressedFileCache", () => {
   const version = (path: string) => {
     const info = Deno.statSync(path);
-    return { path, size: info.size, mtime: info.mtime };
+    return { path, size: info.size, mtime: info.mtime, ctime: info.ctime, ino: info.ino };
   };
 
   it("compresses once per (file version, algorithm) and serves repeats from memory", async () => {
-    const cache = new CompressedFileCache();
+    const cache = new CompressedFileCache({ settledMs: 0 });
     let reads = 0;
     const read = () => {
       reads++;
@@ -178,12 +192,44 @@ describe("CompressedFileCache", () => {
     expect(reads).toBe(3);
   });
 
+  it("tells apart versions with the same size and mtime by ctime and inode", async () => {
+    // Reproducible builds give every file one fixed mtime: a changed file of the same size is
+    // told apart by the change time (or inode) its writing or extraction gave it.
+    const cache = new CompressedFileCache();
+    const v = { path: "/same", size: 4, mtime: T0, ctime: T0, ino: 7 };
+    const gz = (text: string) => () => Promise.resolve(new TextEncoder().encode(text));
+    const first = await cache.get(v, "gzip", gz("aaaa"));
+    expect(new TextDecoder().decode(zlib.gunzipSync(first))).toBe("aaaa");
+    const later = new Date(T0.getTime() + 5000);
+    const rewritten = await cache.get({ ...v, ctime: later }, "gzip", gz("bbbb"));
+    expect(new TextDecoder().decode(zlib.gunzipSync(rewritten))).toBe("bbbb");
+    const replaced = await cache.get({ ...v, ino: 8 }, "gzip", gz("cccc"));
+    expect(new TextDecoder().decode(zlib.gunzipSync(replaced))).toBe("cccc");
+    // The first version, still the same file, comes from memory at once.
+    expect(cache.get(v, "gzip", gz("zzzz"))).toBe(first);
+  });
+
+  it("compresses a file that just changed but does not keep it", async () => {
+    const cache = new CompressedFileCache();
+    const now = new Date();
+    let reads = 0;
+    const read = () => {
+      reads++;
+      return Promise.resolve(new Uint8Array(100));
+    };
+    const v = { path: "/fresh", size: 100, mtime: now, ctime: now, ino: 3 };
+    await cache.get(v, "gzip", read);
+    await cache.get(v, "gzip", read);
+    expect(reads).toBe(2);
+    expect(cache.stats().entries).toBe(0);
+  });
+
   it("stays within its byte budget, dropping the least recently used", async () => {
     const cache = new CompressedFileCache({ maxBytes: 2500 });
     // incompressible: each entry holds about 1000 bytes
     const noise = (_n: number) => () =>
       Promise.resolve(crypto.getRandomValues(new Uint8Array(1000)));
-    const v = (n: number) => ({ path: `/f${n}`, size: 1000, mtime: T0 });
+    const v = (n: number) => ({ path: `/f${n}`, size: 1000, mtime: T0, ctime: T0, ino: n });
     await cache.get(v(1), "gzip", noise(1));
     await cache.get(v(2), "gzip", noise(2));
     await cache.get(v(1), "gzip", noise(1)); // 1 is now the most recent
@@ -206,7 +252,7 @@ describe("CompressedFileCache", () => {
 
   it("does not remember a failed read or a file that changed size while read", async () => {
     const cache = new CompressedFileCache();
-    const v = { path: "/x", size: 10, mtime: T0 };
+    const v = { path: "/x", size: 10, mtime: T0, ctime: T0, ino: 1 };
     await expect(cache.get(v, "br", () => Promise.reject(new Error("gone")))).rejects.toThrow(
       "gone",
     );

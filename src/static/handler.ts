@@ -353,7 +353,7 @@ function servePrecompressed(
 }
 
 /** The file compressed by bws: whole from the cache (small files), else as it streams. */
-async function serveCompressed(
+function serveCompressed(
   req: HttpRequest,
   path: string,
   info: Deno.FileInfo,
@@ -361,7 +361,7 @@ async function serveCompressed(
   v: Validators,
   variant: Extract<StaticVariant, { kind: "compress" }>,
   cache: CompressedFileCache,
-): Promise<HttpResponse> {
+): HttpResponse | Promise<HttpResponse> {
   const form: Form = {
     contentType,
     etag: variant.etag,
@@ -376,9 +376,10 @@ async function serveCompressed(
   const size = info.size;
   try {
     if (variant.cached) {
-      const file = { path, size, mtime: info.mtime };
-      const body = await cache.get(file, variant.algorithm, () => Deno.readFile(path));
-      return { status: 200, headers, body };
+      const file = { path, size, mtime: info.mtime, ctime: info.ctime, ino: info.ino };
+      const body = cache.get(file, variant.algorithm, () => Deno.readFile(path));
+      if (body instanceof Uint8Array) return { status: 200, headers, body };
+      return body.then((bytes) => ({ status: 200, headers, body: bytes }), cannotOpen);
     }
     const source = openFileRange(path, 0, size);
     const body = compressSource(source, variant.algorithm, { sizeHint: size });

@@ -127,7 +127,8 @@ describe("static compression: which form", () => {
   });
 
   it("compresses a small file once per coding and serves repeats from memory", async () => {
-    const own = new CompressedFileCache();
+    // Files just written are kept too here (settling has a test of its own).
+    const own = new CompressedFileCache({ settledMs: 0 });
     const handler = createStaticHandler(staticOptionsFor(site(), own));
     const first = await get("/app.js", { "accept-encoding": "br" }, "GET", handler);
     const again = await get("/app.js", { "accept-encoding": "br" }, "GET", handler);
