@@ -117,8 +117,9 @@ const DIRECTORY: Lookup = { kind: "directory" };
 /**
  * Builds the static file handler of one site. The real path of `root` is resolved again every
  * second (so a root created after start-up, or a symlinked root switched to a new release, is
- * served); while it does not exist every request gets 404. Only GET and HEAD are served; bodies are streamed, never buffered (except
- * compressed small files, which come whole from the cache).
+ * served); while it does not exist every request gets 404. Only GET and HEAD are served; bodies
+ * are streamed, except small files (read whole, or kept in memory) and compressed small files
+ * (whole from the cache).
  */
 export function createStaticHandler(opts: StaticOptions): StaticHandler {
   const indexFile = opts.indexFile || "index.html";
