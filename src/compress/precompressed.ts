@@ -13,9 +13,9 @@
  * @module
  */
 
-import { sep as SEPARATOR } from "node:path";
 import type { CompressionAlgorithm } from "../config/types.ts";
 import { coarseNow } from "../net/deadlines.ts";
+import { isInside } from "../static/real_paths.ts";
 import type { Negotiated } from "./negotiate.ts";
 
 /** The file name suffix of each algorithm's sibling. */
@@ -88,7 +88,7 @@ function usableSibling(
       return null;
     }
     real = Deno.realPathSync(candidate);
-    if (!real.startsWith(root.endsWith(SEPARATOR) ? root : root + SEPARATOR)) return null;
+    if (!isInside(real, root)) return null;
     info = Deno.statSync(real);
   } catch {
     return null; // none (the usual case), or unreadable
