@@ -75,6 +75,18 @@ function textResponse(status: number, text: string): HttpResponse {
   };
 }
 
+/** A request being handled, with what every step of it reads. */
+interface Incoming {
+  readonly req: HttpRequest;
+  readonly plan: Plan;
+  readonly lp: ListenerPlan;
+  readonly services: Services;
+  readonly cut: AbortSignal;
+  /** The peer is one of `trusted_proxies`. */
+  readonly peerTrusted: boolean;
+  readonly record: RequestRecord;
+}
+
 /**
  * Handles one request against the listener's current plan. `plan` and `lp` are read once by
  * the caller, so a reload during the request does not affect it.
@@ -91,53 +103,48 @@ export function handleRequest(
   cut: AbortSignal,
 ): HttpResponse | Promise<HttpResponse> {
   const peer = req.peer.hostname;
-  const clientIp = plan.trusted.has(peer)
+  const peerTrusted = plan.trusted.has(peer);
+  const clientIp = peerTrusted
     ? resolveClientIp(peer, req.headers.get("x-forwarded-for"), plan.trusted)
     : peer;
-  const record: RequestRecord = {
+  const inc: Incoming = {
     req,
-    site: UNKNOWN_SITE,
-    route: "",
-    clientIp,
-    requestId: "",
-    upstream: "",
-    error: "",
-    refused: "",
+    plan,
+    lp,
+    services,
+    cut,
+    peerTrusted,
+    record: {
+      req,
+      site: UNKNOWN_SITE,
+      route: "",
+      clientIp,
+      requestId: "",
+      upstream: "",
+      error: "",
+      refused: "",
+    },
   };
-  if (lp.acmeChallenges && req.path.startsWith(ACME_PREFIX)) {
-    return acmeOrRoute(req, plan, lp, services, cut, record);
-  }
-  return routeRequest(req, plan, lp, services, cut, record);
+  if (lp.acmeChallenges && req.path.startsWith(ACME_PREFIX)) return acmeOrRoute(inc);
+  return routeRequest(inc);
 }
 
 /** An ACME HTTP-01 token's answer, or (an unknown token) the request routed as any other. */
-async function acmeOrRoute(
-  req: HttpRequest,
-  plan: Plan,
-  lp: ListenerPlan,
-  services: Services,
-  cut: AbortSignal,
-  record: RequestRecord,
-): Promise<HttpResponse> {
-  const answer = await services.acmeChallenge(req.path.slice(ACME_PREFIX.length));
-  if (answer === null) return routeRequest(req, plan, lp, services, cut, record);
+async function acmeOrRoute(inc: Incoming): Promise<HttpResponse> {
+  const { req, lp, record } = inc;
+  const answer = await inc.services.acmeChallenge(req.path.slice(ACME_PREFIX.length));
+  if (answer === null) return routeRequest(inc);
   const target = lookupHost(lp, req.host ?? "");
   record.site = target.kind === "site" ? target.site.name : target.redirect.site.name;
-  return done(textResponse(200, answer), record, plan, services);
+  return done(textResponse(200, answer), inc);
 }
 
 /** Host → site, then the site's redirects, routes and edge protection. */
-function routeRequest(
-  req: HttpRequest,
-  plan: Plan,
-  lp: ListenerPlan,
-  services: Services,
-  cut: AbortSignal,
-  record: RequestRecord,
-): HttpResponse | Promise<HttpResponse> {
+function routeRequest(inc: Incoming): HttpResponse | Promise<HttpResponse> {
+  const { req, record } = inc;
   const host = req.host ?? "";
   const pathname = req.path;
-  const target = lookupHost(lp, host);
+  const target = lookupHost(inc.lp, host);
   if (target.kind === "redirect") {
     const r = target.redirect;
     record.site = r.site.name;
@@ -145,44 +152,35 @@ function routeRequest(
     const res = !r.redirect || pathname.startsWith(ACME_PREFIX)
       ? notFoundResponse()
       : redirectResponse(host, pathname + req.query, r.httpsPort);
-    return done(res, record, plan, services);
+    return done(res, inc);
   }
   const site = target.site;
   record.site = site.name;
   if (pathname === "*") {
     // OPTIONS * (the only method the parser lets use it): about the server, not a resource.
     const allow: HttpResponse = { status: 200, headers: [["allow", ALLOW_ALL]], body: null };
-    return done(allow, record, plan, services);
+    return done(allow, inc);
   }
   const requestId = resolveRequestId(req.headers.get("x-request-id"));
   record.requestId = requestId;
-  const peer = req.peer.hostname;
   const ctx: RequestContext = {
-    peer,
-    peerTrusted: plan.trusted.has(peer),
+    peer: req.peer.hostname,
+    peerTrusted: inc.peerTrusted,
     clientIp: record.clientIp,
     proto: req.tls ? "https" : "http",
     host,
     requestId,
     pathname,
     search: req.query,
-    abort: new RequestAbort(req, cut, req.version !== "2"),
+    abort: new RequestAbort(req, inc.cut, req.version !== "2"),
     upstream: "",
     error: "",
     lease: null,
   };
-  const step: SiteStep = {
-    req,
-    ctx,
-    record,
-    site,
-    redirect: site.redirects?.match(pathname, req.query) ?? null,
-    route: null,
-    plan,
-    services,
-  };
-  if (step.redirect === null) step.route = site.proxy?.routes.match(pathname) ?? null;
-  const policy = step.route !== null ? step.route.value.edge : site.edge;
+  const redirect = site.redirects?.match(pathname, req.query) ?? null;
+  const route = redirect === null ? site.proxy?.routes.match(pathname) ?? null : null;
+  const step: SiteStep = { inc, ctx, site, redirect, route };
+  const policy = route !== null ? route.value.edge : site.edge;
   if (policy === null) return answer(step, null);
   const verdict = policy.check(req, record.clientIp);
   return verdict instanceof Promise
@@ -192,33 +190,29 @@ function routeRequest(
 
 /** A request on its site, with what routing found for it. */
 interface SiteStep {
-  readonly req: HttpRequest;
+  readonly inc: Incoming;
   readonly ctx: RequestContext;
-  readonly record: RequestRecord;
   readonly site: SitePlan;
   readonly redirect: HttpResponse | null;
-  route: RouteMatch | null;
-  readonly plan: Plan;
-  readonly services: Services;
+  readonly route: RouteEntry<RoutePlan> | null;
 }
-
-type RouteMatch = RouteEntry<RoutePlan>;
 
 /** The edge verdict's refusal, or the request answered with its upstream edit. */
 function afterEdge(step: SiteStep, v: EdgeVerdict): HttpResponse | Promise<HttpResponse> {
   if (v === null || !v.refused) return answer(step, v);
-  const { record, site, req } = step;
+  const { inc, site } = step;
+  const record = inc.record;
   record.refused = v.rule;
   record.route = step.route?.path ?? "";
-  step.services.metrics.recordRefusal(site.name, v.rule);
+  inc.services.metrics.recordRefusal(site.name, v.rule);
   const refusal = v.response;
   let res: HttpResponse = {
     ...refusal,
     headers: [...refusal.headers, ["x-request-id", step.ctx.requestId]],
   };
   // A forward-auth service's own answer is passed on as it is (no error page).
-  res = v.passedOn ? withSiteHeaders(res, site) : ownResponse(res, site, req);
-  return done(res, record, step.plan, step.services, step.ctx);
+  res = v.passedOn ? withSiteHeaders(res, site) : ownResponse(res, site, inc.req);
+  return done(res, inc, step.ctx);
 }
 
 /** The redirect, proxy, WebSocket relay, static file or 404 for a request the edge let in. */
@@ -226,13 +220,14 @@ function answer(
   step: SiteStep,
   edit: EdgeUpstreamEdit | null,
 ): HttpResponse | Promise<HttpResponse> {
-  const { req, ctx, record, site, route } = step;
+  const { inc, ctx, site, route } = step;
+  const req = inc.req;
   if (step.redirect !== null) return finished(step, ownResponse(step.redirect, site, req));
   if (route === null) {
     if (site.static !== null) return staticFile(step, site.static);
     return finished(step, ownResponse(notFoundResponse(), site, req));
   }
-  record.route = route.path;
+  inc.record.route = route.path;
   const routePlan = route.value;
   if (hasDotSegment(req.path)) {
     ctx.error = "dot segment in the request path";
@@ -247,7 +242,7 @@ function answer(
     site,
     site.proxy!,
     routePlan,
-    step.services.client,
+    inc.services.client,
     edit,
     proxiedFinish(step),
   );
@@ -257,7 +252,7 @@ function answer(
  * the "request done" bookkeeping. Built in a function of its own (see {@link doneCallback}). */
 function proxiedFinish(step: SiteStep): (res: HttpResponse) => HttpResponse {
   return (res) => {
-    if (step.ctx.lease === null) res = ownResponse(res, step.site, step.req);
+    if (step.ctx.lease === null) res = ownResponse(res, step.site, step.inc.req);
     return finished(step, res);
   };
 }
@@ -267,10 +262,11 @@ async function webSocket(
   routePlan: RoutePlan,
   edit: EdgeUpstreamEdit | null,
 ): Promise<HttpResponse> {
-  const { req, ctx, site, services } = step;
+  const { inc, ctx, site } = step;
+  const services = inc.services;
   const metrics = services.metrics;
   let res = await forwardWebSocket(
-    req,
+    inc.req,
     ctx,
     site,
     site.proxy!,
@@ -283,7 +279,7 @@ async function webSocket(
     },
     edit,
   );
-  if (res.status !== 101 && ctx.lease === null) res = ownResponse(res, site, req);
+  if (res.status !== 101 && ctx.lease === null) res = ownResponse(res, site, inc.req);
   return finished(step, res);
 }
 
@@ -291,25 +287,20 @@ async function staticFile(
   step: SiteStep,
   serve: NonNullable<SitePlan["static"]>,
 ): Promise<HttpResponse> {
-  return finished(step, ownResponse(await serve(step.req), step.site, step.req));
+  const req = step.inc.req;
+  return finished(step, ownResponse(await serve(req), step.site, req));
 }
 
 function finished(step: SiteStep, res: HttpResponse): HttpResponse {
-  return done(res, step.record, step.plan, step.services, step.ctx);
+  return done(res, step.inc, step.ctx);
 }
 
 /**
  * Attaches the "request done" bookkeeping to `res` (after any done of its own). Every response
  * reaching here is a fresh object (shared refusals are copied above), so it is set in place.
  */
-function done(
-  res: HttpResponse,
-  record: RequestRecord,
-  plan: Plan,
-  services: Services,
-  ctx?: RequestContext,
-): HttpResponse {
-  res.done = doneCallback(res, record, plan, services, ctx, res.done);
+function done(res: HttpResponse, inc: Incoming, ctx?: RequestContext): HttpResponse {
+  res.done = doneCallback(res, inc.record, inc.plan, inc.services, ctx, res.done);
   return res;
 }
 
