@@ -10,6 +10,7 @@
 
 import { BufferPool } from "../net/buffer_pool.ts";
 import { coarseNow, deadlines, TICK_MS, type Timed } from "../net/deadlines.ts";
+import { directReader, type ReadInto } from "../net/direct_read.ts";
 import { HttpError } from "./errors.ts";
 import type { OptionsSource } from "./front_options.ts";
 import type { FrontRequest } from "./front_request.ts";
@@ -53,6 +54,8 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
   readonly peer: Peer;
   readonly tls: boolean;
   protected readonly stream: ByteStream;
+  /** Reads `stream` for requests and their bodies (see {@link directReader}). */
+  readonly #readInto: ReadInto;
   protected readonly source: OptionsSource;
   /** The read buffer: unread bytes are `buf[start, end)`. */
   buf: Uint8Array = headBuffers.take();
@@ -106,6 +109,7 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     initial?: Uint8Array,
   ) {
     this.stream = stream;
+    this.#readInto = directReader(stream);
     this.peer = peer;
     this.tls = tls;
     this.source = source;
@@ -199,11 +203,11 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     const space = this.buf.length - this.end;
     let n: number | null;
     try {
-      n = await this.stream.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+      n = await this.#readInto(this.end === 0 ? this.buf : this.buf.subarray(this.end));
     } catch {
       n = null;
     }
-    if (n === null) {
+    if (!n) {
       // A read ended by our own close is not the client going away.
       if (!this.closed) this.gone = true;
       return false;
@@ -270,13 +274,13 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
       }
     }
     if (this.end === this.buf.length) return; // full: read again after the response
-    const read = this.stream.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+    const read = this.#readInto(this.end === 0 ? this.buf : this.buf.subarray(this.end));
     this.ahead = read.then(this.#aheadRead, this.#clientGone);
   }
 
   // Bound once per connection (not two closures per request).
   #aheadRead = (n: number | null): void => {
-    if (n === null) this.#clientGone();
+    if (!n) this.#clientGone();
     else this.end += n;
   };
 

@@ -8,6 +8,7 @@
 import { socketErrorKind, UpstreamError } from "./errors.ts";
 import { coarseNow, TICK_MS } from "../net/deadlines.ts";
 import type { AbortSource } from "../net/abort_source.ts";
+import { directReader, type ReadInto } from "../net/direct_read.ts";
 import { abortedByClient, ExchangeState } from "./exchange_state.ts";
 import { errorText } from "../log/error_text.ts";
 
@@ -19,6 +20,8 @@ const WRITE_BUFFER = 16 * 1024;
 export class Connection {
   readonly origin: string;
   readonly sock: Deno.Conn;
+  /** Reads `sock` for responses (see {@link directReader}). */
+  readonly #readInto: ReadInto;
   /** Read buffer: unread response bytes are `buf[start, end)`. */
   buf: Uint8Array = new Uint8Array(INITIAL_READ);
   start = 0;
@@ -48,6 +51,7 @@ export class Connection {
   constructor(origin: string, sock: Deno.Conn) {
     this.origin = origin;
     this.sock = sock;
+    this.#readInto = directReader(sock);
   }
 
   /**
@@ -59,7 +63,7 @@ export class Connection {
    */
   watchIdle(): void {
     this.#rewind();
-    const read = this.sock.read(this.buf);
+    const read = this.#readInto(this.buf);
     this.#idleRead = read;
     read.then(this.#onIdleRead, this.#onIdleRead);
   }
@@ -167,7 +171,7 @@ export class Connection {
       this.#readDeadline = coarseNow() + ex.readMs + TICK_MS;
       this.#arm(this.#readDeadline);
     }
-    return idleRead ?? this.sock.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+    return idleRead ?? this.#readInto(this.end === 0 ? this.buf : this.buf.subarray(this.end));
   }
 
   /** Takes the result of {@link startRead}: false at EOF. Throws the recorded failure. */
@@ -176,7 +180,7 @@ export class Connection {
     this.#reading = false;
     const ex = this.ex;
     if (ex.failure !== null) throw ex.failure;
-    if (n === null) return false;
+    if (!n) return false;
     if (n === this.#space && this.start === 0 && this.end === 0) this.#growNext = true;
     this.end += n;
     ex.gotBytes = true;
