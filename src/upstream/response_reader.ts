@@ -45,7 +45,9 @@ export async function readResponseHead(
       : null;
     if (head === null) {
       if (conn.end - s > maxHead) throw headTooLarge(conn, maxHead);
-      scanned = Math.max(0, conn.end - s - 3);
+      // Nothing buffered yet (the usual case: the request was just sent): the first read is
+      // parsed at once, not scanned for the head's end first and then parsed.
+      scanned = conn.end - s > 3 ? conn.end - s - 3 : -1;
       let n: number | null;
       try {
         n = await conn.startRead();
