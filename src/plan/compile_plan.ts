@@ -117,8 +117,23 @@ export function normalizeHost(host: string): string {
   return h.toLowerCase();
 }
 
+/** The last lookup: requests on a listener mostly repeat one Host (a string compare instead of
+ * normalising and hashing a fresh string per request). */
+let lastListener: ListenerPlan | null = null;
+let lastHost = "";
+let lastTarget: HostTarget | null = null;
+
 /** Finds the target for a Host: exact name, then "*." wildcard (one label), then the fallback. */
 export function lookupHost(lp: ListenerPlan, host: string): HostTarget {
+  if (lp === lastListener && host === lastHost) return lastTarget!;
+  const target = findHost(lp, host);
+  lastListener = lp;
+  lastHost = host;
+  lastTarget = target;
+  return target;
+}
+
+function findHost(lp: ListenerPlan, host: string): HostTarget {
   const name = normalizeHost(host);
   const exact = lp.exact.get(name);
   if (exact) return exact;
