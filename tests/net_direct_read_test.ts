@@ -66,6 +66,24 @@ describe("directReader", () => {
     expect(calls).toEqual([8, 8]);
   });
 
+  it("a stream with its own readInto (a front connection handed to a tunnel) is read through it", async () => {
+    const own = (p: Uint8Array) => {
+      p[0] = 7;
+      return Promise.resolve(1);
+    };
+    const stream = {
+      readInto: own,
+      read: () => Promise.reject(new Error("read must not be used")),
+      write: (p: Uint8Array) => Promise.resolve(p.length),
+      close: () => {},
+    };
+    const read = directReader(stream);
+    expect(read).toBe(own);
+    const buf = new Uint8Array(4);
+    expect(await read(buf)).toBe(1);
+    expect(buf[0]).toBe(7);
+  });
+
   describe("TLS sockets", () => {
     let pki: TestPki;
     before(async () => {

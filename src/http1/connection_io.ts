@@ -141,6 +141,12 @@ export abstract class ConnectionIO implements Timed, ByteStream, BodyHost {
     return this.stream.read(p);
   }
 
+  /** How a tunnel reads this connection after an upgrade: as the request loop does (see
+   * {@link directReader}; 0 or null at EOF). */
+  get readInto(): ReadInto {
+    return this.#readInto;
+  }
+
   write(p: Uint8Array): Promise<number> {
     return this.stream.write(p);
   }

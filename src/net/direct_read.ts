@@ -46,8 +46,18 @@ function resourceId(stream: object): number | null {
   return typeof rid === "number" ? rid : null;
 }
 
-/** The fastest way to read `stream`: the runtime's read op for a Deno socket, else its `read`. */
-export function directReader(stream: ByteStream | Deno.Conn): ReadInto {
+/** A stream that has its own {@link ReadInto} (a front-end connection handing its socket to a
+ * tunnel). */
+interface HasReadInto {
+  readonly readInto: ReadInto;
+}
+
+/** The fastest way to read `stream`: its own {@link ReadInto}, the runtime's read op for a Deno
+ * socket, else its `read`. */
+export function directReader(
+  stream: ByteStream | Deno.Conn | (ByteStream & HasReadInto),
+): ReadInto {
+  if ("readInto" in stream && typeof stream.readInto === "function") return stream.readInto;
   const rid = core === null ? null : resourceId(stream);
   if (rid === null) return (p) => stream.read(p);
   const c = core!;

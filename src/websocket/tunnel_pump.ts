@@ -14,6 +14,7 @@
 
 import type { ByteStream } from "../http1/types.ts";
 import { BufferPool } from "../net/buffer_pool.ts";
+import { directReader, type ReadInto } from "../net/direct_read.ts";
 import { FrameCursor, FrameError } from "./frame_cursor.ts";
 
 /** Room before the read area for a held-back incomplete header (at most 13 bytes). */
@@ -71,7 +72,8 @@ export class Pump {
   /** A close frame reached the destination completely. */
   destinationGotClose = false;
 
-  readonly #source: ByteStream;
+  /** Reads the source (see {@link directReader}). */
+  readonly #read: ReadInto;
   readonly #destination: ByteStream;
   readonly #owner: PumpOwner;
   #buf: Uint8Array;
@@ -101,7 +103,7 @@ export class Pump {
   #broken = false;
 
   constructor(opts: PumpOptions) {
-    this.#source = opts.source;
+    this.#read = directReader(opts.source);
     this.#destination = opts.destination;
     this.#owner = opts.owner;
     this.cursor = new FrameCursor({ masked: opts.masked, maxMessage: opts.maxMessage });
@@ -179,7 +181,7 @@ export class Pump {
   }
 
   async #loop(): Promise<void> {
-    const source = this.#source;
+    const read = this.#read;
     const destination = this.#destination;
     const cursor = this.cursor;
     let lastRead = 0;
@@ -189,9 +191,9 @@ export class Pump {
       this.#inRead = true;
       // A frame asked for while the pump was writing goes out now, beside the read.
       if (this.#pending !== null) this.#injectIfIdle();
-      const n = await source.read(this.#view);
+      const n = await read(this.#view);
       this.#inRead = false;
-      if (n === null) {
+      if (!n) {
         this.#exited = true;
         if (!this.#stopped) this.#owner.ended(this, null, "source");
         return;
