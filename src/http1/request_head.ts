@@ -24,6 +24,7 @@ import {
 import { isValidHostPort, splitOtherTarget } from "./request_target.ts";
 import { FieldPositions } from "./field_positions.ts";
 import { knownName } from "./known_names.ts";
+import { decodeAscii } from "./ascii_text.ts";
 
 /** Limits the parser enforces; either one exceeded is answered 431. */
 export interface HeadLimits {
@@ -174,7 +175,6 @@ export function isHttp2Preface(buf: Uint8Array, start: number, end: number): boo
 
 /** Header positions of the head being parsed (flags: which letter cases the name has). */
 const fieldPositions = new FieldPositions();
-const decoder = new TextDecoder();
 
 /**
  * Parses `buf[start, headEnd)` (`headEnd` from {@link findRequestHeadEnd}). Throws HttpError with
@@ -269,9 +269,7 @@ export function parseRequestHead(
   }
 
   // One decode for the whole head: ASCII (nearly always) in one native call.
-  const s = (obsText & 2) === 0
-    ? decoder.decode(buf.subarray(first, last))
-    : latin1(buf, first, last);
+  const s = (obsText & 2) === 0 ? decodeAscii(buf.subarray(first, last)) : latin1(buf, first, last);
   const method = s.slice(0, methodEnd - first);
   const target = s.slice(targetStart - first, targetEnd - first);
   const version = minor === 1 ? "1.1" : "1.0";

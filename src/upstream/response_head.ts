@@ -7,6 +7,7 @@
 
 import { FieldPositions } from "../http1/field_positions.ts";
 import { knownName } from "../http1/known_names.ts";
+import { decodeAscii } from "../http1/ascii_text.ts";
 import { UpstreamError } from "./errors.ts";
 
 /** A parsed response head plus the framing facts the client needs. */
@@ -55,8 +56,6 @@ export function findHeadEnd(buf: Uint8Array, start: number, end: number, from = 
   }
 }
 
-const utf8 = new TextDecoder();
-
 /** Decodes bytes as ISO-8859-1 (each byte one UTF-16 unit), as header bytes are defined. */
 export function latin1(buf: Uint8Array, start: number, end: number): string {
   // Heads are almost always ASCII, where UTF-8 decoding (one native call) gives the same string
@@ -68,7 +67,7 @@ export function latin1(buf: Uint8Array, start: number, end: number): string {
       break;
     }
   }
-  if (ascii) return utf8.decode(buf.subarray(start, end));
+  if (ascii) return decodeAscii(buf.subarray(start, end));
   const CHUNK = 8192;
   if (end - start <= CHUNK) {
     return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
@@ -183,7 +182,7 @@ export function readResponseHeadIn(
   }
 
   // One decode of the whole head (ASCII nearly always: one native call), then slices of it.
-  const s = obs < 128 ? utf8.decode(buf.subarray(start, headEnd)) : latin1(buf, start, headEnd);
+  const s = obs < 128 ? decodeAscii(buf.subarray(start, headEnd)) : latin1(buf, start, headEnd);
   const statusLine = s.slice(0, statusEnd - start);
   if (
     statusLine.length < 12 || !statusLine.startsWith("HTTP/1.") ||
