@@ -8,8 +8,8 @@
  * less CPU per proxied request (bws beside itself, rounds in turn, ~1.6 µs of ~37). It also
  * serves the WebSocket tunnels (both directions).
  * The op comes from the runtime's core (`runtime_core.ts`, not a public API): where it is
- * missing, or for a stream that is not a Deno socket (node:tls, which serves the TLS ports), the reader is the
- * stream's own `read`.
+ * missing, or for a stream that is not a Deno socket (node:tls, which serves the TLS ports),
+ * the reader is the stream's own `read`.
  *
  * @module
  */
