@@ -4,6 +4,7 @@ import type { LbMethod } from "../src/config/types.ts";
 import type { ActiveHealth } from "../src/health/active.ts";
 import { UpstreamGroup } from "../src/balancer/group.ts";
 import { HostRegistry } from "../src/health/registry.ts";
+import { HostTable } from "../src/health/host_cells.ts";
 import { type Backend, deadAddress, startBackend } from "./helpers/backends.ts";
 import { entries, NO_CHECKS, PASSIVE, send } from "./helpers/upstream_group.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -64,6 +65,23 @@ describe("HostRegistry across reloads", () => {
     const g3 = build(registry, [keepUrl, dead]);
     expect(g3.members[1].state.totalRequests).toBe(0);
     expect(g3.members[1].state.isLive()).toBe(true);
+  });
+
+  it("members removed by reloads give their shared slots back: changing upstreams never fills the table", () => {
+    const table = HostTable.create(3, 16 * 1024); // room for a few dozen members
+    let full = false;
+    const registry = new HostRegistry(table, () => (full = true));
+    // 500 reloads, each replacing the group's two members with new addresses.
+    for (let reload = 0; reload < 500; reload++) {
+      const g = build(registry, [
+        `http://10.0.${reload >> 8}.${reload & 255}:1`,
+        `http://h${reload}:2`,
+      ]);
+      registry.retain(new Set(g.keys)); // grace period 0: the old members' slots are free at once
+      expect(registry.slots().length).toBe(2);
+    }
+    expect(full).toBe(false);
+    expect(table.used).toBeLessThan(16 * 1024);
   });
 
   it("keys state by site and group, so the same URL elsewhere is independent", () => {

@@ -108,6 +108,9 @@ export class HostTable {
   #top = 8;
   /** Offsets of the slots allocated (owner only). */
   readonly #slots: number[] = [];
+  /** Slots given back (owner only): each may serve another member once `after` (epoch ms) has
+   * passed and no thread counts a request or WebSocket in it. */
+  readonly #retired: { slot: number; after: number }[] = [];
 
   private constructor(buffer: SharedArrayBuffer, threads: number, thread: number, owner: boolean) {
     this.buffer = buffer;
@@ -139,10 +142,15 @@ export class HostTable {
     return this.#top;
   }
 
-  /** Allocates a zeroed slot with a ring of `ringCapacity`; its byte offset, or null when full
-   * (or when this thread does not own the table). */
-  allocate(ringCapacity: number): number | null {
+  /**
+   * Allocates a zeroed slot with a ring of `ringCapacity`: a retired one that may be used again
+   * (see {@link release}), else a new one. Its byte offset, or null when full (or when this
+   * thread does not own the table).
+   */
+  allocate(ringCapacity: number, now: number = Date.now()): number | null {
     if (!this.owner) return null;
+    const reused = this.#reuse(ringCapacity, now);
+    if (reused !== null) return reused;
     const slot = this.#take(slotBytes(this.threads));
     if (slot === null) return null;
     const ring = this.#take(ringCapacity * 8);
@@ -152,6 +160,56 @@ export class HostTable {
     this.views.i32[i + I32.RING_CAP] = ringCapacity;
     this.#slots.push(slot);
     return slot;
+  }
+
+  /**
+   * Gives `slot` back (owner only; its member left the config). Requests of the plan it served
+   * may still be finishing in every thread, so it serves another member only from `after`
+   * (epoch ms) on, and only once no thread counts a request or WebSocket in it: without this a
+   * process that reloads changing upstreams would run out of slots after ~25k members.
+   */
+  release(slot: number, after: number): void {
+    if (this.owner) this.#retired.push({ slot, after });
+  }
+
+  /** Slots given back and not used again yet (for tests and diagnostics). */
+  get retired(): number {
+    return this.#retired.length;
+  }
+
+  #reuse(ringCapacity: number, now: number): number | null {
+    const retired = this.#retired;
+    for (let k = 0; k < retired.length; k++) {
+      const { slot, after } = retired[k];
+      if (after > now || this.#counting(slot)) continue;
+      const i32 = this.views.i32;
+      const i = slot / 4;
+      let ringAt = i32[i + I32.RING_AT];
+      let ringCap = i32[i + I32.RING_CAP];
+      if (ringCap < ringCapacity) {
+        const ring = this.#take(ringCapacity * 8);
+        if (ring === null) return null;
+        ringAt = ring / 8;
+        ringCap = ringCapacity;
+      }
+      retired[k] = retired[retired.length - 1];
+      retired.pop();
+      this.views.u8.fill(0, slot, slot + slotBytes(this.threads));
+      i32[i + I32.RING_AT] = ringAt;
+      i32[i + I32.RING_CAP] = ringCap;
+      return slot;
+    }
+    return null;
+  }
+
+  /** Whether some thread counts a request in flight or an open WebSocket in `slot`. */
+  #counting(slot: number): boolean {
+    const i32 = this.views.i32;
+    const first = slot / 4 + I32.COUNTS;
+    for (let at = first; at < first + 2 * this.threads; at++) {
+      if (Atomics.load(i32, at) !== 0) return true;
+    }
+    return false;
   }
 
   /**

@@ -85,6 +85,33 @@ describe("HostTable", () => {
     expect(view.lastError).toBe("down");
   });
 
+  it("a slot given back serves another member only after its time, once nothing counts in it, zeroed", () => {
+    const table = HostTable.create(2, 4096);
+    const slots: number[] = [];
+    for (let s = table.allocate(2, 0); s !== null; s = table.allocate(2, 0)) slots.push(s);
+    const slot = slots[0];
+    const old = new HostState("old", { ...PASSIVE, maxFails: 2 }, HostCells.inTable(table, slot));
+    old.recordFailure("refused");
+    old.addInFlight(1); // a request of the old plan still finishing
+    table.release(slot, 1000);
+    expect(table.allocate(2, 999)).toBeNull(); // full, and the slot's time has not come
+    expect(table.allocate(2, 5000)).toBeNull(); // its time came, but a request still counts
+    old.addInFlight(-1);
+    // A ring bigger than the old one is found elsewhere in the table: none left here.
+    expect(table.allocate(50, 5000)).toBeNull();
+    expect(table.allocate(2, 5000)).toBe(slot);
+    expect(table.retired).toBe(0);
+    const next = new HostState("new", { ...PASSIVE, maxFails: 2 }, HostCells.inTable(table, slot));
+    expect(next.totalRequests).toBe(0);
+    expect(next.totalFailures).toBe(0);
+    expect(next.recentFailures()).toBe(0);
+    expect(next.lastError).toBe("");
+    expect(next.isLive()).toBe(true);
+    next.recordFailure("one");
+    next.recordFailure("two"); // maxFails 2: its ring holds both and ejects
+    expect(next.isLive()).toBe(false);
+  });
+
   it("a full table allocates nothing more; a worker's view allocates nothing", () => {
     const table = HostTable.create(2, 4096);
     let n = 0;

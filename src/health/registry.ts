@@ -53,12 +53,21 @@ export class HostRegistry {
     return this.#states.get(key);
   }
 
-  /** Drops states whose keys are not in `keep` (called after a reload). */
-  retain(keep: ReadonlySet<string>): void {
+  /**
+   * Drops states whose keys are not in `keep` (called after a reload). Their slots in the shared
+   * table go back to it (supervisor only), to serve other members once `reuseAfterMs` have
+   * passed: the plan they served may still be finishing requests (its grace period).
+   */
+  retain(keep: ReadonlySet<string>, reuseAfterMs = 0): void {
+    const after = Date.now() + reuseAfterMs;
     for (const key of this.#states.keys()) {
       if (!keep.has(key)) {
         this.#states.delete(key);
-        this.#slots.delete(key);
+        const slot = this.#slots.get(key);
+        if (slot !== undefined) {
+          this.#slots.delete(key);
+          this.#table?.release(slot, after);
+        }
       }
     }
   }

@@ -186,7 +186,12 @@ export class RunningServer {
     for (const g of next.groups) g.start();
     if (prev) {
       await Promise.all(prev.groups.map((g) => g.stop()));
-      this.#parts.compile.registry.retain(new Set(next.groups.flatMap((g) => g.keys)));
+      // A removed member's shared slot serves another only after the old plan's requests are
+      // surely over (its grace period, and a minute for what ends late).
+      this.#parts.compile.registry.retain(
+        new Set(next.groups.flatMap((g) => g.keys)),
+        prev.gracePeriodMs + 60_000,
+      );
     }
     this.#serving.committed(next);
     this.#parts.certificates.manage(next);
