@@ -13,10 +13,9 @@
  */
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import { fileURLToPath } from "node:url";
+import { RssPeak, spawnBws, waitUntil } from "./helpers/bws_process.ts";
 import { freePort } from "./helpers/pebble.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MiB = 1024 * 1024;
 const TOTAL = 200_000;
 /**
@@ -85,11 +84,6 @@ await Promise.all(Array.from({ length: CONNECTIONS }, worker));
 console.log(JSON.stringify(total));
 `;
 
-function rssBytes(pid: number): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
 /** One site: a slow or an instant rate limit, and a route nobody asks for. */
 function site(name: string, hostname: string, port: number, rateLimit: string): string {
   return `
@@ -119,8 +113,8 @@ describe("a flood of distinct client addresses", { skip: Deno.build.os !== "linu
   const dir = Deno.makeTempDirSync({ prefix: "bws_flood_" });
   const port = freePort();
   Deno.writeTextFileSync(`${dir}/load.js`, LOAD);
-  Deno.writeTextFileSync(
-    `${dir}/bws.toml`,
+  const bws = spawnBws(
+    dir,
     `[server]
 trusted_proxies = ["127.0.0.1"]
 
@@ -130,29 +124,18 @@ access_log = false
 ` + site("flood", "localhost", port, "rate = 0.01\nburst = 1") +
       site("warm", "warm.test", port, "rate = 1000000\nburst = 1000000"),
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--v8-flags=--expose-gc", CLI, "-c", `${dir}/bws.toml`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
   after(async () => {
-    child.kill("SIGTERM");
-    await child.status;
+    await bws.stop();
     Deno.removeSync(dir, { recursive: true });
   });
 
+  /** bws answers (404: no route matches) once it has started. */
   async function ready(): Promise<void> {
-    const end = Date.now() + 15_000;
-    while (Date.now() < end) {
-      const ok = await fetch(`http://127.0.0.1:${port}/ready`).then(
-        async (r) => (await r.arrayBuffer()) && r.status === 404,
-        () => false,
-      );
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error("bws did not start");
+    await waitUntil("bws to answer", 15_000, async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/ready`);
+      await r.arrayBuffer();
+      return r.status === 404;
+    });
   }
 
   async function flood(host: string, from: number, to: number, deadline: number) {
@@ -187,18 +170,15 @@ access_log = false
     const warm = await flood("warm.test", TOTAL, TOTAL + 100_000, deadline);
     expect(warm).toMatchObject({ responses: warm.sent, limited: 0 });
     await new Promise((r) => setTimeout(r, 300));
-    const base = rssBytes(child.pid);
+    const rss = new RssPeak(bws.pid, 50);
+    const base = rss.base;
     let peak = base;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, rssBytes(child.pid));
-    }, 50);
     let result;
     try {
       result = await flood("localhost", 0, TOTAL, deadline);
     } finally {
-      clearInterval(sampler);
+      peak = rss.stop();
     }
-    peak = Math.max(peak, rssBytes(child.pid));
     const batches = Math.ceil(TOTAL / 100);
     // Every request answered: each new address passes once, its batch's repeat is limited.
     expect(result.sent).toBe(TOTAL + batches);

@@ -4,10 +4,9 @@
  */
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import { fileURLToPath } from "node:url";
+import { RssPeak, spawnBws, spawnScript, waitServing } from "./helpers/bws_process.ts";
 import { freePort } from "./helpers/pebble.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MiB = 1024 * 1024;
 const TOTAL = 512 * MiB;
 /**
@@ -35,24 +34,13 @@ Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, (req) => {
 });
 `;
 
-function rssBytes(pid: number): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
 describe("streamed downloads through bws", { skip: Deno.build.os !== "linux" }, () => {
   const dir = Deno.makeTempDirSync({ prefix: "bws_streamed_memory_" });
   const port = freePort();
   const backendPort = freePort();
-  Deno.writeTextFileSync(`${dir}/backend.ts`, BACKEND);
-  const backend = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", `${dir}/backend.ts`, `${backendPort}`, `${TOTAL}`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  Deno.writeTextFileSync(
-    `${dir}/bws.toml`,
+  const backend = spawnScript(dir, "backend.ts", BACKEND, [`${backendPort}`, `${TOTAL}`]);
+  const bws = spawnBws(
+    dir,
     `[logging]
 level = "warn"
 access_log = false
@@ -75,42 +63,18 @@ path = "/"
 upstream = "b"
 `,
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--v8-flags=--expose-gc", CLI, "-c", `${dir}/bws.toml`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
   after(async () => {
-    child.kill("SIGTERM");
-    await child.status;
-    backend.kill("SIGTERM");
-    await backend.status;
+    await bws.stop();
+    await backend.stop();
     Deno.removeSync(dir, { recursive: true });
   });
-
-  async function ready(): Promise<void> {
-    const end = Date.now() + 15_000;
-    while (Date.now() < end) {
-      const ok = await fetch(`http://127.0.0.1:${port}/small`).then(
-        async (r) => (await r.text()) === "ok",
-        () => false,
-      );
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error("bws did not start");
-  }
 
   for (const withLength of [true, false]) {
     const framing = withLength ? "Content-Length" : "chunked";
     it(`relays 512 MiB (${framing}) with RSS growth under 28 MB`, async () => {
-      await ready();
-      const base = rssBytes(child.pid);
-      let peak = base;
-      const sampler = setInterval(() => {
-        peak = Math.max(peak, rssBytes(child.pid));
-      }, 20);
+      await waitServing(port, "/small");
+      const rss = new RssPeak(bws.pid);
+      let peak = rss.base;
       let got = "";
       try {
         // curl, in its own process: this process's memory is shared with other test files.
@@ -130,13 +94,12 @@ upstream = "b"
         }).output();
         got = new TextDecoder().decode(out.stdout);
       } finally {
-        clearInterval(sampler);
+        peak = rss.stop();
       }
-      peak = Math.max(peak, rssBytes(child.pid));
       expect(got).toBe(`200 ${TOTAL}`);
       // Without GC pacing V8 lets released chunks pile up before collecting them: 35-37 MB here,
       // ~77 MB in the benchmark (after load); with it, ~19 MB here.
-      expect((peak - base) / MiB).toBeLessThan(28);
+      expect((peak - rss.base) / MiB).toBeLessThan(28);
     });
   }
 });

@@ -5,10 +5,9 @@
  */
 import { after, describe, it } from "node:test";
 import { expect } from "expect";
-import { fileURLToPath } from "node:url";
+import { RssPeak, spawnBws, spawnScript, waitServing } from "./helpers/bws_process.ts";
 import { freePort } from "./helpers/pebble.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MiB = 1024 * 1024;
 const TOTAL = 1024 * MiB;
 
@@ -61,24 +60,13 @@ async function serve(conn) {
 for await (const conn of Deno.listen({ hostname: "127.0.0.1", port })) serve(conn);
 `;
 
-function rssBytes(pid: number): number {
-  const m = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
 describe("a 1 GiB proxied body compressed by bws", { skip: Deno.build.os !== "linux" }, () => {
   const dir = Deno.makeTempDirSync({ prefix: "bws_proxy_compression_memory_" });
   const port = freePort();
   const backendPort = freePort();
-  Deno.writeTextFileSync(`${dir}/backend.ts`, BACKEND);
-  const backend = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-config", `${dir}/backend.ts`, `${backendPort}`, `${TOTAL}`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  Deno.writeTextFileSync(
-    `${dir}/bws.toml`,
+  const backend = spawnScript(dir, "backend.ts", BACKEND, [`${backendPort}`, `${TOTAL}`]);
+  const bws = spawnBws(
+    dir,
     `[logging]
 level = "warn"
 access_log = false
@@ -104,40 +92,16 @@ path = "/"
 upstream = "b"
 `,
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--v8-flags=--expose-gc", CLI, "-c", `${dir}/bws.toml`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
   after(async () => {
-    child.kill("SIGTERM");
-    await child.status;
-    backend.kill("SIGTERM");
-    await backend.status;
+    await bws.stop();
+    await backend.stop();
     Deno.removeSync(dir, { recursive: true });
   });
 
-  async function ready(): Promise<void> {
-    const end = Date.now() + 15_000;
-    while (Date.now() < end) {
-      const ok = await fetch(`http://127.0.0.1:${port}/small`).then(
-        async (r) => (await r.text()) === "ok",
-        () => false,
-      );
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error("bws did not start");
-  }
-
   it("decodes to exactly 1 GiB with bws's RSS growth under 64 MB", async () => {
-    await ready();
-    const base = rssBytes(child.pid);
-    let peak = base;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, rssBytes(child.pid));
-    }, 20);
+    await waitServing(port, "/small");
+    const rss = new RssPeak(bws.pid);
+    let peak = rss.base;
     let out: Deno.CommandOutput;
     try {
       // curl and the byte count in their own processes; the head goes to stderr.
@@ -149,14 +113,13 @@ upstream = "b"
         stderr: "piped",
       }).output();
     } finally {
-      clearInterval(sampler);
+      peak = rss.stop();
     }
-    peak = Math.max(peak, rssBytes(child.pid));
     const head = new TextDecoder().decode(out.stderr).toLowerCase();
     expect(head).toContain("content-encoding: zstd");
     expect(head).toContain("transfer-encoding: chunked");
     expect(out.code).toBe(0);
     expect(Number(new TextDecoder().decode(out.stdout).trim())).toBe(TOTAL);
-    expect((peak - base) / MiB).toBeLessThan(64);
+    expect((peak - rss.base) / MiB).toBeLessThan(64);
   });
 });

@@ -30,6 +30,35 @@ export function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/**
+ * The resident memory of `pid` sampled every `everyMs` from now until {@link RssPeak.stop}: the
+ * figure it started from and the highest one seen.
+ */
+export class RssPeak {
+  readonly base: number;
+  readonly #pid: number;
+  #peak: number;
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(pid: number, everyMs = 20) {
+    this.#pid = pid;
+    this.base = rssOf(pid);
+    this.#peak = this.base;
+    this.#timer = setInterval(() => this.#sample(), everyMs);
+  }
+
+  #sample(): void {
+    this.#peak = Math.max(this.#peak, rssOf(this.#pid));
+  }
+
+  /** Stops sampling after one last sample; the peak, in bytes. */
+  stop(): number {
+    clearInterval(this.#timer);
+    this.#sample();
+    return this.#peak;
+  }
+}
+
 /** Open descriptors of `pid`. */
 export function fdCountOf(pid: number): number {
   let n = 0;
