@@ -15,7 +15,7 @@ import type { ManagementConfig } from "../src/config/types.ts";
 import { loadConfigFile } from "../src/config/load.ts";
 import { startServer } from "../src/server/server.ts";
 import type { ServerHandle } from "../src/server/types.ts";
-import { TestPki } from "./helpers/test_pki.ts";
+import { sslToml, TestPki } from "./helpers/test_pki.ts";
 import { memoryLogger } from "./helpers/memory_logger.ts";
 import { type Backend, deadAddress, startEchoBackend } from "./helpers/backends.ts";
 
@@ -194,11 +194,7 @@ hostnames = ["www.secure.test"]
 port = 0
 bind = "127.0.0.2"
 static_dir = "${tmp}"
-[sites.ssl]
-enabled = true
-cert_file = "${leaf.certFile}"
-key_file = "${leaf.keyFile}"
-`;
+${sslToml(leaf)}`;
     configFile = `${tmp}/bws.toml`;
     await Deno.writeTextFile(configFile, configText);
     bws = await startServer(await loadConfigFile(configFile), { logger: memoryLogger() });

@@ -15,7 +15,7 @@ import {
   type TestClient,
 } from "./helpers/ws_peers.ts";
 import { waitFor, withTimeout } from "./helpers/wait.ts";
-import { TestPki } from "./helpers/test_pki.ts";
+import { sslToml, TestPki } from "./helpers/test_pki.ts";
 import { rawRequest, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 
@@ -470,11 +470,7 @@ port = 0
 bind = "127.0.0.1"
 ${extra}
 
-[sites.ssl]
-enabled = true
-cert_file = "${leaf.certFile}"
-key_file = "${leaf.keyFile}"
-
+${sslToml(leaf)}
 [sites.proxy]
 enabled = true
 

@@ -15,7 +15,7 @@ import { memoryLogger } from "./helpers/memory_logger.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
 import { imageStats, launchChromium } from "./helpers/chromium.ts";
 import { freePort } from "./helpers/pebble.ts";
-import { TestPki } from "./helpers/test_pki.ts";
+import { sslToml, TestPki } from "./helpers/test_pki.ts";
 import { loadConfigFile } from "../src/config/load.ts";
 import { startServer } from "../src/server/server.ts";
 import type { ServerHandle } from "../src/server/types.ts";
@@ -148,22 +148,14 @@ hostname = "secure.test"
 port = ${tlsPort}
 bind = "127.0.0.1"
 static_dir = "${tmp}"
-[sites.ssl]
-enabled = true
-cert_file = "${soon.certFile}"
-key_file = "${soon.keyFile}"
-
+${sslToml(soon)}
 [[sites]]
 name = "legacy"
 hostname = "legacy.test"
 port = ${tlsPort}
 bind = "127.0.0.1"
 static_dir = "${tmp}"
-[sites.ssl]
-enabled = true
-cert_file = "${critical.certFile}"
-key_file = "${critical.keyFile}"
-`;
+${sslToml(critical)}`;
     // Started from a file, so a reload through the API reads it again.
     configFile = `${tmp}/bws.toml`;
     await Deno.writeTextFile(configFile, configText);

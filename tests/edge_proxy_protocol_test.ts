@@ -9,7 +9,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { parseConfigText } from "../src/config/load.ts";
-import { TestPki } from "./helpers/test_pki.ts";
+import { sslToml, TestPki } from "./helpers/test_pki.ts";
 import { type Backend, type Seen, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
 import { freePort } from "./helpers/pebble.ts";
@@ -273,11 +273,7 @@ describe("PROXY protocol on a TLS port", () => {
         "tls",
         backend.url,
         `
-[sites.ssl]
-enabled = true
-cert_file = "${leaf.certFile}"
-key_file = "${leaf.keyFile}"
-redirect_http = false
+${sslToml(leaf)}redirect_http = false
 `,
       ),
     );
@@ -347,11 +343,7 @@ describe("PROXY protocol from HAProxy (send-proxy-v2)", { skip: !hasHaproxy }, (
         "tls",
         backend.url,
         `
-[sites.ssl]
-enabled = true
-cert_file = "${leaf.certFile}"
-key_file = "${leaf.keyFile}"
-redirect_http = false
+${sslToml(leaf)}redirect_http = false
 `,
       ),
     );

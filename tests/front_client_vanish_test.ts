@@ -24,7 +24,7 @@ import {
   waitUntil,
 } from "./helpers/bws_process.ts";
 import { spawnRawUpstream, type UpstreamStats } from "./helpers/raw_upstream.ts";
-import { TestPki } from "./helpers/test_pki.ts";
+import { sslToml, TestPki } from "./helpers/test_pki.ts";
 
 const MiB = 1024 * 1024;
 const BIG = 8 * MiB;
@@ -116,8 +116,7 @@ url = "http://127.0.0.1:${upstreamPort}"
 path = "/api"
 upstream = "b"
 `;
-  const tls = (f: { certFile: string; keyFile: string }) =>
-    `\n[sites.ssl]\nenabled = true\ncert_file = "${f.certFile}"\nkey_file = "${f.keyFile}"\n`;
+  const tls = (f: { certFile: string; keyFile: string }) => "\n" + sslToml(f);
 
   before(async () => {
     Deno.mkdirSync(`${dir}/www`);

@@ -22,7 +22,7 @@ import {
   waitUntil,
 } from "./helpers/bws_process.ts";
 import { spawnRawUpstream } from "./helpers/raw_upstream.ts";
-import { TestPki } from "./helpers/test_pki.ts";
+import { sslToml, TestPki } from "./helpers/test_pki.ts";
 
 const FD_LIMIT = 256;
 const FLOOD = 400;
@@ -97,8 +97,7 @@ url = "http://127.0.0.1:${upstreamPort}"
 path = "/api"
 upstream = "b"
 `;
-  const tls = (file: { certFile: string; keyFile: string }) =>
-    `\n[sites.ssl]\nenabled = true\ncert_file = "${file.certFile}"\nkey_file = "${file.keyFile}"\n`;
+  const tls = (file: { certFile: string; keyFile: string }) => "\n" + sslToml(file);
 
   before(async () => {
     Deno.mkdirSync(`${dir}/www`);

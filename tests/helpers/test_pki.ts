@@ -12,6 +12,11 @@ export interface TestLeaf {
   readonly keyPem: string;
 }
 
+/** A site's `[sites.ssl]` table serving `leaf` (TOML, ends with a newline). */
+export function sslToml(leaf: { readonly certFile: string; readonly keyFile: string }): string {
+  return `[sites.ssl]\nenabled = true\ncert_file = "${leaf.certFile}"\nkey_file = "${leaf.keyFile}"\n`;
+}
+
 /** A private CA in a temp directory that issues leaf certificates. */
 export class TestPki {
   readonly dir: string;
