@@ -188,7 +188,7 @@ export class HostTable {
       let ringCap = i32[i + I32.RING_CAP];
       if (ringCap < ringCapacity) {
         const ring = this.#take(ringCapacity * 8);
-        if (ring === null) return null;
+        if (ring === null) continue; // another retired slot's ring may be big enough
         ringAt = ring / 8;
         ringCap = ringCapacity;
       }
