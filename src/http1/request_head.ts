@@ -24,7 +24,7 @@ import {
 import { isValidHostPort, splitOtherTarget } from "./request_target.ts";
 import { FieldPositions } from "./field_positions.ts";
 import { knownName } from "./known_names.ts";
-import { decodeAscii } from "./ascii_text.ts";
+import { decodeAscii, latin1 } from "./ascii_text.ts";
 
 /** Limits the parser enforces; either one exceeded is answered 431. */
 export interface HeadLimits {
@@ -377,14 +377,4 @@ function lineEnd(buf: Uint8Array, p: number): number {
   let e = p;
   while (e < buf.length && buf[e] !== CR && buf[e] !== LF) e++;
   return e;
-}
-
-/** Decodes bytes as ISO-8859-1, one UTF-16 unit per byte, as header bytes are defined. */
-function latin1(buf: Uint8Array, start: number, end: number): string {
-  let s = "";
-  for (let p = start; p < end; p += 4096) {
-    const q = Math.min(end, p + 4096);
-    s += String.fromCharCode.apply(null, buf.subarray(p, q) as unknown as number[]);
-  }
-  return s;
 }

@@ -7,7 +7,7 @@
 
 import { FieldPositions } from "../http1/field_positions.ts";
 import { knownName } from "../http1/known_names.ts";
-import { decodeAscii } from "../http1/ascii_text.ts";
+import { decodeAscii, latin1 } from "../http1/ascii_text.ts";
 import { UpstreamError } from "./errors.ts";
 
 /** A parsed response head plus the framing facts the client needs. */
@@ -54,30 +54,6 @@ export function findHeadEnd(buf: Uint8Array, start: number, end: number, from = 
     } else return -1;
     i = n1;
   }
-}
-
-/** Decodes bytes as ISO-8859-1 (each byte one UTF-16 unit), as header bytes are defined. */
-export function latin1(buf: Uint8Array, start: number, end: number): string {
-  // Heads are almost always ASCII, where UTF-8 decoding (one native call) gives the same string
-  // about twice as fast as building it char by char.
-  let ascii = true;
-  for (let i = start; i < end; i++) {
-    if (buf[i] >= 128) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return decodeAscii(buf.subarray(start, end));
-  const CHUNK = 8192;
-  if (end - start <= CHUNK) {
-    return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
-  }
-  let s = "";
-  for (let p = start; p < end; p += CHUNK) {
-    const q = Math.min(end, p + CHUNK);
-    s += String.fromCharCode.apply(null, buf.subarray(p, q) as unknown as number[]);
-  }
-  return s;
 }
 
 function protocol(detail: string, line: string): UpstreamError {
