@@ -18,6 +18,8 @@ import { waitFor, withTimeout } from "./helpers/wait.ts";
 import { sslToml, TestPki } from "./helpers/test_pki.ts";
 import { rawRequest, startEchoBackend } from "./helpers/backends.ts";
 import { startBws, type TestBws } from "./helpers/bws.ts";
+import { type BwsProcess, rssOf, spawnBws, waitServing } from "./helpers/bws_process.ts";
+import { freePort } from "./helpers/pebble.ts";
 
 const enc = new TextEncoder();
 const MiB = 1024 * 1024;
@@ -152,24 +154,17 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch { /* already closed */ }
 }
 
-describe("Adversarial WebSocket clients against bws (SPEC 6)", () => {
-  let echo: EchoUpstream;
-  let http: ReturnType<typeof startEchoBackend>;
-  let bws: TestBws;
-  let good: TestClient;
-  let round = 0;
-
-  before(async () => {
-    echo = startEchoUpstream();
-    http = startEchoBackend("http");
-    bws = await startBws(`
+/** The WebSocket site every adversarial client here talks to: `/ws` relayed to an echo upstream
+ * (1 MiB max_buffered), `/plain` to an HTTP backend. */
+function wsSiteToml(echoPort: number, httpUrl: string, port: number): string {
+  return `
 [server]
 grace_period = 1
 
 [[sites]]
 name = "ws"
 hostname = "localhost"
-port = 0
+port = ${port}
 bind = "127.0.0.1"
 
 [sites.proxy]
@@ -180,11 +175,11 @@ max_buffered = ${1 * MiB}
 
 [[sites.proxy.upstreams]]
 name = "echo"
-url = "http://127.0.0.1:${echo.port}"
+url = "http://127.0.0.1:${echoPort}"
 
 [[sites.proxy.upstreams]]
 name = "http"
-url = "${http.url}"
+url = "${httpUrl}"
 
 [[sites.proxy.routes]]
 path = "/ws"
@@ -194,7 +189,20 @@ websocket = true
 [[sites.proxy.routes]]
 path = "/plain"
 upstream = "http"
-`);
+`;
+}
+
+describe("Adversarial WebSocket clients against bws (SPEC 6)", () => {
+  let echo: EchoUpstream;
+  let http: ReturnType<typeof startEchoBackend>;
+  let bws: TestBws;
+  let good: TestClient;
+  let round = 0;
+
+  before(async () => {
+    echo = startEchoUpstream();
+    http = startEchoBackend("http");
+    bws = await startBws(wsSiteToml(echo.port, http.url, 0));
     good = await openClient(`ws://127.0.0.1:${bws.port}/ws/good`);
   });
 
@@ -362,9 +370,67 @@ upstream = "http"
     await goodStillWorks();
   });
 
+  it("closes the upstream and forgets the pair when the client vanishes mid-message", async () => {
+    const ws = await rawUpgrade(bws.port, "/ws/vanish");
+    await waitFor("pair open", 2000, () => openPairs() === 2);
+    await ws.conn.write(frame(2, new Uint8Array(1000), { fin: false }));
+    await ws.conn.write(frame(0, new Uint8Array(1000), { fin: false }).subarray(0, 500));
+    ws.conn.close();
+    // Mid-frame: bws cannot put a close frame into the upstream's stream; it closes the
+    // connection (the upstream sees no close frame), as a TCP proxy would.
+    await pairForgotten({ code: 0, reason: "" });
+    await goodStillWorks();
+  });
+});
+/**
+ * The floods whose memory is measured, against bws in a process of its own: `deno test
+ * --parallel` runs test files in one process, so this one's RSS would count what the files
+ * beside it allocate.
+ */
+describe("WebSocket floods against a bws process: its memory stays bounded (SPEC 6)", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "bws_ws_floods_" });
+  const port = freePort();
+  let echo: EchoUpstream;
+  let http: ReturnType<typeof startEchoBackend>;
+  let proc: BwsProcess;
+  let good: TestClient;
+  let round = 0;
+
+  before(async () => {
+    echo = startEchoUpstream();
+    http = startEchoBackend("http");
+    proc = spawnBws(dir, wsSiteToml(echo.port, http.url, port));
+    await waitServing(port, "/plain");
+    good = await openClient(`ws://127.0.0.1:${port}/ws/good`);
+  });
+
+  after(async () => {
+    await closeClient(good);
+    await proc.stop();
+    await echo.close();
+    await http.close();
+    Deno.removeSync(dir, { recursive: true });
+  });
+
+  /** Relayed pairs open, as the echo upstream sees them (the good client's is one). */
+  const openPairs = () => echo.sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
+
+  /** The well-behaved client still gets its echo promptly. */
+  async function goodStillWorks(): Promise<void> {
+    const text = `still here ${++round}`;
+    good.socket.send(text);
+    expect(await withTimeout(good.next(), 1000, "good client's echo")).toBe(text);
+  }
+
+  /** After a bad client: its pair is gone and the upstream was told why. */
+  async function pairForgotten(expected: { code: number; reason: string }): Promise<void> {
+    expect(await withTimeout(echo.nextClose(), 3000, "upstream close")).toEqual(expected);
+    await waitFor("only the good pair left", 3000, () => openPairs() === 1);
+  }
+
   it("closes a 16 MiB fragmented message with 1009 as soon as it passes max_buffered", async () => {
-    const ws = await rawUpgrade(bws.port, "/ws/huge");
-    const rssBefore = Deno.memoryUsage().rss;
+    const ws = await rawUpgrade(port, "/ws/huge");
+    const rssBefore = rssOf(proc.pid);
     try {
       const part = new Uint8Array(MiB);
       const parts = [frame(2, part, { fin: false })];
@@ -375,18 +441,18 @@ upstream = "http"
     } finally {
       closeQuietly(ws.conn);
     }
-    expect(Deno.memoryUsage().rss - rssBefore).toBeLessThan(64 * MiB);
+    expect(rssOf(proc.pid) - rssBefore).toBeLessThan(64 * MiB);
     await pairForgotten({ code: 1000, reason: "client message too big" });
     await goodStillWorks();
   });
 
   it("survives a ping flood from a client that never reads; memory stays bounded", async () => {
-    const ws = await rawUpgrade(bws.port, "/ws/flood");
+    const ws = await rawUpgrade(port, "/ws/flood");
     try {
       const ping = frame(9, new Uint8Array(4));
       const batch = new Uint8Array(ping.length * 10_000);
       for (let i = 0; i < 10_000; i++) batch.set(ping, i * ping.length);
-      const rssBefore = Deno.memoryUsage().rss;
+      const rssBefore = rssOf(proc.pid);
       const started = Date.now();
       let sent = 0;
       // Bounded in count and time; the writes stall once bws stops reading (its pongs are
@@ -400,7 +466,7 @@ upstream = "http"
       await new Promise((r) => setTimeout(r, 300));
       await goodStillWorks();
       await withTimeout(flood, 4000, "flood writes").catch(() => {});
-      expect(Deno.memoryUsage().rss - rssBefore).toBeLessThan(64 * MiB);
+      expect(rssOf(proc.pid) - rssBefore).toBeLessThan(64 * MiB);
       expect(openPairs()).toBe(2);
       if (Deno.env.get("WS_TEST_VERBOSE")) console.log(`ping flood: ${sent} pings written`);
     } finally {
@@ -411,18 +477,6 @@ upstream = "http"
     const closed = await withTimeout(echo.nextClose(), 3000, "upstream close");
     expect([0, 1001]).toContain(closed.code);
     await waitFor("only the good pair left", 3000, () => openPairs() === 1);
-    await goodStillWorks();
-  });
-
-  it("closes the upstream and forgets the pair when the client vanishes mid-message", async () => {
-    const ws = await rawUpgrade(bws.port, "/ws/vanish");
-    await waitFor("pair open", 2000, () => openPairs() === 2);
-    await ws.conn.write(frame(2, new Uint8Array(1000), { fin: false }));
-    await ws.conn.write(frame(0, new Uint8Array(1000), { fin: false }).subarray(0, 500));
-    ws.conn.close();
-    // Mid-frame: bws cannot put a close frame into the upstream's stream; it closes the
-    // connection (the upstream sees no close frame), as a TCP proxy would.
-    await pairForgotten({ code: 0, reason: "" });
     await goodStillWorks();
   });
 });
