@@ -16,45 +16,10 @@ import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { proxySite, startBws, type TestBws } from "./helpers/bws.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
+import { frame, get, PREFACE } from "./helpers/h2_frames.ts";
 
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const PREFACE = enc.encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
-function frame(type: number, flags: number, stream: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(9 + payload.length);
-  out[0] = payload.length >>> 16;
-  out[1] = (payload.length >>> 8) & 0xff;
-  out[2] = payload.length & 0xff;
-  out[3] = type;
-  out[4] = flags;
-  new DataView(out.buffer).setUint32(5, stream);
-  out.set(payload, 9);
-  return out;
-}
-
-/** HPACK: a literal field without indexing, new name (every length below 127). */
-function literal(name: string, value: string): number[] {
-  return [0, name.length, ...enc.encode(name), value.length, ...enc.encode(value)];
-}
-
-/** HEADERS with END_STREAM and END_HEADERS for a GET of `path`, with more fields if given. */
-function get(
-  stream: number,
-  path: string,
-  authority: string | null = "localhost",
-  extra: [string, string][] = [],
-): Uint8Array {
-  const block = [
-    ...literal(":method", "GET"),
-    ...literal(":scheme", "http"),
-    ...literal(":path", path),
-    ...(authority === null ? [] : literal(":authority", authority)),
-    ...extra.flatMap(([n, v]) => literal(n, v)),
-  ];
-  return frame(1, 0x5, stream, new Uint8Array(block));
-}
-
 /** SETTINGS with SETTINGS_INITIAL_WINDOW_SIZE = 0: no stream may send a byte of DATA. */
 const WINDOW_ZERO = frame(4, 0, 0, new Uint8Array([0, 4, 0, 0, 0, 0]));
 

@@ -25,8 +25,9 @@ export interface BridgedConnection {
   /** Milliseconds a connection with no request in flight may stay silent (keep_alive); then it
    * is closed, as an idle HTTP/1.1 connection would be. 0 or absent = never. */
   readonly idleMs?: () => number;
-  /** Milliseconds a response body may wait for the client to take its next bytes (send); then
-   * the connection is closed, as an HTTP/1.1 one would be. 0 or absent = never. */
+  /** Milliseconds a response body may wait for the client to take its next bytes, and the
+   * relay's write to the client may wait for it to read (send); then the connection is closed,
+   * as an HTTP/1.1 one would be. 0 or absent = never. */
   readonly sendMs?: () => number;
   /** The per-address budget of HTTP/2 requests in flight (`max_connections_per_ip`). */
   readonly streams?: StreamBudget;
@@ -116,8 +117,11 @@ export class Http2Bridge {
     const entry: Entry = { who, inFlight: 0, close };
     this.#entries.set(port, entry);
     try {
-      const idle = who.idleMs && { ms: who.idleMs, busy: () => entry.inFlight > 0 };
-      await pipeStreams(stream, buffered, inner, idle);
+      await pipeStreams(stream, buffered, inner, {
+        idleMs: who.idleMs ?? (() => 0),
+        busy: () => entry.inFlight > 0,
+        sendMs: who.sendMs,
+      });
     } finally {
       this.#entries.delete(port);
     }
