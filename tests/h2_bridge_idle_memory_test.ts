@@ -4,8 +4,11 @@
  * `keep_alive`, or for ever with a PING now and then; with a 32 KiB read buffer per direction
  * held for the pipe's whole life, 20 000 such connections held 1.3 GB of pipe buffers alone
  * (measured through bws: ~104 KB RSS per idle HTTP/2 connection). An idle pipe holds small
- * buffers; a burst gets the big ones back (from a pool) and the bytes pass unchanged. Real
- * sockets.
+ * buffers; a burst gets the big ones back (from a pool) and the bytes pass unchanged.
+ *
+ * And what it does for a client that does not read: nothing more is taken from it while a write
+ * to it waits (so the server behind is not fed request after request it cannot answer), and the
+ * pipe ends once that write has waited for the send limit. Real sockets.
  */
 import { describe, it } from "node:test";
 import { expect } from "expect";
@@ -86,5 +89,59 @@ describe("an idle relayed connection", () => {
       await Promise.all(done);
     }
     expect(pipeBufferBytes()).toBe(before);
+  });
+});
+
+describe("a relayed connection whose client does not read", () => {
+  it("stops reading the client while a write to it waits, and ends after the send limit", async () => {
+    // client <-> [a | pipe | b] <-> server: the server answers without end, the client sends
+    // without end and never reads.
+    const [client, a] = await socketPair();
+    const [b, server] = await socketPair();
+    const sendMs = 2000;
+    const relayed = pipeStreams(a, new Uint8Array(0), b, {
+      idleMs: () => 0,
+      busy: () => false,
+      sendMs: () => sendMs,
+    });
+    const chunk = new Uint8Array(64 * 1024);
+    const answering = (async () => {
+      try {
+        while (true) await server.write(chunk);
+      } catch { /* the relay closed */ }
+    })();
+    let forwarded = 0;
+    const counting = (async () => {
+      const buf = new Uint8Array(64 * 1024);
+      while (true) {
+        const n = await server.read(buf).catch(() => null);
+        if (n === null) break;
+        forwarded += n;
+      }
+    })();
+    let stalledAt = 0;
+    const start = Date.now();
+    while (Date.now() - start < 10_000) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const progress = await Promise.race([
+        client.write(chunk).then(() => true, () => false),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), 1000)),
+      ]);
+      clearTimeout(timer);
+      if (progress !== true) {
+        stalledAt = Date.now();
+        break;
+      }
+    }
+    // The relay took what arrived before its first write to the client waited, then nothing
+    // (without the pause it forwards the client's bytes at loopback speed: gigabytes).
+    expect(stalledAt).toBeGreaterThan(0);
+    expect(forwarded).toBeLessThan(256 * 1024 * 1024);
+    // The write to the client waits past the send limit: both sides are closed.
+    await relayed;
+    expect(Date.now() - stalledAt).toBeLessThan(sendMs + 2000);
+    client.close();
+    server.close();
+    await Promise.all([answering, counting]);
   });
 });

@@ -2,8 +2,9 @@
  * Joins two byte streams: what one sends, the other gets, each direction through a reused
  * buffer and written before the next read (backpressure). A direction reads into a 4 KiB buffer
  * while little arrives (a silent pipe holds only that) and into a 32 KiB one, from a small pool,
- * while reads fill their buffer. When either side ends or fails, both are closed; so are both
- * when the pipe sits silent past its idle limit, or a write waits past its send limit.
+ * while reads fill their buffer. The first side (the client) is not read while a write to it is
+ * in progress. When either side ends or fails, both are closed; so are both when the pipe sits
+ * silent past its idle limit, or a write waits past its send limit.
  *
  * @module
  */
@@ -118,11 +119,22 @@ async function writeAll(
   watch?.wrote(d);
 }
 
+/** The write in progress to one side, if any. */
+interface PendingWrite {
+  write: Promise<void> | null;
+}
+
+/**
+ * Copies `from` to `to` until `from` ends. Its writes are published in `writes` (when given);
+ * it reads nothing while `waitFor` has a write in progress.
+ */
 async function pump(
   from: ByteStream,
   to: ByteStream,
   watch: PipeWatch | null,
   d: number,
+  writes: PendingWrite | null,
+  waitFor: PendingWrite | null,
 ): Promise<void> {
   const small = new Uint8Array(SMALL);
   held += SMALL;
@@ -130,10 +142,17 @@ async function pump(
   let buf: Uint8Array = small;
   try {
     while (true) {
+      if (waitFor !== null && waitFor.write !== null) await waitFor.write.catch(() => {});
       const n = await from.read(buf);
       if (n === null) return;
       if (watch !== null) watch.last = Date.now();
-      await writeAll(to, buf.subarray(0, n), watch, d);
+      if (writes === null) await writeAll(to, buf.subarray(0, n), watch, d);
+      else {
+        const write = writeAll(to, buf.subarray(0, n), watch, d);
+        writes.write = write;
+        await write;
+        writes.write = null;
+      }
       // The bytes are written: nothing holds a view into `buf` any more.
       if (n === buf.length) {
         if (big === null) {
@@ -182,7 +201,11 @@ export async function pipeStreams(
   let pumps: Promise<void>[] = [];
   try {
     if (aBuffered.length > 0) await writeAll(b, aBuffered, watch, 0);
-    pumps = [pump(a, b, watch, 0), pump(b, a, watch, 1)];
+    // `a` (the client) is not read while a write to it is in progress: a client that does not
+    // take what it is sent gets nothing more taken from it (an HTTP/2 client that never reads
+    // would otherwise keep the server answering, and holding, request after request).
+    const toA: PendingWrite = { write: null };
+    pumps = [pump(a, b, watch, 0, null, toA), pump(b, a, watch, 1, toA, null)];
     await Promise.race(pumps);
   } catch {
     // either side failed (or was closed for silence)
