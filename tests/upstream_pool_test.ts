@@ -78,6 +78,34 @@ describe("UpstreamClient pool", () => {
     expect(s.accepted()).toBe(5);
   });
 
+  it("by default keeps a burst's connections for the next burst (no redial per burst)", async () => {
+    const s = track(keepAliveServer(30));
+    const client = newClient();
+    const burst = async () => {
+      const pending = Array.from({ length: 120 }, () => client.request(s.target, req()));
+      for (const res of await Promise.all(pending)) await readAll(res.body);
+    };
+    await burst();
+    expect(client.stats()).toEqual([{ origin: s.target.origin, idle: 120, busy: 0 }]);
+    await burst();
+    // With 32 kept, each burst closed 88 and dialled 88 again (a TIME_WAIT socket each).
+    expect(s.accepted()).toBe(120);
+    expect(s.closedByClient()).toBe(0);
+  });
+
+  it("closeIdle() closes the idle sockets and keeps serving", async () => {
+    const s = track(keepAliveServer(20));
+    const client = newClient();
+    const pending = Array.from({ length: 6 }, () => client.request(s.target, req()));
+    for (const res of await Promise.all(pending)) await readAll(res.body);
+    expect(client.closeIdle()).toBe(6);
+    expect(client.stats()).toEqual([{ origin: s.target.origin, idle: 0, busy: 0 }]);
+    await sleep(50);
+    expect(s.closedByClient()).toBe(6);
+    expect(dec.decode(await readAll((await client.request(s.target, req())).body))).toBe("ok");
+    expect(s.accepted()).toBe(7);
+  });
+
   it("closes idle sockets after idleTimeoutMs and then dials anew", async () => {
     const s = track(keepAliveServer());
     const client = newClient({ idleTimeoutMs: 200 });

@@ -116,9 +116,12 @@ export class FrontListener {
     const report = (err: Error, shortage: boolean) => {
       const logger = ctx.logger();
       if (shortage) {
+        // Idle upstream connections are the descriptors cheapest to give back.
+        const closed = ctx.services.client.closeIdle();
         logger.warn("out of file descriptors: accepting paused for a moment", {
           listener: lp.key,
           error: err.message,
+          idleUpstreamClosed: closed,
         });
       } else logger.warn("accept failed", { listener: lp.key, error: err.message });
     };

@@ -100,14 +100,22 @@ export class ConnectionPool {
     return out;
   }
 
-  /** Closes every idle connection; busy ones close when their exchange ends. */
-  close(): void {
-    this.#closed = true;
+  /** Closes every idle connection (the pool stays open); gives how many. */
+  closeIdle(): number {
+    let n = 0;
     for (const p of this.#pools.values()) {
       for (const c of p.idle) c.close();
+      n += p.idle.length;
       p.idle.length = 0;
     }
     this.#stopSweeper();
+    return n;
+  }
+
+  /** Closes every idle connection; busy ones close when their exchange ends. */
+  close(): void {
+    this.#closed = true;
+    this.closeIdle();
   }
 
   #pool(origin: string): OriginPool {

@@ -77,7 +77,7 @@ export type UpstreamUpgrade =
 
 /** Options of {@link UpstreamClient}. */
 export interface UpstreamClientOptions {
-  /** Idle sockets kept per origin. @default 32 */
+  /** Idle sockets kept per origin. @default 256 */
   maxIdlePerOrigin?: number;
   /** Milliseconds an idle socket may wait in the pool (below the usual upstream keep-alive of
    *  5 s). @default 4000 */
