@@ -152,7 +152,7 @@ export async function serveTls(opts: TlsListenerOptions): Promise<TlsListener> {
     handshaking.delete(key);
     sock.setNoDelay(true);
     opts.onConnection(
-      new NodeSocketStream(sock),
+      new NodeSocketStream(sock, entry?.raw),
       entry?.peer ??
         { hostname: stripV4Mapped(sock.remoteAddress ?? ""), port: sock.remotePort ?? 0 },
       typeof sock.alpnProtocol === "string" ? sock.alpnProtocol : null,

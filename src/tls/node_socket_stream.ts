@@ -1,7 +1,7 @@
 /**
- * A `node:tls` socket as a {@link ByteStream}, for bws's front end on the SNI path. Reads come
- * from a small queue the socket fills (paused past a bound: backpressure); a write resolves once
- * node has handed the bytes on, so the caller may reuse its buffer.
+ * A `node:tls` socket as a {@link ByteStream}, for bws's front end on TLS ports. Reads come from
+ * a small queue the socket fills (reading from the network stops past a bound: backpressure); a
+ * write resolves once node has handed the bytes on, so the caller may reuse its buffer.
  *
  * @module
  */
@@ -9,11 +9,37 @@
 import type { Socket } from "node:net";
 import type { ByteStream } from "../http1/types.ts";
 
-/** Queued bytes past which the socket is paused until they are read. */
+/** Queued bytes past which reading from the network stops until they are read. */
 const HIGH_WATER = 64 * 1024;
+
+/** The TCP handle under a node socket: what reads from the kernel. */
+interface TcpHandle {
+  readStop(): unknown;
+  readStart(): unknown;
+}
+
+/**
+ * Stops and restarts the reads of `raw` (the TCP socket a TLS socket was made on) at its handle.
+ * Deno's node:tls reads the TCP socket on under a paused TLS socket (measured on Deno 2.9.6: a
+ * client pushed 700 MB in 5 s into a paused one, all of it held in memory), and a paused raw
+ * socket does not start again on `resume()`; its handle's `readStop()` / `readStart()` do both
+ * (a client's sends stall once ~4 MB of socket buffers are full). Null when `raw` has no such
+ * handle (another runtime): the TLS socket's own pause is used then.
+ */
+function readSwitch(raw: Socket | undefined): (() => TcpHandle | null) | null {
+  if (raw === undefined) return null;
+  const handleOf = () => {
+    const h = (raw as unknown as { _handle?: Partial<TcpHandle> | null })._handle;
+    return h && typeof h.readStop === "function" && typeof h.readStart === "function"
+      ? h as TcpHandle
+      : null;
+  };
+  return handleOf() === null ? null : handleOf;
+}
 
 export class NodeSocketStream implements ByteStream {
   readonly #sock: Socket;
+  readonly #handle: (() => TcpHandle | null) | null;
   readonly #chunks: Uint8Array[] = [];
   #queued = 0;
   #ended = false;
@@ -21,14 +47,16 @@ export class NodeSocketStream implements ByteStream {
   #paused = false;
   #wake: (() => void) | null = null;
 
-  constructor(sock: Socket) {
+  /** `raw`: the TCP socket `sock` was made on, when there is one (see {@link readSwitch}). */
+  constructor(sock: Socket, raw?: Socket) {
     this.#sock = sock;
+    this.#handle = readSwitch(raw);
     sock.on("data", (b: Uint8Array) => {
       this.#chunks.push(b);
       this.#queued += b.length;
       if (this.#queued > HIGH_WATER && !this.#paused) {
         this.#paused = true;
-        sock.pause();
+        this.#pause();
       }
       this.#notify();
     });
@@ -44,6 +72,16 @@ export class NodeSocketStream implements ByteStream {
       this.#error ??= err;
       this.#notify();
     });
+  }
+
+  #pause(): void {
+    if (this.#handle === null) this.#sock.pause();
+    else this.#handle()?.readStop();
+  }
+
+  #resume(): void {
+    if (this.#handle === null) this.#sock.resume();
+    else if (!this.#sock.destroyed) this.#handle()?.readStart();
   }
 
   #notify(): void {
@@ -70,7 +108,7 @@ export class NodeSocketStream implements ByteStream {
     this.#queued -= n;
     if (this.#paused && this.#queued <= HIGH_WATER / 2) {
       this.#paused = false;
-      this.#sock.resume();
+      this.#resume();
     }
     return n;
   }
