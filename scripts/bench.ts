@@ -17,12 +17,13 @@
  * machine happened to run.
  *
  * Then bws with and without edge protection on a copy of the bench route (`scripts/bench/edge_rows.ts`;
- * `--only bws-edge` runs just that), the static compression rows (`bench/compress_rows.ts`),
+ * `--only bws-edge` runs just that), HTTP/2 with prior knowledge beside nginx when h2load is
+ * installed (`bench/h2_rows.ts`), the static compression rows (`bench/compress_rows.ts`),
  * and bws with one thread and with two worker threads, unpinned (`bench/workers_rows.ts`).
  *
  * Flags: `--duration S` (10, measured seconds per proxy), `--rounds N` (5), `--connections N`
  * (32), `--only bws,nginx,…`, `--large` (1 GiB each way; default 256 MiB), `--no-large`,
- * `--no-https`, `--websocket`, `--no-pin`, `--no-compress`, `--no-workers`, `--profile` (bws
+ * `--no-https`, `--no-h2`, `--websocket`, `--no-pin`, `--no-compress`, `--no-workers`, `--profile` (bws
  * under `--cpu-prof`, top self-time
  * functions printed).
  *
@@ -32,6 +33,7 @@
 import { parseArgs } from "node:util";
 import { BENCH_HOST, TLS_NAME } from "./bench/configs.ts";
 import { compressRows } from "./bench/compress_rows.ts";
+import { runH2Rows } from "./bench/h2_rows.ts";
 import { runHttpsRows } from "./bench/https_rows.ts";
 import { runLarge } from "./bench/large.ts";
 import {
@@ -65,7 +67,7 @@ import { workersRows } from "./bench/workers_rows.ts";
 
 const MiB = 1024 * 1024;
 const USAGE = `Usage: deno task bench [--duration 10] [--rounds 5] [--connections 32]
-                       [--only bws,nginx] [--large | --no-large] [--no-https] [--no-pin]
+                       [--only bws,nginx] [--large | --no-large] [--no-https] [--no-h2] [--no-pin]
                        [--no-compress] [--no-workers] [--profile]
        deno task bench --websocket [--only bws,nginx]`;
 
@@ -81,6 +83,7 @@ function parseFlags() {
         large: { type: "boolean", default: false },
         "no-large": { type: "boolean", default: false },
         "no-https": { type: "boolean", default: false },
+        "no-h2": { type: "boolean", default: false },
         websocket: { type: "boolean", default: false },
         "no-compress": { type: "boolean", default: false },
         "no-pin": { type: "boolean", default: false },
@@ -319,6 +322,21 @@ async function main(): Promise<number> {
       `${ticksPerSecond} ticks/s) over its wrk slots / requests completed in them; the ` +
       "backend and wrk are not counted.",
   );
+  const h2load = flags["no-h2"] ? null : await which("h2load");
+  if (h2load && (!only || only.includes("bws"))) {
+    const lines = await runH2Rows({
+      ctx,
+      h2load,
+      nginx: nginxPath,
+      duration: slotSeconds(duration, rounds),
+      rounds,
+      ticksPerSecond,
+      track: (s: Promise<Service>) => services.track(s),
+      untrack: (s: Service) => services.stop(s),
+    });
+    console.log("");
+    for (const line of lines) console.log(line);
+  }
   if (!flags["no-compress"]) {
     const lines = await compressRows({
       repoRoot,
