@@ -1,8 +1,9 @@
 /**
- * The benchmark's HTTPS rows: bws with one certificate on the port (`Deno.listenTls`) and with
- * two certificates chosen by SNI (`node:tls`), each beside nginx with the same certificates
- * (same per-request work), plus bare nginx on one certificate. wrk keeps its connections alive
- * over TLS, so the rows measure record encryption and the request path, not handshakes.
+ * The benchmark's HTTPS rows: bws with one certificate on the port and with two certificates
+ * chosen by SNI (both through `node:tls`, see src/tls/README.md), each beside nginx with the same
+ * certificates (same per-request work), plus bare nginx on one certificate. wrk keeps its
+ * connections alive over TLS, so the rows measure record encryption and the request path, not
+ * handshakes.
  *
  * @module
  */
