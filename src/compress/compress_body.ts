@@ -68,7 +68,11 @@ export async function compressBytes(
     },
     cancel: () => {},
   };
-  const out = compressSource(steps, algorithm, { level, sizeHint: bytes.byteLength });
+  const out = compressSource(steps, algorithm, {
+    level,
+    sizeHint: bytes.byteLength,
+    smallWindow: false,
+  });
   const parts: Uint8Array[] = [];
   let total = 0;
   for (let part = await out.read(); part !== null; part = await out.read()) {
