@@ -13,6 +13,7 @@ import { runH2load } from "./h2load.ts";
 import { treeCpuTicks } from "./proc_stats.ts";
 import { freePort, type Service } from "./process.ts";
 import { type BenchContext, startBws, startNginx } from "./proxies.ts";
+import { median } from "./report.ts";
 
 /** What {@link runH2Rows} needs from the bench run. */
 export interface H2RowsOptions {
@@ -44,12 +45,6 @@ interface Proxy {
   rps: number[];
   bad: number;
 }
-
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 
 /** nginx-same-work with its plain port speaking HTTP/2 with prior knowledge. */
 function nginxSameWorkH2c(dir: string, port: number, backendPort: number): string {
