@@ -146,13 +146,10 @@ async function pump(
       const n = await from.read(buf);
       if (n === null) return;
       if (watch !== null) watch.last = Date.now();
-      if (writes === null) await writeAll(to, buf.subarray(0, n), watch, d);
-      else {
-        const write = writeAll(to, buf.subarray(0, n), watch, d);
-        writes.write = write;
-        await write;
-        writes.write = null;
-      }
+      const write = writeAll(to, buf.subarray(0, n), watch, d);
+      if (writes !== null) writes.write = write;
+      await write;
+      if (writes !== null) writes.write = null;
       // The bytes are written: nothing holds a view into `buf` any more.
       if (n === buf.length) {
         if (big === null) {
