@@ -65,6 +65,13 @@ preserve_host = true
 [sites.proxy.headers]
 preserve_host = false
 add_forwarded = false
+
+[sites.proxy.headers.add]
+"X-Twice" = "both"
+
+[sites.proxy.headers.request.add]
+"X-Forwarded-Proto" = "https"
+"X-Twice" = "request"
 `,
     ));
   });
@@ -110,6 +117,73 @@ add_forwarded = false
       "for=203.0.113.9, for=127.0.0.1;proto=http;host=example.com",
     );
     expect(header(seen, "x-forwarded-proto")).toBe("https");
+  });
+
+  /** The echo backend's view of each of `requests` sent on one connection (pipelined). */
+  async function seenOnOneConnection(b: TestBws, requests: string[]): Promise<Seen[]> {
+    const raw = await rawRequest(b.port, requests.join(""));
+    const seen: Seen[] = [];
+    let at = 0;
+    while (at < raw.length) {
+      const end = raw.indexOf("\r\n\r\n", at);
+      const length = Number(/content-length: (\d+)/i.exec(raw.slice(at, end))![1]);
+      seen.push(JSON.parse(raw.slice(end + 4, end + 4 + length)));
+      at = end + 4 + length;
+    }
+    return seen;
+  }
+
+  it("sends each request on a kept-alive connection its own Host and forwarding headers", async () => {
+    const get = (host: string, extra = "", last = false) =>
+      `GET /x HTTP/1.1\r\nHost: ${host}\r\n${extra}${last ? "Connection: close\r\n" : ""}\r\n`;
+    const seen = await seenOnOneConnection(bws, [
+      get("a.example"),
+      get("b.example:8080"),
+      get("a.example", "", true),
+    ]);
+    expect(seen.map((s) => header(s, "host"))).toEqual([
+      "a.example",
+      "b.example:8080",
+      "a.example",
+    ]);
+    expect(seen.map((s) => header(s, "x-forwarded-host"))).toEqual([
+      "a.example",
+      "b.example:8080",
+      "a.example",
+    ]);
+    expect(seen.map((s) => header(s, "forwarded"))).toEqual([
+      "for=127.0.0.1;proto=http;host=a.example",
+      'for=127.0.0.1;proto=http;host="b.example:8080"',
+      "for=127.0.0.1;proto=http;host=a.example",
+    ]);
+    // Behind a trusted proxy, one request's incoming chain never shows in the next one's.
+    const chained = await seenOnOneConnection(trustedBws, [
+      get("a.example"),
+      get("a.example", "X-Forwarded-For: 203.0.113.9\r\nForwarded: for=203.0.113.9\r\n"),
+      get("a.example", "", true),
+    ]);
+    expect(chained.map((s) => header(s, "x-forwarded-for"))).toEqual([
+      "127.0.0.1",
+      "203.0.113.9, 127.0.0.1",
+      "127.0.0.1",
+    ]);
+    expect(chained.map((s) => header(s, "forwarded"))).toEqual([
+      "for=127.0.0.1;proto=http;host=a.example",
+      "for=203.0.113.9, for=127.0.0.1;proto=http;host=a.example",
+      "for=127.0.0.1;proto=http;host=a.example",
+    ]);
+  });
+
+  it("lets a configured request header replace the proxy's own and the client's", async () => {
+    const [, seen] = await seenVia(plainBws, {
+      host: "example.com",
+      "x-forwarded-proto": "ftp",
+      "x-twice": "client",
+    });
+    const named = (name: string) => seen.headers.filter(([n]) => n === name).map(([, v]) => v);
+    expect(named("x-forwarded-proto")).toEqual(["https"]);
+    expect(named("x-twice")).toEqual(["request"]);
+    expect(named("x-forwarded-for")).toEqual(["127.0.0.1"]);
   });
 
   it("sends the upstream's host when preserve_host is false", async () => {

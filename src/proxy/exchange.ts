@@ -14,7 +14,7 @@ import type { HttpRequest, HttpResponse } from "../http1/types.ts";
 import type { ProxyPlan, RoutePlan } from "../plan/plan_types.ts";
 import type { UpstreamClient, UpstreamResponse } from "../upstream/client.ts";
 import { UpstreamError } from "../upstream/errors.ts";
-import { buildUpstreamHeaders } from "./header_plan.ts";
+import { upstreamFields } from "./header_plan.ts";
 import { MemberLease } from "./member_lease.ts";
 import type { RequestContext } from "./request_context.ts";
 import { stripPrefix } from "./route_table.ts";
@@ -82,20 +82,15 @@ export async function exchange(
     attempts++;
     const target = member.target;
     ctx.upstream = target.url;
-    const headers = buildUpstreamHeaders(
-      req.headers,
-      proxy.headers,
-      ctx,
-      target.hostHeader,
-      edit,
-    );
+    const fields = upstreamFields(req.headers, proxy.headers, ctx, target.hostHeader, edit);
     const lease = new MemberLease(member);
     let res: UpstreamResponse;
     try {
       res = await client.request(target, {
         method,
         target: upstreamPath(route, target.basePath, ctx.pathname) + ctx.search,
-        headers,
+        headers: fields.headers,
+        lines: fields.lines,
         body,
         bodyLength,
         maxBodyLength: maxBodySize,

@@ -47,8 +47,15 @@ export interface HeaderPlan {
   readonly preserveHost: boolean;
   /** Lower-cased names removed from the upstream request. */
   readonly requestRemove: ReadonlySet<string>;
-  /** Set (replacing) on the upstream request, names lower-cased; X-Request-ID "auto" is excluded. */
+  /** Set (replacing) on the upstream request, names lower-cased, one per name (the last one
+   * configured); X-Request-ID "auto" is excluded. */
   readonly requestAdd: readonly (readonly [string, string])[];
+  /** The names of `requestAdd`: no other field of these names goes upstream. */
+  readonly requestAddNames: ReadonlySet<string>;
+  /** `requestAdd` as header lines (`name: value\r\n`). */
+  readonly requestAddLines: string;
+  /** The forwarding fields rendered for recent clients (a memo, not configuration). */
+  readonly forwardLines: ForwardLinesCache;
   /** Lower-cased names removed from the client response. */
   readonly responseRemove: ReadonlySet<string>;
   /** Set (replacing) on the client response (names lower-cased), then the site's headers. */
@@ -87,12 +94,23 @@ export function compileHeaderPlan(cfg: ProxyHeadersConfig): HeaderPlan {
       if (toRes) responseAdd.push([lowerName, value]);
     }
   }
+  // A name set twice (in `both` and `request`) keeps its last value, in the last one's place.
+  const lastAdds: [string, string][] = [];
+  const added = new Set<string>();
+  for (let i = requestAdd.length - 1; i >= 0; i--) {
+    if (added.has(requestAdd[i][0])) continue;
+    added.add(requestAdd[i][0]);
+    lastAdds.unshift(requestAdd[i]);
+  }
   return Object.freeze({
     addXForwarded: cfg.addXForwarded,
     addForwarded: cfg.addForwarded,
     preserveHost: cfg.preserveHost,
     requestRemove: new Set([...lower(cfg.both.remove), ...lower(cfg.request.remove)]),
-    requestAdd,
+    requestAdd: lastAdds,
+    requestAddNames: added,
+    requestAddLines: headerLines(lastAdds),
+    forwardLines: new ForwardLinesCache(),
     responseRemove: new Set([...lower(cfg.both.remove), ...lower(cfg.response.remove)]),
     responseAdd,
     requestIdUpstream,
@@ -155,27 +173,31 @@ function quoteIfNeeded(v: string): string {
   return token ? v : `"${v.replace(/["\\]/g, "\\$&")}"`;
 }
 
+/** What the client sent of the fields the proxy rewrites. */
+interface Incoming {
+  xff: string | null;
+  xfProto: string | null;
+  xfHost: string | null;
+  fwd: string | null;
+}
+
 /**
- * Builds the upstream request header list: hop-by-hop and Connection-named headers dropped,
- * removals applied (the site's, then an edge rule's, e.g. Authorization after basic auth),
- * forwarding headers set, Host chosen, configured headers set, an edge rule's headers added
- * (e.g. forward auth's Remote-User).
+ * The client's fields that go upstream as they came: hop-by-hop and Connection-named fields
+ * dropped, removals applied (the site's, then an edge rule's, e.g. Authorization after basic
+ * auth), and the fields the proxy sets itself left out (their incoming values kept in `inc`).
  */
-export function buildUpstreamHeaders(
+function keptRequestFields(
   src: Fields,
   plan: HeaderPlan,
-  ctx: ForwardContext,
-  upstreamHost: string,
-  edit: EdgeUpstreamEdit | null = null,
+  edit: EdgeUpstreamEdit | null,
+  inc: Incoming,
 ): [string, string][] {
   let out: [string, string][] = [];
   let connection: string | null = null;
-  let xff: string | null = null;
-  let xfProto: string | null = null;
-  let xfHost: string | null = null;
-  let fwd: string | null = null;
   const remove = plan.requestRemove;
   const removes = remove.size > 0;
+  const added = plan.requestAddNames;
+  const adds = added.size > 0;
   const editRemove = edit === null ? null : edit.removeHeaders;
   const list = src.list;
   for (let i = 0; i < list.length; i++) {
@@ -187,23 +209,25 @@ export function buildUpstreamHeaders(
       }
       continue;
     }
-    if (REQUEST_SKIP.has(name) || (removes && remove.has(name))) continue;
+    if (REQUEST_SKIP.has(name) || (removes && remove.has(name)) || (adds && added.has(name))) {
+      continue;
+    }
     if (editRemove !== null && editRemove.includes(name)) continue;
     switch (name) {
       case "x-forwarded-for":
-        xff = xff === null ? value : xff + ", " + value;
+        inc.xff = inc.xff === null ? value : inc.xff + ", " + value;
         if (plan.addXForwarded) continue;
         break;
       case "x-forwarded-proto":
-        xfProto = value;
+        inc.xfProto = value;
         if (plan.addXForwarded) continue;
         break;
       case "x-forwarded-host":
-        xfHost = value;
+        inc.xfHost = value;
         if (plan.addXForwarded) continue;
         break;
       case "forwarded":
-        fwd = fwd === null ? value : fwd + ", " + value;
+        inc.fwd = inc.fwd === null ? value : inc.fwd + ", " + value;
         if (plan.addForwarded) continue;
         break;
       case "x-request-id":
@@ -216,27 +240,141 @@ export function buildUpstreamHeaders(
     const named = connectionNamed(connection);
     if (named !== null && named.size > 0) out = out.filter(([name]) => !named.has(name));
   }
-  // An HTTP/1.0 request may come without a Host: the upstream gets its own name, not an empty one.
+  return out;
+}
+
+/** The Host sent upstream. An HTTP/1.0 request may come without one: the upstream gets its
+ * own name then, not an empty one. */
+function upstreamHostValue(plan: HeaderPlan, host: string, upstreamHost: string): string {
+  return plan.preserveHost && host !== "" ? host : upstreamHost;
+}
+
+/** X-Forwarded-For/-Proto/-Host and Forwarded as the plan asks (a trusted peer's incoming
+ * values extended), minus the names `requestAdd` sets. */
+function forwardingFields(
+  plan: HeaderPlan,
+  ctx: ForwardContext,
+  inc: Incoming,
+): [string, string][] {
+  const out: [string, string][] = [];
   const host = ctx.host;
-  out.push(["host", plan.preserveHost && host !== "" ? host : upstreamHost]);
   const trusted = ctx.peerTrusted;
+  const added = plan.requestAddNames;
   if (plan.addXForwarded) {
+    const xff = inc.xff;
     out.push(["x-forwarded-for", trusted && xff ? `${xff}, ${ctx.peer}` : ctx.peer]);
-    out.push(["x-forwarded-proto", trusted && xfProto ? xfProto : ctx.proto]);
-    const forwardedHost = trusted && xfHost ? xfHost : host;
+    out.push(["x-forwarded-proto", trusted && inc.xfProto ? inc.xfProto : ctx.proto]);
+    const forwardedHost = trusted && inc.xfHost ? inc.xfHost : host;
     if (forwardedHost !== "") out.push(["x-forwarded-host", forwardedHost]);
   }
   if (plan.addForwarded) {
     let el = `for=${forwardedFor(ctx.peer)};proto=${ctx.proto}`;
     if (host !== "") el += `;host=${quoteIfNeeded(host)}`;
-    out.push(["forwarded", trusted && fwd ? `${fwd}, ${el}` : el]);
+    out.push(["forwarded", trusted && inc.fwd ? `${inc.fwd}, ${el}` : el]);
   }
-  if (plan.requestIdUpstream) out.push(["x-request-id", ctx.requestId]);
-  for (const h of plan.requestAdd) setHeader(out, h);
+  return added.size === 0 ? out : out.filter(([name]) => !added.has(name));
+}
+
+function sendsRequestId(plan: HeaderPlan): boolean {
+  return plan.requestIdUpstream && !plan.requestAddNames.has("x-request-id");
+}
+
+/**
+ * Builds the upstream request header list: the client's kept fields, then Host, the forwarding
+ * fields, X-Request-ID, the configured fields and an edge rule's (e.g. forward auth's
+ * Remote-User), each name the proxy sets appearing once.
+ */
+export function buildUpstreamHeaders(
+  src: Fields,
+  plan: HeaderPlan,
+  ctx: ForwardContext,
+  upstreamHost: string,
+  edit: EdgeUpstreamEdit | null = null,
+): [string, string][] {
+  const inc: Incoming = { xff: null, xfProto: null, xfHost: null, fwd: null };
+  const out = keptRequestFields(src, plan, edit, inc);
+  if (!plan.requestAddNames.has("host")) {
+    out.push(["host", upstreamHostValue(plan, ctx.host, upstreamHost)]);
+  }
+  out.push(...forwardingFields(plan, ctx, inc));
+  if (sendsRequestId(plan)) out.push(["x-request-id", ctx.requestId]);
+  out.push(...plan.requestAdd as [string, string][]);
   if (edit !== null) {
     for (const [name, value] of edit.addHeaders) out.push([name.toLowerCase(), value]);
   }
   return out;
+}
+
+/** The upstream request's fields: the client's as pairs, the proxy's as ready header lines. */
+export interface UpstreamFields {
+  readonly headers: [string, string][];
+  /** `name: value\r\n` lines, sent after `headers`. */
+  readonly lines: string;
+}
+
+/**
+ * The fields of {@link buildUpstreamHeaders}, in the same order, with the proxy's own rendered as
+ * header lines: the forwarding lines of a client that keeps its connection (same address, Host
+ * and scheme, no incoming forwarding values to extend) are rendered once, not per request.
+ */
+export function upstreamFields(
+  src: Fields,
+  plan: HeaderPlan,
+  ctx: ForwardContext,
+  upstreamHost: string,
+  edit: EdgeUpstreamEdit | null,
+): UpstreamFields {
+  const inc: Incoming = { xff: null, xfProto: null, xfHost: null, fwd: null };
+  const headers = keptRequestFields(src, plan, edit, inc);
+  let lines = plan.requestAddNames.has("host")
+    ? ""
+    : "host: " + upstreamHostValue(plan, ctx.host, upstreamHost) + "\r\n";
+  const cacheable = !ctx.peerTrusted ||
+    (inc.xff === null && inc.xfProto === null && inc.xfHost === null && inc.fwd === null);
+  const cache = plan.forwardLines;
+  let forwarding = cacheable ? cache.get(ctx.peer, ctx.host, ctx.proto) : null;
+  if (forwarding === null) {
+    forwarding = headerLines(forwardingFields(plan, ctx, inc));
+    if (cacheable) cache.set(ctx.peer, ctx.host, ctx.proto, forwarding);
+  }
+  lines += forwarding;
+  if (sendsRequestId(plan)) lines += "x-request-id: " + ctx.requestId + "\r\n";
+  lines += plan.requestAddLines;
+  if (edit !== null) {
+    for (const [name, value] of edit.addHeaders) {
+      lines += name.toLowerCase() + ": " + value + "\r\n";
+    }
+  }
+  return { headers, lines };
+}
+
+/** `fields` as header lines, one flat string (kept and sent often: no rope to walk each time). */
+function headerLines(fields: readonly (readonly [string, string])[]): string {
+  return fields.map(([name, value]) => name + ": " + value + "\r\n").join("");
+}
+
+/** Entries a {@link ForwardLinesCache} keeps; past it the oldest goes. */
+const FORWARD_LINES_KEPT = 1024;
+
+/**
+ * Forwarding lines by client address: a client on a kept-alive connection sends request after
+ * request with the same Host over the same scheme, and its lines come out the same every time.
+ * One entry per address (the last Host and scheme it used), at most {@link FORWARD_LINES_KEPT}.
+ */
+export class ForwardLinesCache {
+  readonly #byPeer = new Map<string, { host: string; proto: string; lines: string }>();
+
+  /** The lines stored for this client, Host and scheme, or null. */
+  get(peer: string, host: string, proto: string): string | null {
+    const e = this.#byPeer.get(peer);
+    return e !== undefined && e.host === host && e.proto === proto ? e.lines : null;
+  }
+
+  set(peer: string, host: string, proto: string, lines: string): void {
+    const m = this.#byPeer;
+    if (m.size >= FORWARD_LINES_KEPT && !m.has(peer)) m.delete(m.keys().next().value!);
+    m.set(peer, { host, proto, lines });
+  }
 }
 
 /** Replaces every entry of `list` named like `field` (names lower-case) by `field` at the end. */

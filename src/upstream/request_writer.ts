@@ -34,6 +34,7 @@ export function sendRequest(conn: Connection, req: UpstreamRequest): void {
   let h = req.method + " " + req.target + " HTTP/1.1\r\n";
   const hs = req.headers;
   for (let i = 0; i < hs.length; i++) h += hs[i][0] + ": " + hs[i][1] + "\r\n";
+  if (req.lines !== undefined) h += req.lines;
   let inline: Uint8Array | null = null;
   let rest: Uint8Array | null = null;
   let stream: BodySource | null = null;

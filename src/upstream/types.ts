@@ -16,6 +16,9 @@ export interface UpstreamRequest {
   /** Header lines to send, in order, names as given. Includes Host. Must NOT include
    *  Content-Length / Transfer-Encoding / Connection: the client sets framing itself. */
   headers: [string, string][];
+  /** More header fields as lines (`name: value\r\n` each, checked by the caller), sent after
+   * `headers`. @default "" */
+  lines?: string;
   /** null = no body. A source is read with backpressure (a client's upload passes straight
    * through); a ReadableStream is adapted to one. */
   body: BodySource | ReadableStream<Uint8Array> | Uint8Array | null;
