@@ -35,12 +35,23 @@ export function upstreamPath(route: RoutePlan, basePath: string, pathname: strin
   return basePath ? basePath + p : p;
 }
 
+/** Where an exchange stands after a failed attempt: what the retry loop goes on from. */
+interface Attempts {
+  /** Epoch ms until which `try_duration` keeps trying; 0 = off. */
+  readonly deadline: number;
+  /** Members that failed this request. */
+  readonly tried: Set<Member>;
+  count: number;
+  lastError: unknown;
+}
+
 /**
  * Runs the exchange with retries and hands its result to `then`, the next phase, whose answer
- * it resolves with (the next phase runs inside this async function, not in one of its own: a
- * promise hop less per request). Never throws unless `then` does.
+ * it resolves with. The first attempt on a live member runs in `then` callbacks, not in an
+ * async function (its frame cost ~0.5 KB per request); only a failure goes on to the retry
+ * loop. Never throws unless `then` does.
  */
-export async function exchange(
+export function exchange(
   req: HttpRequest,
   ctx: RequestContext,
   proxy: ProxyPlan,
@@ -51,16 +62,96 @@ export async function exchange(
   edit: EdgeUpstreamEdit | null,
   then: (result: ExchangeResult) => HttpResponse | Promise<HttpResponse>,
 ): Promise<HttpResponse> {
-  const method = req.method;
-  const body = req.body;
-  const group = route.group;
-  const retry = proxy.retry;
-  const deadline = retry.tryDurationMs > 0 ? Date.now() + retry.tryDurationMs : 0;
-  /** Members that failed this request: built on the first failure only. */
-  let tried: Set<Member> | undefined;
-  let attempts = 0;
-  let lastError: unknown = null;
+  const tryMs = proxy.retry.tryDurationMs;
+  const deadline = tryMs > 0 ? Date.now() + tryMs : 0;
+  const member = route.group.pick(ctx.clientIp);
+  if (member === null) {
+    const state: Attempts = { deadline, tried: new Set(), count: 0, lastError: null };
+    return retryLoop(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, then, state);
+  }
+  const lease = new MemberLease(member);
+  return attempt(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, member).then(
+    (res) => {
+      member.state.recordSuccess(false);
+      return then({ ok: true, res, lease });
+    },
+    (err) => {
+      const state: Attempts = { deadline, tried: new Set(), count: 1, lastError: null };
+      if (!failed(err, member, lease, req, proxy, state)) return then({ ok: false, error: err });
+      return retryLoop(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, then, state);
+    },
+  );
+}
 
+/** One request to `member` through the upstream client. */
+function attempt(
+  req: HttpRequest,
+  ctx: RequestContext,
+  proxy: ProxyPlan,
+  route: RoutePlan,
+  client: UpstreamClient,
+  bodyLength: number | null,
+  maxBodySize: number,
+  edit: EdgeUpstreamEdit | null,
+  member: Member,
+): Promise<UpstreamResponse> {
+  const target = member.target;
+  ctx.upstream = target.url;
+  const fields = upstreamFields(req.headers, proxy.headers, ctx, target.hostHeader, edit);
+  return client.request(target, {
+    method: req.method,
+    target: upstreamPath(route, target.basePath, ctx.pathname) + ctx.search,
+    headers: fields.headers,
+    lines: fields.lines,
+    body: req.body,
+    bodyLength,
+    maxBodyLength: maxBodySize,
+    signal: ctx.abort,
+    timeouts: proxy.timeouts,
+  });
+}
+
+/**
+ * Books a failed attempt on `member` (its lease released, a failure of the member's own
+ * counted against it) and tells whether another attempt may follow.
+ */
+function failed(
+  err: unknown,
+  member: Member,
+  lease: MemberLease,
+  req: HttpRequest,
+  proxy: ProxyPlan,
+  state: Attempts,
+): boolean {
+  lease.release();
+  state.tried.add(member);
+  state.lastError = err;
+  if (
+    err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "body_too_large" &&
+    err.kind !== "client_body" && err.kind !== "no_descriptors"
+  ) {
+    member.state.recordFailure(err.kind);
+  }
+  if (!mayRetry(err, req.method, req.body !== null)) return false;
+  const withinDuration = state.deadline > 0 && Date.now() < state.deadline;
+  return state.count <= proxy.retry.attempts || withinDuration;
+}
+
+/** The attempts after a failure (or when no member was live at first), while allowed. */
+async function retryLoop(
+  req: HttpRequest,
+  ctx: RequestContext,
+  proxy: ProxyPlan,
+  route: RoutePlan,
+  client: UpstreamClient,
+  bodyLength: number | null,
+  maxBodySize: number,
+  edit: EdgeUpstreamEdit | null,
+  then: (result: ExchangeResult) => HttpResponse | Promise<HttpResponse>,
+  state: Attempts,
+): Promise<HttpResponse> {
+  const group = route.group;
+  const { deadline, tried } = state;
   while (true) {
     let member = group.pick(ctx.clientIp, tried);
     /** Sent to a member that is not live (try_duration probe): its success revives it. */
@@ -71,52 +162,28 @@ export async function exchange(
       if (Date.now() + TRY_INTERVAL_MS > deadline) break;
       await sleep(TRY_INTERVAL_MS, ctx.abort.signal);
       if (ctx.abort.signal.aborted) break;
-      tried?.clear();
+      tried.clear();
       member = group.pick(ctx.clientIp, tried);
       if (member === null) {
-        member = group.members[attempts % group.members.length];
+        member = group.members[state.count % group.members.length];
         forcedProbe = true;
       }
     }
     if (member === null) break;
-    attempts++;
-    const target = member.target;
-    ctx.upstream = target.url;
-    const fields = upstreamFields(req.headers, proxy.headers, ctx, target.hostHeader, edit);
+    state.count++;
     const lease = new MemberLease(member);
     let res: UpstreamResponse;
     try {
-      res = await client.request(target, {
-        method,
-        target: upstreamPath(route, target.basePath, ctx.pathname) + ctx.search,
-        headers: fields.headers,
-        lines: fields.lines,
-        body,
-        bodyLength,
-        maxBodyLength: maxBodySize,
-        signal: ctx.abort,
-        timeouts: proxy.timeouts,
-      });
+      res = await attempt(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, member);
     } catch (err) {
-      lease.release();
-      (tried ??= new Set()).add(member);
-      lastError = err;
-      if (
-        err instanceof UpstreamError && err.kind !== "aborted" && err.kind !== "body_too_large" &&
-        err.kind !== "client_body" && err.kind !== "no_descriptors"
-      ) {
-        member.state.recordFailure(err.kind);
-      }
-      if (!mayRetry(err, method, body !== null)) break;
-      const withinDuration = deadline > 0 && Date.now() < deadline;
-      if (attempts > retry.attempts && !withinDuration) break;
+      if (!failed(err, member, lease, req, proxy, state)) break;
       continue;
     }
     member.state.recordSuccess(forcedProbe);
     // Not awaited: an async function returning a plain value resolves without another hop.
     return then({ ok: true, res, lease });
   }
-  return then({ ok: false, error: lastError });
+  return then({ ok: false, error: state.lastError });
 }
 
 function mayRetry(err: unknown, method: string, hasBody: boolean): boolean {
