@@ -25,6 +25,10 @@ export class ExchangeState {
   streaming = false;
   /** The final response head was received. */
   headReceived = false;
+  /** Interim (1xx) heads read so far. */
+  interimHeads = 0;
+  /** Bytes after the buffer's start already scanned for the head's end; -1: none yet. */
+  headScanned = -1;
   /** The upstream answered early with an error: stop sending the request body. */
   stopSending = false;
   /** Resolves when the send side settled (never rejects). */
@@ -50,6 +54,8 @@ export class ExchangeState {
     this.sendDone = false;
     this.streaming = false;
     this.headReceived = false;
+    this.interimHeads = 0;
+    this.headScanned = -1;
     this.stopSending = false;
     this.bodySource = null;
     this.maxBodyLength = Infinity;

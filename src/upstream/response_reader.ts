@@ -32,14 +32,36 @@ export async function readResponseHead(
   maxHead: number,
   upgrade = false,
 ): Promise<ResponseHead> {
-  let interim = 0;
-  /** Bytes after `conn.start` already scanned for the head's end; -1: none yet. */
-  let scanned = -1;
+  while (true) {
+    const head = bufferedResponseHead(conn, maxHead, upgrade);
+    if (head !== null) return head;
+    let n: number | null;
+    try {
+      n = await conn.startRead();
+    } catch (err) {
+      throw conn.readFailed(err);
+    }
+    if (!conn.afterRead(n)) throw closedBeforeHead(conn);
+  }
+}
+
+/**
+ * The final response head when it is buffered on `conn` (interim 1xx heads are skipped on the
+ * way), or null: read more, then ask again. The steps of {@link readResponseHead}, for a caller
+ * that awaits the socket itself (an async layer less per request). Throws as it does.
+ */
+export function bufferedResponseHead(
+  conn: Connection,
+  maxHead: number,
+  upgrade: boolean,
+): ResponseHead | null {
+  const ex = conn.ex;
   while (true) {
     // Usually the whole head is there at the first try: one pass parses it. Otherwise the parse
     // waits until a cheap scan of the new bytes finds the head's end (a head trickling in a byte
     // at a time is not parsed again for every byte).
     const s = conn.start;
+    const scanned = ex.headScanned;
     const head = scanned < 0 || findHeadEnd(conn.buf, s, conn.end, s + scanned) !== -1
       ? readResponseHeadIn(conn.buf, s, conn.end)
       : null;
@@ -47,24 +69,12 @@ export async function readResponseHead(
       if (conn.end - s > maxHead) throw headTooLarge(conn, maxHead);
       // Nothing buffered yet (the usual case: the request was just sent): the first read is
       // parsed at once, not scanned for the head's end first and then parsed.
-      scanned = conn.end - s > 3 ? conn.end - s - 3 : -1;
-      let n: number | null;
-      try {
-        n = await conn.startRead();
-      } catch (err) {
-        throw conn.readFailed(err);
-      }
-      if (!conn.afterRead(n)) {
-        throw new UpstreamError(
-          "closed",
-          `Cannot read response from upstream "${conn.origin}": connection closed before the response head`,
-        );
-      }
-      continue;
+      ex.headScanned = conn.end - s > 3 ? conn.end - s - 3 : -1;
+      return null;
     }
     if (head.end - conn.start > maxHead) throw headTooLarge(conn, maxHead);
     conn.start = head.end;
-    scanned = -1;
+    ex.headScanned = -1;
     if (head.status >= 200 || (upgrade && head.status === 101)) return head;
     if (head.status === 101) {
       // The client never asks for an upgrade (WebSockets have their own path): the bytes
@@ -76,7 +86,7 @@ export async function readResponseHead(
       );
     }
     // 1xx interim (100 Continue, 103 Early Hints): skip, the final response follows.
-    if (++interim > MAX_INTERIM) {
+    if (++ex.interimHeads > MAX_INTERIM) {
       throw new UpstreamError(
         "protocol",
         `Cannot read response from upstream "${conn.origin}": more than ${MAX_INTERIM} interim responses`,
@@ -84,6 +94,14 @@ export async function readResponseHead(
       );
     }
   }
+}
+
+/** What a read that meets the end of the connection before the head throws. */
+export function closedBeforeHead(conn: Connection): UpstreamError {
+  return new UpstreamError(
+    "closed",
+    `Cannot read response from upstream "${conn.origin}": connection closed before the response head`,
+  );
 }
 
 /**
