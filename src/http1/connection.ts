@@ -172,7 +172,9 @@ export class ClientConnection extends ConnectionIO {
         const body = req.body;
         let res: HttpResponse;
         try {
-          res = await opts.handler(req);
+          // An answer made at once (a cached file, a redirect) is not awaited: a promise hop less.
+          const answer = opts.handler(req);
+          res = answer instanceof Promise ? await answer : answer;
         } catch (err) {
           opts.onHandlerError?.(err);
           res = INTERNAL_ERROR;
