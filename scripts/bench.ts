@@ -42,6 +42,7 @@ import {
   measureInTurns,
   type RowTarget,
   slotSeconds,
+  WARMUP_SECONDS,
 } from "./bench/measure.ts";
 import { freePort, type Service, ServiceSet, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks } from "./bench/proc_stats.ts";
@@ -213,7 +214,9 @@ async function main(): Promise<number> {
 
   console.log(
     `bws bench: wrk -t1 -c${connections} --latency, Host: ${BENCH_HOST}, path /api/bench; ` +
-      `each proxy ${rounds} x ${slotSeconds(duration, rounds)} s, taking turns; ` +
+      `each proxy ${WARMUP_SECONDS} s of warm-up, then ${rounds} x ${
+        slotSeconds(duration, rounds)
+      } s, taking turns; ` +
       `${navigator.hardwareConcurrency} CPUs; ` +
       (pins
         ? `proxy pinned to CPU ${pins.proxy}, backend and wrk to CPU ${pins.load}`

@@ -37,7 +37,14 @@ describe("measureInTurns", () => {
           { name: "live", service, url, peakRss: true },
           { name: "dead", service, url: `http://127.0.0.1:${freePort()}/` },
         ],
-        { connections: 4, duration: 2, rounds: 2, wrk: "wrk", ticksPerSecond: await clockTicks() },
+        {
+          connections: 4,
+          duration: 2,
+          rounds: 2,
+          warmup: 1,
+          wrk: "wrk",
+          ticksPerSecond: await clockTicks(),
+        },
         (round) => seen.push(round),
       );
       expect(seen).toEqual([1, 2]);
