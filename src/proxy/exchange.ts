@@ -35,6 +35,22 @@ export function upstreamPath(route: RoutePlan, basePath: string, pathname: strin
   return basePath ? basePath + p : p;
 }
 
+/** What one exchange sends, where, and under which limits. */
+export interface ExchangeInput {
+  readonly req: HttpRequest;
+  readonly ctx: RequestContext;
+  readonly proxy: ProxyPlan;
+  readonly route: RoutePlan;
+  readonly client: UpstreamClient;
+  /** The request body's length when known (null: unknown, sent chunked). */
+  readonly bodyLength: number | null;
+  readonly maxBodySize: number;
+  /** An edge rule's changes to the upstream request. */
+  readonly edit: EdgeUpstreamEdit | null;
+  /** The next phase: its answer is the exchange's. */
+  readonly then: (result: ExchangeResult) => HttpResponse | Promise<HttpResponse>;
+}
+
 /** Where an exchange stands after a failed attempt: what the retry loop goes on from. */
 interface Attempts {
   /** Epoch ms until which `try_duration` keeps trying; 0 = off. */
@@ -46,66 +62,46 @@ interface Attempts {
 }
 
 /**
- * Runs the exchange with retries and hands its result to `then`, the next phase, whose answer
+ * Runs the exchange with retries and hands its result to `x.then`, the next phase, whose answer
  * it resolves with. The first attempt on a live member runs in `then` callbacks, not in an
  * async function (its frame cost ~0.5 KB per request); only a failure goes on to the retry
- * loop. Never throws unless `then` does.
+ * loop. Never throws unless `x.then` does.
  */
-export function exchange(
-  req: HttpRequest,
-  ctx: RequestContext,
-  proxy: ProxyPlan,
-  route: RoutePlan,
-  client: UpstreamClient,
-  bodyLength: number | null,
-  maxBodySize: number,
-  edit: EdgeUpstreamEdit | null,
-  then: (result: ExchangeResult) => HttpResponse | Promise<HttpResponse>,
-): Promise<HttpResponse> {
-  const tryMs = proxy.retry.tryDurationMs;
+export function exchange(x: ExchangeInput): Promise<HttpResponse> {
+  const tryMs = x.proxy.retry.tryDurationMs;
   const deadline = tryMs > 0 ? Date.now() + tryMs : 0;
-  const member = route.group.pick(ctx.clientIp);
+  const member = x.route.group.pick(x.ctx.clientIp);
   if (member === null) {
-    const state: Attempts = { deadline, tried: new Set(), count: 0, lastError: null };
-    return retryLoop(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, then, state);
+    return retryLoop(x, { deadline, tried: new Set(), count: 0, lastError: null });
   }
   const lease = new MemberLease(member);
-  return attempt(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, member).then(
+  return attempt(x, member).then(
     (res) => {
       member.state.recordSuccess(false);
-      return then({ ok: true, res, lease });
+      return x.then({ ok: true, res, lease });
     },
     (err) => {
       const state: Attempts = { deadline, tried: new Set(), count: 1, lastError: null };
-      if (!failed(err, member, lease, req, proxy, state)) return then({ ok: false, error: err });
-      return retryLoop(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, then, state);
+      if (!failed(x, err, member, lease, state)) return x.then({ ok: false, error: err });
+      return retryLoop(x, state);
     },
   );
 }
 
 /** One request to `member` through the upstream client. */
-function attempt(
-  req: HttpRequest,
-  ctx: RequestContext,
-  proxy: ProxyPlan,
-  route: RoutePlan,
-  client: UpstreamClient,
-  bodyLength: number | null,
-  maxBodySize: number,
-  edit: EdgeUpstreamEdit | null,
-  member: Member,
-): Promise<UpstreamResponse> {
+function attempt(x: ExchangeInput, member: Member): Promise<UpstreamResponse> {
+  const { ctx, proxy } = x;
   const target = member.target;
   ctx.upstream = target.url;
-  const fields = upstreamFields(req.headers, proxy.headers, ctx, target.hostHeader, edit);
-  return client.request(target, {
-    method: req.method,
-    target: upstreamPath(route, target.basePath, ctx.pathname) + ctx.search,
+  const fields = upstreamFields(x.req.headers, proxy.headers, ctx, target.hostHeader, x.edit);
+  return x.client.request(target, {
+    method: x.req.method,
+    target: upstreamPath(x.route, target.basePath, ctx.pathname) + ctx.search,
     headers: fields.headers,
     lines: fields.lines,
-    body: req.body,
-    bodyLength,
-    maxBodyLength: maxBodySize,
+    body: x.req.body,
+    bodyLength: x.bodyLength,
+    maxBodyLength: x.maxBodySize,
     signal: ctx.abort,
     timeouts: proxy.timeouts,
   });
@@ -116,11 +112,10 @@ function attempt(
  * counted against it) and tells whether another attempt may follow.
  */
 function failed(
+  x: ExchangeInput,
   err: unknown,
   member: Member,
   lease: MemberLease,
-  req: HttpRequest,
-  proxy: ProxyPlan,
   state: Attempts,
 ): boolean {
   lease.release();
@@ -132,25 +127,15 @@ function failed(
   ) {
     member.state.recordFailure(err.kind);
   }
-  if (!mayRetry(err, req.method, req.body !== null)) return false;
+  if (!mayRetry(err, x.req.method, x.req.body !== null)) return false;
   const withinDuration = state.deadline > 0 && Date.now() < state.deadline;
-  return state.count <= proxy.retry.attempts || withinDuration;
+  return state.count <= x.proxy.retry.attempts || withinDuration;
 }
 
 /** The attempts after a failure (or when no member was live at first), while allowed. */
-async function retryLoop(
-  req: HttpRequest,
-  ctx: RequestContext,
-  proxy: ProxyPlan,
-  route: RoutePlan,
-  client: UpstreamClient,
-  bodyLength: number | null,
-  maxBodySize: number,
-  edit: EdgeUpstreamEdit | null,
-  then: (result: ExchangeResult) => HttpResponse | Promise<HttpResponse>,
-  state: Attempts,
-): Promise<HttpResponse> {
-  const group = route.group;
+async function retryLoop(x: ExchangeInput, state: Attempts): Promise<HttpResponse> {
+  const group = x.route.group;
+  const { ctx } = x;
   const { deadline, tried } = state;
   while (true) {
     let member = group.pick(ctx.clientIp, tried);
@@ -174,16 +159,16 @@ async function retryLoop(
     const lease = new MemberLease(member);
     let res: UpstreamResponse;
     try {
-      res = await attempt(req, ctx, proxy, route, client, bodyLength, maxBodySize, edit, member);
+      res = await attempt(x, member);
     } catch (err) {
-      if (!failed(err, member, lease, req, proxy, state)) break;
+      if (!failed(x, err, member, lease, state)) break;
       continue;
     }
     member.state.recordSuccess(forcedProbe);
     // Not awaited: an async function returning a plain value resolves without another hop.
-    return then({ ok: true, res, lease });
+    return x.then({ ok: true, res, lease });
   }
-  return then({ ok: false, error: state.lastError });
+  return x.then({ ok: false, error: state.lastError });
 }
 
 function mayRetry(err: unknown, method: string, hasBody: boolean): boolean {

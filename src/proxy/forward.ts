@@ -41,20 +41,20 @@ export function forward(
   const framing = requestFraming(req, ctx, site.maxBodySize);
   if (!framing.ok) return finish(framing.response);
   const coding = site.proxyCompression?.begin(req, edit) ?? null;
-  return exchange(
+  return exchange({
     req,
     ctx,
     proxy,
     route,
     client,
-    framing.bodyLength,
-    site.maxBodySize,
-    coding === null ? edit : coding.edit,
-    (result) => {
+    bodyLength: framing.bodyLength,
+    maxBodySize: site.maxBodySize,
+    edit: coding === null ? edit : coding.edit,
+    then(result) {
       const res = clientResponse(result, ctx, site, proxy, coding);
       return res instanceof Promise ? res.then(finish) : finish(res);
     },
-  );
+  });
 }
 
 /** The client's answer for the exchange's result: the upstream's response rewritten (and

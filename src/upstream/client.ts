@@ -86,19 +86,15 @@ export class UpstreamClient {
       let head: ResponseHead | null;
       try {
         sendRequest(conn, req);
-        // readResponseHead, without its async frame (a promise hop and ~0.5 KB per request).
+        // readResponseHead, without its async frames (a promise hop and ~0.5 KB per request).
         while ((head = bufferedResponseHead(conn, this.#maxHead, false)) === null) {
-          let n: number | null;
-          try {
-            n = await conn.startRead();
-          } catch (err) {
-            throw conn.readFailed(err);
-          }
-          if (!conn.afterRead(n)) throw closedBeforeHead(conn);
+          if (!conn.afterRead(await conn.startRead())) throw closedBeforeHead(conn);
         }
       } catch (err) {
+        // A failed read becomes the recorded failure or a socket error of this upstream.
+        const failure = conn.readFailed(err);
         this.#finish(conn, false);
-        const e = exchangeError(err, conn, reused);
+        const e = exchangeError(failure, conn, reused);
         const replayable = req.body === null || req.body instanceof Uint8Array;
         if (!e.reusedConnection || !replayable || req.signal?.aborted || this.#closed) throw e;
         // A pooled connection the upstream had closed: once more on a fresh one.

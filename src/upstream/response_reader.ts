@@ -32,17 +32,11 @@ export async function readResponseHead(
   maxHead: number,
   upgrade = false,
 ): Promise<ResponseHead> {
-  while (true) {
-    const head = bufferedResponseHead(conn, maxHead, upgrade);
-    if (head !== null) return head;
-    let n: number | null;
-    try {
-      n = await conn.startRead();
-    } catch (err) {
-      throw conn.readFailed(err);
-    }
-    if (!conn.afterRead(n)) throw closedBeforeHead(conn);
+  let head: ResponseHead | null;
+  while ((head = bufferedResponseHead(conn, maxHead, upgrade)) === null) {
+    if (!(await conn.fill())) throw closedBeforeHead(conn);
   }
+  return head;
 }
 
 /**
