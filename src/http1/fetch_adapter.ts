@@ -41,12 +41,14 @@ export function authorityOf(url: string): string {
 }
 
 /**
- * A fetch Request (from Deno.serve) as bws's request. Its host is the URL's authority (HTTP/2's
+ * A fetch Request (from Deno.serve) as bws's request, `url` standing for its URL (read once by
+ * the caller, its scheme maybe corrected). Its host is the URL's authority (HTTP/2's
  * `:authority`, else its host field), never a host field that says otherwise: the caller refuses
  * those (see {@link refusedAuthority}).
  */
 export function requestFromFetch(
   req: Request,
+  url: string,
   peer: Peer,
   tls: boolean,
   version: HttpVersion,
@@ -54,7 +56,6 @@ export function requestFromFetch(
   const list: [string, string][] = [];
   req.headers.forEach((value, name) => list.push([name, value]));
   const headers = new Fields(list);
-  const url = req.url;
   const [path, query] = splitUrl(url);
   const host = authorityOf(url);
   const cl = headers.get("content-length");
@@ -96,8 +97,8 @@ export function requestFromFetch(
  * by RFC 9113 §8.3.1, and a request a front proxy checking `:authority` would let through to
  * another site than the one bws routes it to).
  */
-export function refusedAuthority(req: Request): boolean {
-  const authority = authorityOf(req.url);
+export function refusedAuthority(req: Request, url: string = req.url): boolean {
+  const authority = authorityOf(url);
   if (!isValidHostPort(authority, 0, authority.length, false)) return true;
   const field = req.headers.get("host");
   return field !== null && field.toLowerCase() !== authority.toLowerCase();
@@ -117,8 +118,9 @@ export function responseToFetch(
   completed: Promise<void> | undefined,
   stall?: StallLimit,
 ): Response {
-  const headers = new Headers();
-  for (const [name, value] of res.headers) headers.append(name, value);
+  // A list, not a Headers: Response validates a list once, a Headers as it is built and again
+  // when it copies it.
+  const headers = res.headers.slice() as [string, string][];
   const src = res.body;
   const noBody = method === "HEAD" || NO_BODY_STATUS.has(res.status);
   let body: BodyInit | null = null;
@@ -127,19 +129,25 @@ export function responseToFetch(
     if (src !== null && !(src instanceof Uint8Array)) src.cancel();
     const len = src instanceof Uint8Array ? src.length : res.length;
     if (len !== undefined && len !== null && !NO_BODY_STATUS.has(res.status)) {
-      headers.set("content-length", String(len));
+      setLength(headers, len);
     }
     settle(completed, () => done?.(0, null));
   } else if (src instanceof Uint8Array) {
     body = src as Uint8Array<ArrayBuffer>;
     settle(completed, () => done?.(src.length, null));
   } else {
-    if (res.length !== undefined && res.length !== null) {
-      headers.set("content-length", String(res.length));
-    }
+    if (res.length !== undefined && res.length !== null) setLength(headers, res.length);
     body = countingStream(src, done, stall);
   }
   return new Response(body, { status: res.status, headers });
+}
+
+/** Sets Content-Length in a header list (replacing any). */
+function setLength(headers: [string, string][], length: number): void {
+  for (let i = headers.length - 1; i >= 0; i--) {
+    if (headers[i][0].toLowerCase() === "content-length") headers.splice(i, 1);
+  }
+  headers.push(["content-length", String(length)]);
 }
 
 function settle(p: Promise<void> | undefined, fn: () => void): void {

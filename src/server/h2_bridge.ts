@@ -150,9 +150,13 @@ export class Http2Bridge {
         const entry = this.#entries.get(info.remoteAddr.port);
         if (entry === undefined) return FORBIDDEN();
         const who = entry.who;
+        const tls = who.tls;
+        // The bridge speaks cleartext HTTP/2: the scheme is the client's.
+        let url = req.url;
+        if (tls && url.charCodeAt(4) === 58) url = "https" + url.slice(4);
         // Routed on :authority: one HTTP/1.1 would refuse as a Host, or a host field naming another
         // site, is refused.
-        if (refusedAuthority(req)) {
+        if (refusedAuthority(req, url)) {
           return refuse(req, who, 400, ":authority refused, or a host field that differs from it");
         }
         const ip = who.peer.hostname;
@@ -171,16 +175,12 @@ export class Http2Bridge {
           budget?.releaseStream(ip);
         };
         info.completed.then(done, done);
-        const url = req.url;
-        const tls = who.tls;
-        const fixed = tls && url.charCodeAt(4) === 58
-          ? Object.defineProperty(req, "url", { value: "https" + url.slice(4) })
-          : req;
-        const r = requestFromFetch(fixed, who.peer, tls, "2");
+        const r = requestFromFetch(req, url, who.peer, tls, "2");
         const stall = who.sendMs && { ms: who.sendMs(), onStall: entry.close };
-        return Promise.resolve(who.handler(r)).then((res) =>
-          responseToFetch(res, req.method, info.completed, stall)
-        );
+        const answer = who.handler(r);
+        return answer instanceof Promise
+          ? answer.then((res) => responseToFetch(res, req.method, info.completed, stall))
+          : responseToFetch(answer, req.method, info.completed, stall);
       });
       server.finished.catch((err) => {
         if (this.#server === server) this.#server = null;
