@@ -329,8 +329,9 @@ export function upstreamFields(
   let lines = plan.requestAddNames.has("host")
     ? ""
     : "host: " + upstreamHostValue(plan, ctx.host, upstreamHost) + "\r\n";
-  const cacheable = !ctx.peerTrusted ||
-    (inc.xff === null && inc.xfProto === null && inc.xfHost === null && inc.fwd === null);
+  const cacheable = ctx.host.length <= FORWARD_LINES_HOST &&
+    (!ctx.peerTrusted ||
+      (inc.xff === null && inc.xfProto === null && inc.xfHost === null && inc.fwd === null));
   const cache = plan.forwardLines;
   let forwarding = cacheable ? cache.get(ctx.peer, ctx.host, ctx.proto) : null;
   if (forwarding === null) {
@@ -355,6 +356,9 @@ function headerLines(fields: readonly (readonly [string, string])[]): string {
 
 /** Entries a {@link ForwardLinesCache} keeps; past it the oldest goes. */
 const FORWARD_LINES_KEPT = 1024;
+/** The longest Host whose lines are kept (a DNS name and a port): the cache holds ~1 KB per
+ * entry at most, whatever Host values clients make up. */
+const FORWARD_LINES_HOST = 260;
 
 /**
  * Forwarding lines by client address: a client on a kept-alive connection sends request after
