@@ -42,7 +42,7 @@ import {
   measureInTurns,
   type RowTarget,
   slotSeconds,
-  WARMUP_SECONDS,
+  warmupTurns,
 } from "./bench/measure.ts";
 import { freePort, type Service, ServiceSet, tail, waitReady, which } from "./bench/process.ts";
 import { clockTicks } from "./bench/proc_stats.ts";
@@ -214,9 +214,8 @@ async function main(): Promise<number> {
 
   console.log(
     `bws bench: wrk -t1 -c${connections} --latency, Host: ${BENCH_HOST}, path /api/bench; ` +
-      `each proxy ${WARMUP_SECONDS} s of warm-up, then ${rounds} x ${
-        slotSeconds(duration, rounds)
-      } s, taking turns; ` +
+      `each proxy ${warmupTurns(duration, rounds)} warm-up and ${rounds} measured slots of ` +
+      `${slotSeconds(duration, rounds)} s, taking turns; ` +
       `${navigator.hardwareConcurrency} CPUs; ` +
       (pins
         ? `proxy pinned to CPU ${pins.proxy}, backend and wrk to CPU ${pins.load}`

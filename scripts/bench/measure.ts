@@ -13,8 +13,15 @@ import { statusBytes, treeCpuTicks } from "./proc_stats.ts";
 import { median, type Row } from "./report.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
 
-/** Seconds of warm-up per target unless {@link LoadOptions.warmup} says otherwise. */
-export const WARMUP_SECONDS = 5;
+/**
+ * Seconds of warm-up per target unless {@link LoadOptions.warmup} says otherwise. A Deno process
+ * costs more over its first seconds under load (V8 compiling and sizing its heap): a fresh bws
+ * given 2 s slots back to back cost 41.7, 35.3, 33.8, 32.9, then 27-32 µs per request (2026-12,
+ * one calm run), and with 1 s of warm-up the first measured round of bws and of the minimal Deno
+ * proxy came out 10-40 % above their next ones; nginx, HAProxy and Caddy are steady from the
+ * start.
+ */
+export const WARMUP_SECONDS = 10;
 
 /** How to load the proxies. */
 export interface LoadOptions {
@@ -24,10 +31,8 @@ export interface LoadOptions {
   /** Rounds the measured load is split into. @default 1 */
   readonly rounds?: number;
   /**
-   * Seconds of unmeasured load each target gets first. bws (V8) settles over its first
-   * seconds under load: after 1 s of warm-up its next 2 s slots cost 40.9, 36.9, then 34.6-34.9
-   * µs per request (2026-12), so a short warm-up charges start-up to the first rounds; nginx,
-   * HAProxy and Caddy are steady from the start. @default {@link WARMUP_SECONDS}
+   * Seconds of unmeasured load each target gets first, in turns of one slot each (see
+   * {@link measureInTurns}). @default {@link WARMUP_SECONDS}
    */
   readonly warmup?: number;
   /** Path of the wrk binary. */
@@ -66,10 +71,18 @@ export function slotSeconds(duration: number, rounds: number): number {
   return Math.max(1, Math.round(duration / Math.max(1, rounds)));
 }
 
+/** Unmeasured slots each target gets before the rounds: {@link WARMUP_SECONDS} in slots. */
+export function warmupTurns(duration: number, rounds: number, warmup = WARMUP_SECONDS): number {
+  return Math.ceil(Math.max(1, warmup) / slotSeconds(duration, rounds));
+}
+
 /**
- * Warms each target up (`load.warmup` seconds), then runs `load.rounds` rounds in which each target in turn
- * gets `slotSeconds` of wrk. Returns a row per target that never failed (in target order) and
- * the failures by name; `onRound` sees each round's CPU µs per request by name.
+ * Warms the targets up (`load.warmup` seconds each), then runs `load.rounds` rounds in which
+ * each target in turn gets `slotSeconds` of wrk. Returns a row per target that never failed (in
+ * target order) and the failures by name; `onRound` sees each round's CPU µs per request by name.
+ *
+ * The warm-up is given in turns of one slot too, so that no target idles longer than one round
+ * (~15 s with 8 targets) between its warm-up and its first measured slot.
  */
 export async function measureInTurns(
   targets: readonly RowTarget[],
@@ -78,7 +91,6 @@ export async function measureInTurns(
 ): Promise<{ rows: Row[]; failures: Map<string, string> }> {
   const rounds = Math.max(1, load.rounds ?? 1);
   const slot = slotSeconds(load.duration, rounds);
-  const warmup = Math.max(1, load.warmup ?? WARMUP_SECONDS);
   const wrkFor = (t: RowTarget, duration: number): Promise<WrkResult> =>
     runWrk({
       url: t.url,
@@ -98,11 +110,15 @@ export async function measureInTurns(
     p99s: [],
     roundCpu: [],
   }));
-  for (const t of tallies) {
-    try {
-      await wrkFor(t.target, warmup);
-    } catch (error) {
-      t.failed = (error as Error).message;
+  const turns = warmupTurns(load.duration, rounds, load.warmup);
+  for (let turn = 0; turn < turns; turn++) {
+    for (const t of tallies) {
+      if (t.failed) continue;
+      try {
+        await wrkFor(t.target, slot);
+      } catch (error) {
+        t.failed = (error as Error).message;
+      }
     }
   }
   for (let round = 0; round < rounds; round++) {
