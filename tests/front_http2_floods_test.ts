@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { closeQuietly, getOnce, RssPeak, spawnBws, waitServing } from "./helpers/bws_process.ts";
 import { type Backend, startEchoBackend } from "./helpers/backends.ts";
+import { proxySite } from "./helpers/bws.ts";
 import { frame, get, literal, PREFACE } from "./helpers/h2_frames.ts";
 import { freePort } from "./helpers/pebble.ts";
 
@@ -132,32 +133,20 @@ describe("HTTP/2 floods against bws", { skip: Deno.build.os !== "linux" }, () =>
     );
     bws = spawnBws(
       dir,
-      `[server.timeouts]
-send = ${SEND_S}
-# Longer than any flood here: a connection closed for silence does not count as ended by send.
-keep_alive = 120
-
+      proxySite(
+        [backend.url],
+        `
 [logging]
 level = "error"
 access_log = false
-
-[[sites]]
-name = "h2"
-hostname = "localhost"
-port = ${port}
-bind = "127.0.0.1"
-
-[sites.proxy]
-enabled = true
-
-[[sites.proxy.upstreams]]
-name = "b"
-url = "${backend.url}"
-
-[[sites.proxy.routes]]
-path = "/"
-upstream = "b"
 `,
+        undefined,
+        `[server.timeouts]
+send = ${SEND_S}
+# Longer than any flood here: a connection closed for silence does not count as ended by send.
+keep_alive = 120`,
+        port,
+      ),
     );
     await waitServing(port, "/");
     // Warm up (JIT, pools) before the memory baseline.

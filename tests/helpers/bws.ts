@@ -42,7 +42,11 @@ export async function startBws(
   };
 }
 
-/** A minimal proxy site config in TOML in front of `upstreams` (group "b"). */
+/**
+ * A minimal proxy site config in TOML in front of `upstreams` (group "b"): `server` goes into the
+ * `[server]` table, `extra` after the routes; `port` 0 (an ephemeral one) suits in-process bws,
+ * a bws subprocess needs a free port chosen by the test.
+ */
 export function proxySite(
   upstreams: (string | { url: string; weight?: number })[],
   extra = "",
@@ -52,6 +56,7 @@ path = "/"
 upstream = "b"
 `,
   server = "",
+  port = 0,
 ): string {
   return `
 [server]
@@ -61,7 +66,7 @@ ${server}
 [[sites]]
 name = "s"
 hostname = "localhost"
-port = 0
+port = ${port}
 bind = "127.0.0.1"
 
 [sites.proxy]
